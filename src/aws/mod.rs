@@ -1,0 +1,104 @@
+//! The seam to AWS: what the operator asks Parameter Store, and the real
+//! implementation behind it.
+
+pub mod classify;
+pub mod credentials;
+mod ssm;
+
+use futures::future::BoxFuture;
+
+pub use ssm::SsmParameterStore;
+
+use crate::error::SyncError;
+use crate::value::SecretValue;
+
+/// Where a read goes: reads of the same scope may share a call.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub region: String,
+}
+
+/// One parameter as Parameter Store returned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedParameter {
+    /// The name AWS returned (a name, or the ARN it was asked by).
+    pub name: String,
+    /// `:version` or `:label` when the request pinned one.
+    pub selector: Option<String>,
+    pub arn: Option<String>,
+    pub value: SecretValue,
+    pub version: i64,
+    /// `String`, `StringList` or `SecureString`.
+    pub type_: String,
+    /// RFC 3339.
+    pub last_modified: Option<String>,
+}
+
+/// The answer to one GetParameters call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParametersPage {
+    pub found: Vec<FetchedParameter>,
+    /// Names (with selectors) that do not exist.
+    pub invalid: Vec<String>,
+}
+
+/// GetParameters names per call, as AWS allows.
+pub const MAX_NAMES_PER_CALL: usize = 10;
+
+/// Reads parameters from Parameter Store.
+pub trait ParameterStore: Send + Sync + 'static {
+    /// One GetParameters call of at most [`MAX_NAMES_PER_CALL`] names
+    /// (`name`, `name:version`, `name:label` or an ARN).
+    fn get_parameters<'a>(
+        &'a self,
+        scope: &'a Scope,
+        names: &'a [String],
+        decrypt: bool,
+    ) -> BoxFuture<'a, Result<ParametersPage, SyncError>>;
+}
+
+/// SDK settings shared by every client: region, endpoint (`AWS_ENDPOINT_URL`
+/// and friends), retries and timeouts — and no credentials, which come from
+/// [`credentials::CredentialsCache`] only.
+pub async fn base_config(region: &str) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use std::time::Duration;
+
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .no_credentials()
+        .region(aws_config::Region::new(region.to_owned()))
+        // Standard mode: 3 attempts with backoff for throttling and 5xx.
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// The operator's own identity, from the standard AWS environment: IRSA when
+/// `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` are set, else the SDK's
+/// default chain.
+pub async fn operator_identity(region: &str) -> credentials::OperatorIdentity {
+    let role = std::env::var("AWS_ROLE_ARN").ok().filter(|v| !v.is_empty());
+    let token = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").filter(|v| !v.is_empty());
+    match (role, token) {
+        (Some(role_arn), Some(token_file)) => credentials::OperatorIdentity::WebIdentity {
+            role_arn,
+            token_file: token_file.into(),
+            session_name: std::env::var("AWS_ROLE_SESSION_NAME").unwrap_or_else(|_| "ssm-operator".to_owned()),
+        },
+        _ => {
+            let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                .region(aws_config::Region::new(region.to_owned()))
+                .build()
+                .await;
+            credentials::OperatorIdentity::Ambient(aws_credential_types::provider::SharedCredentialsProvider::new(chain))
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Coalescing of reads across SsmParameters.
+//!
+//! Reads that arrive within a short window and share a scope (credentials and
+//! region) and a decryption mode go out together as GetParameters calls of at
+//! most ten names. When a call fails because of one parameter (AWS does not
+//! say which), its names are asked again one by one, so that the failure is
+//! attributed to that parameter and the other SsmParameters of the batch
+//! still sync.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::aws::{FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, Scope};
+use crate::error::SyncError;
+
+/// The outcome of reading one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    Found(FetchedParameter),
+    /// The parameter does not exist.
+    Missing,
+    /// The pinned version or label does not exist, the parameter does.
+    SelectorMissing,
+    Failed(SyncError),
+}
+
+/// A read of some names, answered once the batch it joined is done.
+struct Request {
+    scope: Scope,
+    decrypt: bool,
+    names: Vec<String>,
+    reply: oneshot::Sender<HashMap<String, Fetch>>,
+}
+
+/// Coalesces reads into GetParameters calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl Batcher {
+    /// Starts the batching task; reads wait at most `window` for company.
+    pub fn start(store: Arc<dyn ParameterStore>, window: Duration) -> Self {
+        let (requests, inbox) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, window, inbox));
+        Self { requests }
+    }
+
+    /// Reads `names` (`name`, `name:version`, `name:label` or an ARN).
+    pub async fn read(&self, scope: Scope, decrypt: bool, names: Vec<String>) -> HashMap<String, Fetch> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            scope,
+            decrypt,
+            names: names.clone(),
+            reply,
+        };
+        let stopped = || {
+            let error = SyncError::AwsUnavailable {
+                detail: "the operator is shutting down".to_owned(),
+            };
+            names.iter().map(|n| (n.clone(), Fetch::Failed(error.clone()))).collect()
+        };
+        if self.requests.send(request).is_err() {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
+    }
+}
+
+async fn run(store: Arc<dyn ParameterStore>, window: Duration, mut inbox: mpsc::UnboundedReceiver<Request>) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + window;
+        loop {
+            tokio::select! {
+                next = inbox.recv() => match next {
+                    Some(request) => batch.push(request),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        tokio::spawn(serve(store.clone(), batch));
+    }
+}
+
+/// Answers every request of one batch.
+async fn serve(store: Arc<dyn ParameterStore>, batch: Vec<Request>) {
+    let mut groups: BTreeMap<(Scope, bool), BTreeSet<String>> = BTreeMap::new();
+    for request in &batch {
+        groups
+            .entry((request.scope.clone(), request.decrypt))
+            .or_default()
+            .extend(request.names.iter().cloned());
+    }
+    let answers = join_all(groups.into_iter().map(|((scope, decrypt), names)| {
+        let store = store.clone();
+        async move {
+            let names: Vec<String> = names.into_iter().collect();
+            let fetched = read_group(store.as_ref(), &scope, decrypt, &names).await;
+            ((scope, decrypt), fetched)
+        }
+    }))
+    .await;
+    let answers: HashMap<(Scope, bool), HashMap<String, Fetch>> = answers.into_iter().collect();
+    for request in batch {
+        let group = answers.get(&(request.scope.clone(), request.decrypt));
+        let reply = request
+            .names
+            .iter()
+            .filter_map(|n| Some((n.clone(), group?.get(n)?.clone())))
+            .collect();
+        // The reader may have given up waiting; nothing to do then.
+        let _ = request.reply.send(reply);
+    }
+}
+
+/// Reads every name of one scope, ten per call, then tells missing pinned
+/// versions apart from missing parameters.
+async fn read_group(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, names: &[String]) -> HashMap<String, Fetch> {
+    let chunks = join_all(names.chunks(MAX_NAMES_PER_CALL).map(|chunk| read_chunk(store, scope, decrypt, chunk))).await;
+    let mut fetched: HashMap<String, Fetch> = chunks.into_iter().flatten().collect();
+
+    let pinned_missing: Vec<(String, String)> = fetched
+        .iter()
+        .filter(|(_, f)| matches!(f, Fetch::Missing))
+        .filter_map(|(n, _)| split_selector(n).1.map(|_| (n.clone(), split_selector(n).0.to_owned())))
+        .collect();
+    if !pinned_missing.is_empty() {
+        // GetParameters reports a missing version like a missing parameter;
+        // a read of the bare names, without decryption, tells them apart.
+        let bases: BTreeSet<String> = pinned_missing.iter().map(|(_, b)| b.clone()).collect();
+        let bases: Vec<String> = bases.into_iter().collect();
+        let probes = join_all(bases.chunks(MAX_NAMES_PER_CALL).map(|c| read_chunk(store, scope, false, c))).await;
+        let probes: HashMap<String, Fetch> = probes.into_iter().flatten().collect();
+        for (name, base) in pinned_missing {
+            if matches!(probes.get(&base), Some(Fetch::Found(_))) {
+                fetched.insert(name, Fetch::SelectorMissing);
+            }
+        }
+    }
+    fetched
+}
+
+async fn read_chunk(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, chunk: &[String]) -> Vec<(String, Fetch)> {
+    match store.get_parameters(scope, chunk, decrypt).await {
+        Ok(page) => chunk
+            .iter()
+            .map(|name| {
+                let found = page.found.iter().find(|p| answers(p, name));
+                let fetch = match found {
+                    Some(p) => Fetch::Found(p.clone()),
+                    None => Fetch::Missing,
+                };
+                (name.clone(), fetch)
+            })
+            .collect(),
+        Err(error) if chunk.len() > 1 && error.concerns_one_parameter() => {
+            let singles = join_all(chunk.iter().map(|name| async move {
+                let single = std::slice::from_ref(name);
+                Box::pin(read_chunk(store, scope, decrypt, single)).await
+            }))
+            .await;
+            singles.into_iter().flatten().collect()
+        }
+        Err(error) => chunk
+            .iter()
+            .map(|name| (name.clone(), Fetch::Failed(error.clone().for_parameter(split_selector(name).0))))
+            .collect(),
+    }
+}
+
+/// Whether `p` is the answer to the request `name`.
+fn answers(p: &FetchedParameter, name: &str) -> bool {
+    let (base, selector) = split_selector(name);
+    let same_selector = p.selector.as_deref().map(|s| s.trim_start_matches(':')) == selector;
+    let same_name = p.name == base || p.arn.as_deref() == Some(base);
+    same_name && (same_selector || selector.is_none())
+}
+
+/// `name:3` → (`name`, Some(`3`)); ARNs keep their own colons.
+pub fn split_selector(name: &str) -> (&str, Option<&str>) {
+    let name_start = name.find(":parameter/").map(|i| i + ":parameter/".len()).unwrap_or(0);
+    match name[name_start..].find(':') {
+        Some(i) => (&name[..name_start + i], Some(&name[name_start + i + 1..])),
+        None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::aws::ParametersPage;
+    use crate::value::SecretValue;
+
+    /// Parameter Store with fixed contents; `denied` names fail any call
+    /// they are part of, like an undecryptable SecureString does.
+    #[derive(Default)]
+    struct FakeStore {
+        parameters: BTreeMap<String, i64>,
+        denied: BTreeSet<String>,
+        calls: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl FakeStore {
+        fn with(names: &[&str]) -> Self {
+            Self {
+                parameters: names.iter().map(|n| ((*n).to_owned(), 1)).collect(),
+                ..Self::default()
+            }
+        }
+
+        fn calls(&self) -> Vec<Vec<String>> {
+            self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }
+    }
+
+    impl ParameterStore for FakeStore {
+        fn get_parameters<'a>(
+            &'a self,
+            _: &'a Scope,
+            names: &'a [String],
+            _: bool,
+        ) -> BoxFuture<'a, Result<ParametersPage, SyncError>> {
+            async move {
+                self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(names.to_vec());
+                if let Some(denied) = names.iter().find(|n| self.denied.contains(*n)) {
+                    return Err(SyncError::KmsAccessDenied {
+                        parameter: denied.clone(),
+                        key: None,
+                        principal: None,
+                    });
+                }
+                let mut page = ParametersPage::default();
+                for name in names {
+                    let (base, selector) = split_selector(name);
+                    match self.parameters.get(base) {
+                        Some(version) if selector.is_none_or(|s| s == version.to_string()) => {
+                            page.found.push(FetchedParameter {
+                                name: base.to_owned(),
+                                selector: selector.map(|s| format!(":{s}")),
+                                arn: None,
+                                value: SecretValue::new(format!("value-of-{base}")),
+                                version: *version,
+                                type_: "SecureString".into(),
+                                last_modified: None,
+                            })
+                        }
+                        _ => page.invalid.push(name.clone()),
+                    }
+                }
+                Ok(page)
+            }
+            .boxed()
+        }
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            region: "ap-northeast-1".into(),
+        }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn reads_arriving_together_share_one_call() {
+        let store = Arc::new(FakeStore::with(&["a", "b", "c"]));
+        let batcher = Batcher::start(store.clone(), Duration::from_millis(50));
+        let (x, y) = tokio::join!(
+            batcher.read(scope(), true, names(&["a", "b"])),
+            batcher.read(scope(), true, names(&["b", "c"]))
+        );
+        assert!(matches!(x["a"], Fetch::Found(_)));
+        assert!(matches!(y["c"], Fetch::Found(_)));
+        assert_eq!(store.calls(), vec![names(&["a", "b", "c"])]);
+    }
+
+    #[tokio::test]
+    async fn calls_carry_at_most_ten_names() {
+        let all: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let store = Arc::new(FakeStore::with(&refs));
+        let batcher = Batcher::start(store.clone(), Duration::from_millis(10));
+        let fetched = batcher.read(scope(), true, all.clone()).await;
+        assert_eq!(fetched.len(), 25);
+        let sizes: Vec<usize> = store.calls().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 10, 5]);
+    }
+
+    #[tokio::test]
+    async fn one_undecryptable_parameter_fails_only_itself() {
+        let mut store = FakeStore::with(&["good", "bad"]);
+        store.denied.insert("bad".into());
+        let store = Arc::new(store);
+        let batcher = Batcher::start(store.clone(), Duration::from_millis(50));
+        let (mine, theirs) = tokio::join!(
+            batcher.read(scope(), true, names(&["bad"])),
+            batcher.read(scope(), true, names(&["good"]))
+        );
+        assert!(matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad"));
+        assert!(matches!(theirs["good"], Fetch::Found(_)));
+    }
+
+    #[tokio::test]
+    async fn missing_parameter_and_missing_version_are_told_apart() {
+        let store = Arc::new(FakeStore::with(&["present"]));
+        let batcher = Batcher::start(store, Duration::from_millis(10));
+        let fetched = batcher.read(scope(), true, names(&["absent", "present:7", "present:1"])).await;
+        assert_eq!(fetched["absent"], Fetch::Missing);
+        assert_eq!(fetched["present:7"], Fetch::SelectorMissing);
+        assert!(matches!(fetched["present:1"], Fetch::Found(_)));
+    }
+
+    #[test]
+    fn selectors_split_after_the_name_even_in_arns() {
+        assert_eq!(split_selector("db:3"), ("db", Some("3")));
+        assert_eq!(split_selector("/a/b:prod"), ("/a/b", Some("prod")));
+        assert_eq!(
+            split_selector("arn:aws:ssm:us-east-1:111122223333:parameter/a:2"),
+            ("arn:aws:ssm:us-east-1:111122223333:parameter/a", Some("2"))
+        );
+        assert_eq!(
+            split_selector("arn:aws:ssm:us-east-1:111122223333:parameter/a"),
+            ("arn:aws:ssm:us-east-1:111122223333:parameter/a", None)
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line. Every flag can also be set by an environment variable.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "ssm-operator", version, about = "Keeps Kubernetes Secrets in sync with AWS SSM Parameter Store")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator.
+    Run(RunArgs),
+    /// Print the SsmParameter CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Region of parameters whose SsmParameter names none.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: String,
+
+    /// Namespaces to watch, comma-separated; empty watches every namespace.
+    #[arg(long, env = "SSM_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
+    /// How long a read waits for others to share its GetParameters call.
+    #[arg(long, env = "SSM_OPERATOR_BATCH_WINDOW", default_value = "50ms", value_parser = parse_millis)]
+    pub batch_window: Duration,
+
+    /// Log format.
+    #[arg(long, env = "SSM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `ssm_operator=debug,kube=info`.
+    #[arg(long, env = "SSM_OPERATOR_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    let millis = text.strip_suffix("ms").unwrap_or(text);
+    millis
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{text:?} is not a duration in milliseconds such as 50ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_parse() {
+        let cli = Cli::parse_from([
+            "ssm-operator",
+            "run",
+            "--region",
+            "ap-northeast-1",
+            "--watch-namespaces",
+            "a,b",
+            "--batch-window",
+            "20ms",
+            "--log-format",
+            "text",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.region, "ap-northeast-1");
+        assert_eq!(args.watch_namespaces, vec!["a", "b"]);
+        assert_eq!(args.batch_window, Duration::from_millis(20));
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+}

@@ -1,0 +1,117 @@
+//! Wiring of the controller: watches, triggers, shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, future::join_all};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::api::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::batch::Batcher;
+use crate::crd::{FORCE_SYNC_ANNOTATION, SsmParameter};
+use crate::reconcile::{self, Context, ReconcileError};
+use crate::schedule::Schedule;
+use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION};
+
+/// How the controller runs.
+pub struct Settings {
+    pub default_region: String,
+    /// Empty: every namespace.
+    pub watch_namespaces: Vec<String>,
+    pub batch_window: Duration,
+}
+
+/// Runs until `shutdown` resolves, then finishes the reconciles in flight.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    store: Arc<dyn crate::aws::ParameterStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ctx = Arc::new(Context {
+        batcher: Batcher::start(store, settings.batch_window),
+        default_region: settings.default_region,
+        recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
+        schedule: Schedule::default(),
+        client: client.clone(),
+    });
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // One controller per watched scope: a reflector store holds one list.
+    let scopes: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.watch_namespaces.into_iter().map(Some).collect()
+    };
+    join_all(scopes.into_iter().map(|namespace| {
+        let shutdown = shutdown.clone();
+        controller(client.clone(), namespace, ctx.clone())
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "reconcile did not complete");
+                }
+            })
+    }))
+    .await;
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn controller(client: Client, namespace: Option<String>, _ctx: Arc<Context>) -> Controller<SsmParameter> {
+    let ns = namespace.as_deref();
+    let (reader, writer) = reflector::store();
+    // Status writes and other metadata noise do not trigger a reconcile;
+    // a new generation or a new force-sync value does.
+    let parameters = watcher(api::<SsmParameter>(&client, ns), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_force_sync, Default::default());
+    // Owned Secrets by metadata only, label-selected: the operator never
+    // caches Secret data, and an edited or deleted Secret is repaired at once.
+    let secrets = watcher(
+        api::<PartialObjectMeta<Secret>>(&client, ns),
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+    )
+    .default_backoff()
+    .touched_objects();
+    Controller::for_stream(parameters, reader).watches_stream(secrets, |secret| {
+        let owner = secret.annotations().get(OWNER_ANNOTATION).cloned();
+        let namespace = secret.namespace();
+        owner.map(|name| {
+            let object = ObjectRef::<SsmParameter>::new(&name);
+            match namespace {
+                Some(ns) => object.within(&ns),
+                None => object,
+            }
+        })
+    })
+}
+
+fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    obj.metadata.generation.hash(&mut hasher);
+    obj.annotations().get(FORCE_SYNC_ANNOTATION).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+fn error_policy(obj: Arc<SsmParameter>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, namespace = obj.namespace(), name = obj.name_any(), "reconcile failed; retrying");
+    Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj)))
+}

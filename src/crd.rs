@@ -1,0 +1,276 @@
+//! The `SsmParameter` API, `ssm-operator.io/v1alpha1`.
+//!
+//! The doc comments here are what `kubectl explain` shows; the schema
+//! attributes and CEL rules are what the API server enforces at `kubectl
+//! apply`, so malformed input never reaches the operator.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Annotation whose every new value makes the operator read AWS now.
+pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
+
+/// Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store.
+///
+/// The operator reads the named parameters (decrypting SecureStrings with its
+/// AWS identity) and writes them, one key each, into a Secret of the same
+/// namespace. Its conditions say exactly why when AWS refuses, never a value.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ssm-operator.io",
+    version = "v1alpha1",
+    kind = "SsmParameter",
+    plural = "ssmparameters",
+    shortname = "ssmp",
+    namespaced,
+    status = "SsmParameterStatus",
+    doc = "Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store parameters.",
+    printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "True, or the reason the Secret is not ready",
+        json_path = ".status.ready"
+    ),
+    printcolumn(
+        name = "Synced",
+        type_ = "string",
+        description = "Reason of the latest read from AWS",
+        json_path = ".status.conditions[?(@.type==\"Synced\")].reason"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SsmParameterSpec {
+    /// AWS region of the parameters (SSM and KMS are regional). Defaults to
+    /// the operator's region. A parameter named by ARN uses the ARN's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    pub region: Option<String>,
+
+    /// The parameters to read; each becomes one key of the Secret.
+    #[schemars(length(min = 1, max = 100))]
+    #[x_kube(validation = kube::core::Rule::new(
+        "self.all(p, self.exists_one(q, (has(q.key) ? q.key : q.name.substring(q.name.lastIndexOf('/') + 1)) == (has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1))))"
+    ).message("every parameter must map to a distinct Secret key (set key to tell two apart)"))]
+    pub parameters: Vec<ParameterRef>,
+
+    /// The Secret to write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<SecretTarget>,
+
+    /// How often to read AWS again: a duration such as `30s`, `15m`, `1h`
+    /// or `1h30m`, with ±10% jitter; `0` reads only when the spec changes.
+    /// The minimum is `10s`. Default `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0|([0-9]+(h|m|s))+)$"), length(max = 32))]
+    #[x_kube(validation = kube::core::Rule::new("self == '0' || duration(self) >= duration('10s')")
+        .message("refreshInterval must be 0 or at least 10s"))]
+    pub refresh_interval: Option<String>,
+}
+
+/// One parameter of Parameter Store and the Secret key it fills.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.version) && has(self.label))")
+    .message("version and label are mutually exclusive"))]
+pub struct ParameterRef {
+    /// Parameter name (`prd-db-pass`, `/prd/db/pass`) or full ARN
+    /// (`arn:aws:ssm:<region>:<account>:parameter/<name>`), e.g. a parameter
+    /// shared from another account.
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/)?[a-zA-Z0-9_.\-/]*[a-zA-Z0-9_.\-]$")
+    )]
+    pub name: String,
+
+    /// Secret data key. Default: the last path segment of `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: Option<String>,
+
+    /// Pin a version of the parameter. Default: the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub version: Option<i64>,
+
+    /// Pin a label of the parameter (exclusive with `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[a-zA-Z._-][a-zA-Z0-9._-]*$"))]
+    pub label: Option<String>,
+
+    /// Decrypt a SecureString (default `true`). `false` stores the value
+    /// exactly as AWS returns it without decryption, for applications that
+    /// decrypt with KMS themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decrypt: Option<bool>,
+}
+
+/// The Secret the operator writes, always in the SsmParameter's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTarget {
+    /// Secret name. Default: the SsmParameter's name. There is no namespace
+    /// field on purpose: the Secret lives next to the SsmParameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: Option<String>,
+
+    /// Secret type. Default `Opaque`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<SecretType>,
+
+    /// Labels copied onto the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+
+    /// Annotations copied onto the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The Secret types the operator may write. Service account tokens and
+/// bootstrap tokens are refused on purpose: they grant cluster access.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecretType {
+    #[default]
+    Opaque,
+    #[serde(rename = "kubernetes.io/basic-auth")]
+    BasicAuth,
+    #[serde(rename = "kubernetes.io/ssh-auth")]
+    SshAuth,
+    #[serde(rename = "kubernetes.io/tls")]
+    Tls,
+    #[serde(rename = "kubernetes.io/dockerconfigjson")]
+    DockerConfigJson,
+}
+
+impl SecretType {
+    /// The Secret's `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "Opaque",
+            Self::BasicAuth => "kubernetes.io/basic-auth",
+            Self::SshAuth => "kubernetes.io/ssh-auth",
+            Self::Tls => "kubernetes.io/tls",
+            Self::DockerConfigJson => "kubernetes.io/dockerconfigjson",
+        }
+    }
+}
+
+/// What the operator observed and did.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SsmParameterStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The Secret the operator writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// `True` when the Ready condition is True, otherwise its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+
+    /// `Ready`: the Secret exists and holds every key the spec asks for.
+    /// `Synced`: the latest read from AWS and write of the Secret succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// What the Secret holds now, one entry per key (never the values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<ParameterStatus>,
+}
+
+/// One parameter as it is in the Secret now.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParameterStatus {
+    /// The parameter's name as the spec gives it.
+    pub name: String,
+    /// The Secret key it fills.
+    pub key: String,
+    /// The parameter version in the Secret.
+    pub version: i64,
+    /// `String`, `StringList` or `SecureString`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The KMS key of a SecureString, when AWS reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// When the parameter last changed in AWS (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl ParameterRef {
+    /// The Secret key this parameter fills.
+    pub fn secret_key(&self) -> &str {
+        match &self.key {
+            Some(key) => key,
+            None => self.name.rsplit('/').next().unwrap_or(&self.name),
+        }
+    }
+
+    /// Whether to decrypt a SecureString.
+    pub fn decrypts(&self) -> bool {
+        self.decrypt.unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parameter(name: &str) -> ParameterRef {
+        ParameterRef {
+            name: name.into(),
+            key: None,
+            version: None,
+            label: None,
+            decrypt: None,
+        }
+    }
+
+    #[test]
+    fn secret_key_defaults_to_last_path_segment() {
+        assert_eq!(parameter("prd-db-pass").secret_key(), "prd-db-pass");
+        assert_eq!(parameter("/prd/db/pass").secret_key(), "pass");
+        assert_eq!(
+            parameter("arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/db/pass").secret_key(),
+            "pass"
+        );
+    }
+
+    #[test]
+    fn explicit_key_wins() {
+        let mut p = parameter("/prd/db/pass");
+        p.key = Some("password".into());
+        assert_eq!(p.secret_key(), "password");
+    }
+
+    #[test]
+    fn decrypt_defaults_to_true() {
+        assert!(parameter("x").decrypts());
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    /// `crds/` is what users apply; it must be what the types generate.
+    #[test]
+    fn committed_crd_matches_the_rust_types() {
+        let committed = include_str!("../crds/ssmparameters.ssm-operator.io.yaml");
+        let generated = crate::crd_yaml().unwrap();
+        assert!(
+            committed == generated,
+            "crds/ssmparameters.ssm-operator.io.yaml is stale: run `make crd`"
+        );
+    }
+}

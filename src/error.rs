@@ -1,0 +1,298 @@
+//! Why a sync failed: one variant per condition reason of the API contract.
+//!
+//! Messages name the parameter, the KMS key and the role when known, and are
+//! built from those parts only — never from raw AWS text that could carry a
+//! request id, and never from a value — so the same failure always produces
+//! the same message and a failing refresh does not rewrite status.
+
+use std::fmt;
+
+/// The condition reasons of the `Synced` and `Ready` conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Synced,
+    Stale,
+    KmsAccessDenied,
+    KmsKeyDisabled,
+    KmsKeyPendingDeletion,
+    KmsKeyNotFound,
+    SsmAccessDenied,
+    ParameterNotFound,
+    ParameterVersionNotFound,
+    Throttled,
+    AwsUnavailable,
+    WebIdentityDenied,
+    WebIdentityTokenExpired,
+    WebIdentityInvalid,
+    AssumeRoleDenied,
+    ServiceAccountNotFound,
+    RoleNotAllowed,
+    SecretConflict,
+    SecretTooLarge,
+    InvalidSpec,
+}
+
+impl Reason {
+    /// The PascalCase reason string of the API contract.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "Synced",
+            Self::Stale => "Stale",
+            Self::KmsAccessDenied => "KmsAccessDenied",
+            Self::KmsKeyDisabled => "KmsKeyDisabled",
+            Self::KmsKeyPendingDeletion => "KmsKeyPendingDeletion",
+            Self::KmsKeyNotFound => "KmsKeyNotFound",
+            Self::SsmAccessDenied => "SsmAccessDenied",
+            Self::ParameterNotFound => "ParameterNotFound",
+            Self::ParameterVersionNotFound => "ParameterVersionNotFound",
+            Self::Throttled => "Throttled",
+            Self::AwsUnavailable => "AwsUnavailable",
+            Self::WebIdentityDenied => "WebIdentityDenied",
+            Self::WebIdentityTokenExpired => "WebIdentityTokenExpired",
+            Self::WebIdentityInvalid => "WebIdentityInvalid",
+            Self::AssumeRoleDenied => "AssumeRoleDenied",
+            Self::ServiceAccountNotFound => "ServiceAccountNotFound",
+            Self::RoleNotAllowed => "RoleNotAllowed",
+            Self::SecretConflict => "SecretConflict",
+            Self::SecretTooLarge => "SecretTooLarge",
+            Self::InvalidSpec => "InvalidSpec",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How soon trying again can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// A passing fault: retry with exponential backoff.
+    Soon,
+    /// Someone must change something in AWS: look again at the next refresh.
+    AtRefresh,
+    /// Only a change of the SsmParameter can help.
+    OnSpecChange,
+}
+
+/// Why a sync did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error("kms:Decrypt denied for parameter {parameter}{} to {}; grant kms:Decrypt on the key", key_part(.key), principal_part(.principal))]
+    KmsAccessDenied {
+        parameter: String,
+        key: Option<String>,
+        principal: Option<String>,
+    },
+    #[error("KMS key{} of parameter {parameter} is disabled; enable the key", key_part(.key))]
+    KmsKeyDisabled {
+        parameter: String,
+        key: Option<String>,
+    },
+    #[error("KMS key{} of parameter {parameter} is pending deletion; cancel the deletion or re-encrypt the parameter with another key", key_part(.key))]
+    KmsKeyPendingDeletion {
+        parameter: String,
+        key: Option<String>,
+    },
+    #[error("KMS key{} of parameter {parameter} does not exist; re-encrypt the parameter with an existing key", key_part(.key))]
+    KmsKeyNotFound {
+        parameter: String,
+        key: Option<String>,
+    },
+    #[error("{action} denied for parameter {parameter} to {}; grant {action} on the parameter", principal_part(.principal))]
+    SsmAccessDenied {
+        parameter: String,
+        action: String,
+        principal: Option<String>,
+    },
+    #[error("parameter {} not found", .parameters.join(", "))]
+    ParameterNotFound { parameters: Vec<String> },
+    #[error("parameter {parameter} has no {selector}")]
+    ParameterVersionNotFound { parameter: String, selector: String },
+    #[error("AWS throttled {operation} after retries; will retry with backoff")]
+    Throttled { operation: String },
+    #[error("AWS unavailable: {detail}")]
+    AwsUnavailable { detail: String },
+    #[error("sts:AssumeRoleWithWebIdentity denied for role {role}; the role's trust policy must allow this ServiceAccount's token (sub and aud)")]
+    WebIdentityDenied { role: String },
+    #[error("the web identity token for role {role} has expired")]
+    WebIdentityTokenExpired { role: String },
+    #[error("the web identity token for role {role} was refused: {detail}")]
+    WebIdentityInvalid { role: String, detail: String },
+    #[error("sts:AssumeRole denied for role {role} to {}", principal_part(.principal))]
+    AssumeRoleDenied {
+        role: String,
+        principal: Option<String>,
+    },
+    #[error("{detail}")]
+    ServiceAccountNotFound { detail: String },
+    #[error("role {role} is not allowed in namespace {namespace}")]
+    RoleNotAllowed { role: String, namespace: String },
+    #[error("Secret {secret} exists and is not managed by this SsmParameter; nothing was written")]
+    SecretConflict { secret: String },
+    #[error("Secret {secret} would hold {bytes} bytes, over the 1 MiB limit; nothing was written")]
+    SecretTooLarge { secret: String, bytes: usize },
+    #[error("{detail}")]
+    InvalidSpec { detail: String },
+}
+
+fn key_part(key: &Option<String>) -> String {
+    key.as_ref().map(|k| format!(" (key {k})")).unwrap_or_default()
+}
+
+fn principal_part(principal: &Option<String>) -> String {
+    match principal {
+        Some(p) => format!("role {p}"),
+        None => "the operator's role".to_owned(),
+    }
+}
+
+/// Condition messages are capped by the API contract.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
+impl SyncError {
+    /// The condition reason of this failure.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::KmsAccessDenied { .. } => Reason::KmsAccessDenied,
+            Self::KmsKeyDisabled { .. } => Reason::KmsKeyDisabled,
+            Self::KmsKeyPendingDeletion { .. } => Reason::KmsKeyPendingDeletion,
+            Self::KmsKeyNotFound { .. } => Reason::KmsKeyNotFound,
+            Self::SsmAccessDenied { .. } => Reason::SsmAccessDenied,
+            Self::ParameterNotFound { .. } => Reason::ParameterNotFound,
+            Self::ParameterVersionNotFound { .. } => Reason::ParameterVersionNotFound,
+            Self::Throttled { .. } => Reason::Throttled,
+            Self::AwsUnavailable { .. } => Reason::AwsUnavailable,
+            Self::WebIdentityDenied { .. } => Reason::WebIdentityDenied,
+            Self::WebIdentityTokenExpired { .. } => Reason::WebIdentityTokenExpired,
+            Self::WebIdentityInvalid { .. } => Reason::WebIdentityInvalid,
+            Self::AssumeRoleDenied { .. } => Reason::AssumeRoleDenied,
+            Self::ServiceAccountNotFound { .. } => Reason::ServiceAccountNotFound,
+            Self::RoleNotAllowed { .. } => Reason::RoleNotAllowed,
+            Self::SecretConflict { .. } => Reason::SecretConflict,
+            Self::SecretTooLarge { .. } => Reason::SecretTooLarge,
+            Self::InvalidSpec { .. } => Reason::InvalidSpec,
+        }
+    }
+
+    /// How soon trying again can help.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Throttled { .. } | Self::AwsUnavailable { .. } => Retry::Soon,
+            Self::InvalidSpec { .. } | Self::RoleNotAllowed { .. } => Retry::OnSpecChange,
+            _ => Retry::AtRefresh,
+        }
+    }
+
+    /// The condition message: bounded, stable for the same failure.
+    pub fn message(&self) -> String {
+        truncate(self.to_string(), MAX_MESSAGE_CHARS)
+    }
+
+    /// Whether this failure concerns one parameter rather than the whole read,
+    /// so that a batch it failed is worth retrying name by name.
+    pub fn concerns_one_parameter(&self) -> bool {
+        matches!(
+            self,
+            Self::KmsAccessDenied { .. }
+                | Self::KmsKeyDisabled { .. }
+                | Self::KmsKeyPendingDeletion { .. }
+                | Self::KmsKeyNotFound { .. }
+                | Self::SsmAccessDenied { .. }
+                | Self::ParameterNotFound { .. }
+                | Self::ParameterVersionNotFound { .. }
+                | Self::InvalidSpec { .. }
+        )
+    }
+
+    /// The same failure, attributed to `parameter` (the batch it came from
+    /// could not say which parameter failed).
+    pub fn for_parameter(self, name: &str) -> Self {
+        let name = name.to_owned();
+        match self {
+            Self::KmsAccessDenied { key, principal, .. } => Self::KmsAccessDenied {
+                parameter: name,
+                key,
+                principal,
+            },
+            Self::KmsKeyDisabled { key, .. } => Self::KmsKeyDisabled {
+                parameter: name,
+                key,
+            },
+            Self::KmsKeyPendingDeletion { key, .. } => Self::KmsKeyPendingDeletion {
+                parameter: name,
+                key,
+            },
+            Self::KmsKeyNotFound { key, .. } => Self::KmsKeyNotFound {
+                parameter: name,
+                key,
+            },
+            Self::SsmAccessDenied {
+                action, principal, ..
+            } => Self::SsmAccessDenied {
+                parameter: name,
+                action,
+                principal,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` characters, on a character boundary.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_access_denied_message_names_parameter_key_and_role() {
+        let err = SyncError::KmsAccessDenied {
+            parameter: "prd-db-pass".into(),
+            key: Some("arn:aws:kms:ap-northeast-1:111122223333:key/k1".into()),
+            principal: Some("arn:aws:sts::111122223333:assumed-role/op/ssm-operator".into()),
+        };
+        assert_eq!(
+            err.message(),
+            "kms:Decrypt denied for parameter prd-db-pass (key arn:aws:kms:ap-northeast-1:111122223333:key/k1) \
+             to role arn:aws:sts::111122223333:assumed-role/op/ssm-operator; grant kms:Decrypt on the key"
+        );
+        assert_eq!(err.reason(), Reason::KmsAccessDenied);
+    }
+
+    #[test]
+    fn messages_are_capped_at_512_characters() {
+        let err = SyncError::ParameterNotFound {
+            parameters: vec!["p".repeat(400), "q".repeat(400)],
+        };
+        assert_eq!(err.message().chars().count(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn transient_failures_retry_soon_and_spec_errors_wait_for_a_change() {
+        let throttled = SyncError::Throttled {
+            operation: "GetParameters".into(),
+        };
+        assert_eq!(throttled.retry(), Retry::Soon);
+        let invalid = SyncError::InvalidSpec { detail: "x".into() };
+        assert_eq!(invalid.retry(), Retry::OnSpecChange);
+    }
+
+    #[test]
+    fn batch_failure_is_attributed_to_one_parameter() {
+        let err = SyncError::KmsKeyDisabled {
+            parameter: "a".into(),
+            key: None,
+        }
+        .for_parameter("b");
+        assert!(err.message().contains("parameter b"));
+    }
+}

@@ -1,0 +1,74 @@
+//! ssm-operator keeps Kubernetes Secrets in sync with AWS Systems Manager
+//! Parameter Store, and says exactly why in status when AWS refuses.
+//!
+//! The path of one `SsmParameter`: [`plan`] (what the spec asks) → [`batch`]
+//! (reads coalesced into GetParameters calls through [`aws`]) → [`secret`]
+//! (the desired Secret, pure) → server-side apply → [`status`] (pure) and
+//! Events. [`reconcile`] is that pipeline; [`controller`] wires it to the
+//! API server.
+
+pub mod aws;
+pub mod batch;
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod plan;
+pub mod reconcile;
+pub mod schedule;
+pub mod secret;
+pub mod status;
+pub mod telemetry;
+pub mod value;
+
+use std::sync::Arc;
+
+use kube::CustomResourceExt;
+
+/// The CustomResourceDefinition, as YAML.
+pub fn crd_yaml() -> anyhow::Result<String> {
+    Ok(serde_yaml::to_string(&crd::SsmParameter::crd())?)
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let base = aws::base_config(&args.region).await;
+    let identity = aws::operator_identity(&args.region).await;
+    let credentials = Arc::new(aws::credentials::CredentialsCache::new(
+        identity,
+        aws_sdk_sts::Client::new(&base),
+    ));
+    let store = Arc::new(aws::SsmParameterStore::new(base, credentials));
+    tracing::info!(region = %args.region, namespaces = ?args.watch_namespaces, "starting");
+    let settings = controller::Settings {
+        default_region: args.region,
+        watch_namespaces: args.watch_namespaces,
+        batch_window: args.batch_window,
+    };
+    controller::run(client, settings, store, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down; finishing reconciles in flight");
+}

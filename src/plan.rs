@@ -1,0 +1,185 @@
+//! What one SsmParameter asks for, worked out from its spec alone (pure).
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+
+use crate::aws::Scope;
+use crate::crd::{ParameterRef, SecretType, SsmParameter};
+use crate::error::SyncError;
+
+/// Refresh interval when the spec names none.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
+
+/// One parameter to read and the Secret key it fills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The name as the spec gives it.
+    pub name: String,
+    pub key: String,
+    /// What GetParameters is asked: `name`, `name:version` or `name:label`.
+    pub request: String,
+    pub scope: Scope,
+    pub decrypt: bool,
+}
+
+/// The work of one reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub secret_name: String,
+    pub secret_type: SecretType,
+    pub entries: Vec<Entry>,
+    /// `None`: read only when the spec changes.
+    pub refresh: Option<Duration>,
+}
+
+impl Plan {
+    /// The plan of `obj`; parameters without a region use `default_region`.
+    pub fn of(obj: &SsmParameter, default_region: &str) -> Result<Self, SyncError> {
+        let spec = &obj.spec;
+        let region = spec.region.as_deref().unwrap_or(default_region);
+        let target = spec.target.clone().unwrap_or_default();
+        let entries = spec.parameters.iter().map(|p| entry(p, region)).collect();
+        let refresh = match spec.refresh_interval.as_deref() {
+            None => Some(DEFAULT_REFRESH),
+            Some(text) => parse_interval(text)?,
+        };
+        Ok(Self {
+            secret_name: target.name.unwrap_or_else(|| obj.name_any()),
+            secret_type: target.type_.unwrap_or_default(),
+            entries,
+            refresh,
+        })
+    }
+
+    /// Every Secret key the spec asks for.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.key.as_str())
+    }
+}
+
+fn entry(p: &ParameterRef, default_region: &str) -> Entry {
+    let selector = match (&p.version, &p.label) {
+        (Some(version), _) => format!(":{version}"),
+        (None, Some(label)) => format!(":{label}"),
+        (None, None) => String::new(),
+    };
+    Entry {
+        name: p.name.clone(),
+        key: p.secret_key().to_owned(),
+        request: format!("{}{selector}", p.name),
+        scope: Scope {
+            region: arn_region(&p.name).unwrap_or(default_region).to_owned(),
+        },
+        decrypt: p.decrypts(),
+    }
+}
+
+/// The region of a parameter ARN: `arn:aws:ssm:<region>:<account>:parameter/…`.
+fn arn_region(name: &str) -> Option<&str> {
+    let mut parts = name.strip_prefix("arn:")?.split(':');
+    let (_partition, service, region) = (parts.next()?, parts.next()?, parts.next()?);
+    (service == "ssm" && !region.is_empty()).then_some(region)
+}
+
+/// `0` → never; `1h30m`, `45s` … → that long. The schema already limits the
+/// syntax; this is the operator's own check for anything that slips by.
+pub fn parse_interval(text: &str) -> Result<Option<Duration>, SyncError> {
+    let invalid = || SyncError::InvalidSpec {
+        detail: format!("refreshInterval {text:?} is not a duration such as 30s, 15m or 1h"),
+    };
+    if text == "0" {
+        return Ok(None);
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(invalid()),
+        };
+        let n: u64 = digits.parse().map_err(|_| invalid())?;
+        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(invalid)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total < 10 {
+        return Err(invalid());
+    }
+    Ok(Some(Duration::from_secs(total)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SsmParameterSpec;
+
+    fn param(name: &str) -> ParameterRef {
+        ParameterRef {
+            name: name.into(),
+            key: None,
+            version: None,
+            label: None,
+            decrypt: None,
+        }
+    }
+
+    fn object(parameters: Vec<ParameterRef>) -> SsmParameter {
+        SsmParameter::new(
+            "db-credentials",
+            SsmParameterSpec {
+                region: None,
+                parameters,
+                target: None,
+                refresh_interval: None,
+            },
+        )
+    }
+
+    #[test]
+    fn secret_defaults_to_the_objects_name_and_opaque() {
+        let plan = Plan::of(&object(vec![param("prd-db-pass")]), "ap-northeast-1").unwrap();
+        assert_eq!(plan.secret_name, "db-credentials");
+        assert_eq!(plan.secret_type, SecretType::Opaque);
+        assert_eq!(plan.refresh, Some(DEFAULT_REFRESH));
+    }
+
+    #[test]
+    fn version_and_label_pins_become_selectors() {
+        let mut v = param("/a/b");
+        v.version = Some(3);
+        let mut l = param("c");
+        l.label = Some("prod".into());
+        let plan = Plan::of(&object(vec![v, l]), "eu-west-1").unwrap();
+        assert_eq!(plan.entries[0].request, "/a/b:3");
+        assert_eq!(plan.entries[0].key, "b");
+        assert_eq!(plan.entries[1].request, "c:prod");
+    }
+
+    #[test]
+    fn an_arns_region_wins_over_the_default() {
+        let plan = Plan::of(
+            &object(vec![param("arn:aws:ssm:us-west-2:111122223333:parameter/x"), param("y")]),
+            "ap-northeast-1",
+        )
+        .unwrap();
+        assert_eq!(plan.entries[0].scope.region, "us-west-2");
+        assert_eq!(plan.entries[1].scope.region, "ap-northeast-1");
+    }
+
+    #[test]
+    fn intervals_parse_like_the_schema_says() {
+        assert_eq!(parse_interval("0").unwrap(), None);
+        assert_eq!(parse_interval("1h30m").unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_interval("10s").unwrap(), Some(Duration::from_secs(10)));
+        assert!(parse_interval("9s").is_err());
+        assert!(parse_interval("5").is_err());
+        assert!(parse_interval("1d").is_err());
+        assert!(parse_interval("").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! When each SsmParameter is due to read AWS again.
+//!
+//! A reconcile can be triggered by many things — the refresh timer, a spec
+//! change, the force-sync annotation, an edit of the Secret, or the operator's
+//! own write of the Secret. Only the first four warrant a read from AWS; the
+//! schedule remembers the last good sync so that the others cost nothing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::crd::SsmParameter;
+
+/// What a good sync was based on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncBasis {
+    pub generation: Option<i64>,
+    /// Value of the force-sync annotation.
+    pub force_sync: Option<String>,
+    /// `resourceVersion` of the Secret as the sync left it.
+    pub secret_version: Option<String>,
+}
+
+struct Entry {
+    basis: SyncBasis,
+    next_due: Option<Instant>,
+}
+
+/// Per-object memory of good syncs and failed attempts.
+#[derive(Default)]
+pub struct Schedule {
+    synced: Mutex<HashMap<ObjectRef<SsmParameter>, Entry>>,
+    failures: Mutex<HashMap<ObjectRef<SsmParameter>, u32>>,
+}
+
+/// First retry after a passing failure, doubled each time up to the cap.
+const BACKOFF_START: Duration = Duration::from_secs(2);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+impl Schedule {
+    /// `None` when AWS must be read now; otherwise how long until it must.
+    pub fn wait_for(&self, object: &ObjectRef<SsmParameter>, basis: &SyncBasis) -> Option<Option<Duration>> {
+        let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = synced.get(object).filter(|e| &e.basis == basis)?;
+        match entry.next_due {
+            None => Some(None),
+            Some(due) => {
+                let left = due.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then_some(Some(left))
+            }
+        }
+    }
+
+    /// Records a good sync; returns the jittered wait until the next refresh.
+    pub fn synced(&self, object: ObjectRef<SsmParameter>, basis: SyncBasis, refresh: Option<Duration>) -> Option<Duration> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&object);
+        let wait = refresh.map(jitter);
+        let entry = Entry {
+            basis,
+            next_due: wait.map(|w| Instant::now() + w),
+        };
+        self.synced.lock().unwrap_or_else(|p| p.into_inner()).insert(object, entry);
+        wait
+    }
+
+    /// Records a failed sync; returns the wait before the next attempt of a
+    /// passing failure (exponential, jittered).
+    pub fn failed(&self, object: ObjectRef<SsmParameter>) -> Duration {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner()).remove(&object);
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let attempts = failures.entry(object).or_insert(0);
+        let wait = BACKOFF_START.saturating_mul(2u32.saturating_pow(*attempts)).min(BACKOFF_CAP);
+        *attempts = attempts.saturating_add(1);
+        jitter(wait)
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&self, object: &ObjectRef<SsmParameter>) {
+        self.synced.lock().unwrap_or_else(|p| p.into_inner()).remove(object);
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(object);
+    }
+}
+
+/// ±10%, so that objects created together (or an operator restart) do not
+/// refresh in lockstep.
+pub fn jitter(interval: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.9..=1.1);
+    interval.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object() -> ObjectRef<SsmParameter> {
+        ObjectRef::new("db").within("payments")
+    }
+
+    fn basis(generation: i64) -> SyncBasis {
+        SyncBasis {
+            generation: Some(generation),
+            force_sync: None,
+            secret_version: Some("41".into()),
+        }
+    }
+
+    #[test]
+    fn an_unknown_object_is_due_now() {
+        assert_eq!(Schedule::default().wait_for(&object(), &basis(1)), None);
+    }
+
+    #[tokio::test]
+    async fn after_a_good_sync_the_same_basis_waits_for_the_refresh() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(60)));
+        let wait = schedule.wait_for(&object(), &basis(1)).flatten().unwrap();
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(66));
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_force_sync_or_edited_secret_is_due_now() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(60)));
+        assert_eq!(schedule.wait_for(&object(), &basis(2)), None);
+        let mut forced = basis(1);
+        forced.force_sync = Some("now".into());
+        assert_eq!(schedule.wait_for(&object(), &forced), None);
+        let mut edited = basis(1);
+        edited.secret_version = Some("42".into());
+        assert_eq!(schedule.wait_for(&object(), &edited), None);
+    }
+
+    #[tokio::test]
+    async fn refresh_zero_waits_for_a_change_only() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), None);
+        assert_eq!(schedule.wait_for(&object(), &basis(1)), Some(None));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let schedule = Schedule::default();
+        let waits: Vec<Duration> = (0..12).map(|_| schedule.failed(object())).collect();
+        assert!(waits[0] <= Duration::from_millis(2200));
+        assert!(waits[3] >= Duration::from_millis(14400) && waits[3] <= Duration::from_millis(17600));
+        assert!(waits[11] <= Duration::from_secs(330));
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let j = jitter(Duration::from_secs(100));
+            assert!(j >= Duration::from_secs(90) && j <= Duration::from_secs(110));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests on a real control plane and the AWS emulator.
+//! Each test gets its own namespace, AWS resources and operator process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admission;
+mod redaction;
+mod seed;
+mod support;

@@ -1,0 +1,105 @@
+//! AWS as an administrator sets it up, and the emulator's control endpoints.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use aws_credential_types::Credentials;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::env::{EnvInfo, REGION};
+
+async fn admin_config(info: &EnvInfo) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(&info.aws_endpoint)
+        .credentials_provider(Credentials::new("AKIDADMINISTRATOR", "administrator", None, None, "tests"))
+        .load()
+        .await
+}
+
+pub async fn admin_iam(info: &EnvInfo) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&admin_config(info).await)
+}
+
+pub async fn admin_kms(info: &EnvInfo) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&admin_config(info).await)
+}
+
+pub async fn admin_ssm(info: &EnvInfo) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&admin_config(info).await)
+}
+
+/// An IAM policy document allowing `actions` on `resources`.
+pub fn allow(actions: &[&str], resources: &[String]) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": resources }],
+    })
+}
+
+/// One row of the emulator's counters.
+#[derive(Debug, Deserialize)]
+pub struct Counter {
+    pub action: String,
+    pub caller: String,
+    pub outcome: String,
+    pub count: u64,
+}
+
+/// The emulator's call counters.
+#[derive(Debug, Deserialize)]
+pub struct Counters {
+    pub counters: Vec<Counter>,
+}
+
+impl Counters {
+    /// Calls of `action` by `caller` (a role ARN), any outcome.
+    pub fn calls(&self, action: &str, caller: &str) -> u64 {
+        self.counters
+            .iter()
+            .filter(|c| c.action == action && c.caller == caller)
+            .map(|c| c.count)
+            .sum()
+    }
+
+    /// Calls of `action` by `caller` per outcome.
+    pub fn outcomes(&self, action: &str, caller: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for c in self.counters.iter().filter(|c| c.action == action && c.caller == caller) {
+            *out.entry(c.outcome.clone()).or_default() += c.count;
+        }
+        out
+    }
+}
+
+pub async fn counters(info: &EnvInfo) -> anyhow::Result<Counters> {
+    let body = control(info, "GET", "/_fidelity/counters", None).await?;
+    serde_json::from_str(&body).context("parsing the emulator's counters")
+}
+
+/// Makes the next `count` calls of `action` fail with `kind`
+/// (`throttle`, `unavailable` or `hang`).
+pub async fn inject_fault(info: &EnvInfo, action: &str, kind: &str, count: u32) -> anyhow::Result<()> {
+    let body = json!({ "action": action, "kind": kind, "count": count });
+    control(info, "POST", "/_fidelity/faults", Some(body)).await.map(drop)
+}
+
+/// A plain HTTP/1.1 request to the emulator's control endpoints.
+async fn control(info: &EnvInfo, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<String> {
+    let authority = info.aws_endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority).await?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP answer")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"), "{method} {path}: {head}");
+    Ok(body.to_owned())
+}

@@ -1,0 +1,146 @@
+//! The shared test environment: a real control plane and the AWS emulator,
+//! started once per test binary by `testenv/env.py` and stopped by it when
+//! this process exits (its stdin closes).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, CustomResourceExt};
+use serde::Deserialize;
+use ssm_operator::crd::SsmParameter;
+use tokio::sync::OnceCell;
+
+pub const REGION: &str = "ap-northeast-1";
+pub const ACCOUNT: &str = "123456789012";
+
+/// What the supervisor reports once everything is ready.
+#[derive(Debug, Deserialize)]
+pub struct EnvInfo {
+    pub kubeconfig: PathBuf,
+    pub apiserver: String,
+    pub ca_file: PathBuf,
+    pub aws_endpoint: String,
+    pub oidc_issuer: String,
+    pub workdir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Report {
+    Ready(EnvInfo),
+    Failed { error: String },
+}
+
+static ENV: OnceCell<EnvInfo> = OnceCell::const_new();
+// Held for the life of the process: its stdin is the supervisor's lifeline.
+static SUPERVISOR: Mutex<Option<Child>> = Mutex::new(None);
+
+/// The environment, started on first use.
+pub async fn shared() -> &'static EnvInfo {
+    match ENV.get_or_try_init(start).await {
+        Ok(env) => env,
+        Err(error) => panic!("the test environment could not start: {error:#}"),
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("SSM_OPERATOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_default();
+        Path::new(&home).join(".cache/ssm-operator")
+    })
+}
+
+/// The venv python written by `testenv/setup.sh` into `$CACHE/env.sh`.
+fn python() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SSM_OPERATOR_TESTENV_PYTHON") {
+        return Ok(p.into());
+    }
+    let env_sh = cache().join("env.sh");
+    let text = std::fs::read_to_string(&env_sh).with_context(|| {
+        format!(
+            "{} is missing: the test environment is not set up; run `make testenv` (or `make test`) first",
+            env_sh.display()
+        )
+    })?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export SSM_OPERATOR_TESTENV_PYTHON="))
+        .map(|v| PathBuf::from(v.trim_matches(['"', '\''])))
+        .next()
+        .with_context(|| format!("{} names no SSM_OPERATOR_TESTENV_PYTHON", env_sh.display()))
+}
+
+async fn start() -> anyhow::Result<EnvInfo> {
+    let info = tokio::task::spawn_blocking(start_supervisor).await??;
+    let client = admin_client(&info).await?;
+    install_crd(&client).await?;
+    register_oidc_provider(&info).await?;
+    Ok(info)
+}
+
+fn start_supervisor() -> anyhow::Result<EnvInfo> {
+    let workdir = tempfile::Builder::new().prefix("ssm-operator-e2e-").tempdir()?.keep();
+    let mut child = Command::new(python()?)
+        .arg(repo().join("testenv/env.py"))
+        .arg("--workdir")
+        .arg(&workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting testenv/env.py")?;
+    let stdout = child.stdout.take().context("supervisor stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    *SUPERVISOR.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+    match serde_json::from_str::<Report>(&line) {
+        Ok(Report::Ready(info)) => Ok(info),
+        Ok(Report::Failed { error }) => bail!("{error}"),
+        Err(_) => bail!("testenv/env.py said {line:?} instead of its JSON report (see its stderr above)"),
+    }
+}
+
+/// A client with the administrator's kubeconfig, for this test's runtime.
+pub async fn admin_client(info: &EnvInfo) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(&info.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = SsmParameter::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.patch(&name, &PatchParams::apply("ssm-operator-tests").force(), &Patch::Apply(&crd))
+        .await?;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        await_condition(crds, &name, conditions::is_crd_established()),
+    )
+    .await
+    .context("the CRD was not established within 30 s")??;
+    Ok(())
+}
+
+async fn register_oidc_provider(info: &EnvInfo) -> anyhow::Result<()> {
+    let iam = super::aws::admin_iam(info).await;
+    let url = info.oidc_issuer.clone();
+    iam.create_open_id_connect_provider()
+        .url(url)
+        .client_id_list("sts.amazonaws.com")
+        .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
+        .send()
+        .await
+        .context("registering the cluster's OIDC issuer in IAM")?;
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! One test's world: a namespace, AWS resources named after the test, and an
+//! operator process that runs as a Pod would — with a ServiceAccount token
+//! for the API server and an IRSA token for AWS.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use ssm_operator::crd::{SsmParameter, SsmParameterStatus};
+
+use super::aws::{admin_iam, admin_kms, admin_ssm};
+use super::env::{ACCOUNT, EnvInfo, REGION, admin_client, shared};
+
+/// How long anything the operator should do "within seconds" may take.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it yields a value or `deadline` passes.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > until {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub struct Scenario {
+    pub env: &'static EnvInfo,
+    pub kube: Client,
+    pub iam: aws_sdk_iam::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    /// Unique per test; prefixes every name it creates.
+    pub id: String,
+    pub namespace: String,
+    operator: Option<Operator>,
+}
+
+/// The operator process; killed when dropped.
+pub struct Operator {
+    child: tokio::process::Child,
+    pub log: PathBuf,
+    pub role_arn: String,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Scenario {
+    pub async fn new(test: &str) -> Self {
+        let env = shared().await;
+        let kube = admin_client(env).await.expect("admin client");
+        let suffix: u32 = rand_suffix();
+        let id = format!("{}-{suffix:05}", test.replace('_', "-").chars().take(40).collect::<String>());
+        let namespace = id.clone();
+        let namespaces: Api<Namespace> = Api::all(kube.clone());
+        namespaces
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap())
+            .await
+            .expect("create namespace");
+        Self {
+            iam: admin_iam(env).await,
+            kms: admin_kms(env).await,
+            ssm: admin_ssm(env).await,
+            env,
+            kube,
+            id,
+            namespace,
+            operator: None,
+        }
+    }
+
+    /// A customer-managed KMS key; returns its ARN.
+    pub async fn create_key(&self) -> String {
+        let key = self.kms.create_key().description(&self.id).send().await.expect("create key");
+        key.key_metadata.and_then(|m| m.arn).expect("key arn")
+    }
+
+    /// A SecureString encrypted with `key`; `name` is prefixed with the test id.
+    pub async fn put_secure_string(&self, name: &str, value: &str, key: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .key_id(key)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+
+    pub fn parameter_arn(&self, name: &str) -> String {
+        format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}", name.trim_start_matches('/'))
+    }
+
+    /// An IAM role the operator's ServiceAccount may assume (IRSA), with
+    /// `policy` inline; returns its ARN.
+    pub async fn create_operator_role(&self, policy: &Value) -> String {
+        self.create_role_trusting(&format!("system:serviceaccount:{}:ssm-operator", self.namespace), policy)
+            .await
+    }
+
+    /// An IAM role whose trust policy admits the token subject `sub`.
+    pub async fn create_role_trusting(&self, sub: &str, policy: &Value) -> String {
+        let issuer = self.env.oidc_issuer.trim_start_matches("https://");
+        let trust = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": { "Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}") },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": { "StringEquals": {
+                    format!("{issuer}:sub"): sub,
+                    format!("{issuer}:aud"): "sts.amazonaws.com",
+                }},
+            }],
+        });
+        let name = format!("{}-op", self.id).chars().take(64).collect::<String>();
+        let role = self
+            .iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("create role");
+        self.put_role_policy(&name, policy).await;
+        role.role.map(|r| r.arn).expect("role arn")
+    }
+
+    pub async fn put_role_policy(&self, role_name: &str, policy: &Value) {
+        self.iam
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name("read")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .expect("put role policy");
+    }
+
+    /// Starts the operator as the ServiceAccount `ssm-operator` of this
+    /// namespace, assuming `role_arn` through IRSA.
+    pub async fn start_operator(&mut self, role_arn: &str) {
+        let dir = tempfile::Builder::new().prefix(&self.id).tempdir().unwrap().keep();
+        let sa = "ssm-operator";
+        self.grant_operator_rbac(sa).await;
+        let aws_token = self.token_for(sa, "sts.amazonaws.com").await;
+        let aws_token_file = dir.join("aws-token");
+        std::fs::write(&aws_token_file, aws_token).unwrap();
+        let kube_token = self.token_for(sa, "").await;
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            json!({
+                "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+                "clusters": [{"name": "test", "cluster": {"server": self.env.apiserver, "certificate-authority": self.env.ca_file}}],
+                "users": [{"name": sa, "user": {"token": kube_token}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "test", "user": sa}}],
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let log = dir.join("operator.log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssm-operator"))
+            .args(["run", "--watch-namespaces", &self.namespace, "--log-format", "json"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &self.env.aws_endpoint)
+            .env("AWS_ROLE_ARN", role_arn)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &aws_token_file)
+            .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the operator");
+        self.operator = Some(Operator {
+            child,
+            log,
+            role_arn: role_arn.to_owned(),
+        });
+    }
+
+    pub fn operator(&self) -> &Operator {
+        self.operator.as_ref().expect("the operator was started")
+    }
+
+    /// Everything the operator logged so far.
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(&self.operator().log).unwrap_or_default()
+    }
+
+    async fn grant_operator_rbac(&self, sa: &str) {
+        let sas: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), &self.namespace);
+        sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap())
+            .await
+            .expect("create service account");
+        let roles: Api<ClusterRole> = Api::all(self.kube.clone());
+        let role: ClusterRole = serde_json::from_value(json!({
+            "metadata": {"name": "ssm-operator-tests"},
+            "rules": [
+                {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"], "verbs": ["get", "patch", "update"]},
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            ],
+        }))
+        .unwrap();
+        roles
+            .patch("ssm-operator-tests", &PatchParams::apply("tests").force(), &Patch::Apply(&role))
+            .await
+            .expect("cluster role");
+        let bindings: Api<ClusterRoleBinding> = Api::all(self.kube.clone());
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": format!("ssm-operator-{}", self.namespace)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ssm-operator-tests"},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": self.namespace}],
+        }))
+        .unwrap();
+        bindings.create(&PostParams::default(), &binding).await.expect("binding");
+    }
+
+    /// A token for ServiceAccount `sa` with `audience` ("" = the API server's).
+    pub async fn token_for(&self, sa: &str, audience: &str) -> String {
+        let sas: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), &self.namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: if audience.is_empty() { vec![] } else { vec![audience.to_owned()] },
+                expiration_seconds: Some(3600),
+                bound_object_ref: None,
+            },
+            ..TokenRequest::default()
+        };
+        let token: TokenRequest = sas
+            .create_subresource("token", sa, &PostParams::default(), &request)
+            .await
+            .expect("token request");
+        token.status.expect("token status").token
+    }
+
+    pub fn ssm_parameters(&self) -> Api<SsmParameter> {
+        Api::namespaced(self.kube.clone(), &self.namespace)
+    }
+
+    pub fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.kube.clone(), &self.namespace)
+    }
+
+    /// Creates an SsmParameter from a manifest (YAML or JSON).
+    pub async fn apply(&self, manifest: &str) -> SsmParameter {
+        let obj: SsmParameter = serde_yaml::from_str(manifest).expect("manifest");
+        self.ssm_parameters()
+            .patch(&obj.name_any(), &PatchParams::apply("tests").force(), &Patch::Apply(&obj))
+            .await
+            .expect("apply SsmParameter")
+    }
+
+    pub async fn status(&self, name: &str) -> Option<SsmParameterStatus> {
+        self.ssm_parameters().get(name).await.ok()?.status
+    }
+
+    /// Waits until condition `type_` of `name` has `status` and `reason`.
+    pub async fn wait_for_condition(&self, name: &str, type_: &str, status: &str, reason: &str) -> SsmParameterStatus {
+        eventually(&format!("{name}: {type_}={status} ({reason})"), DEADLINE, || async {
+            let s = self.status(name).await?;
+            let c = s.conditions.iter().find(|c| c.type_ == type_)?;
+            (c.status == status && c.reason == reason).then_some(s)
+        })
+        .await
+    }
+
+    /// The value of `key` in Secret `name`, as text.
+    pub async fn secret_value(&self, name: &str, key: &str) -> Option<String> {
+        let secret = self.secrets().get_opt(name).await.ok()??;
+        let bytes = secret.data?.get(key)?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
+    /// Makes the operator read AWS now.
+    pub async fn force_sync(&self, name: &str) {
+        let value = format!("{:?}", std::time::SystemTime::now());
+        let patch = json!({"metadata": {"annotations": {"ssm-operator.io/force-sync": value}}});
+        self.ssm_parameters()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("force sync");
+    }
+
+    /// Events about the SsmParameter `name`.
+    pub async fn events(&self, name: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.kube.clone(), &self.namespace);
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    }
+
+    /// Deletes the namespace (and so everything in it).
+    pub async fn cleanup(self) {
+        let namespaces: Api<Namespace> = Api::all(self.kube.clone());
+        let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(std::time::SystemTime::now()) % 100_000) as u32
+}
+
+/// Runs `kubectl` against the environment as the administrator.
+pub fn kubectl(env: &EnvInfo, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("kubectl must be installed")
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
