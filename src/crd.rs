@@ -54,7 +54,7 @@ pub struct SsmParameterSpec {
     /// The parameters to read; each becomes one key of the Secret.
     #[schemars(length(min = 1, max = 100))]
     #[x_kube(validation = kube::core::Rule::new(
-        "self.all(p, self.exists_one(q, (has(q.key) ? q.key : q.name.substring(q.name.lastIndexOf('/') + 1)) == (has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1))))"
+        "self.map(p, has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1)).distinct().size() == self.size()"
     ).message("every parameter must map to a distinct Secret key (set key to tell two apart)"))]
     pub parameters: Vec<ParameterRef>,
 
@@ -82,7 +82,7 @@ pub struct ParameterRef {
     /// (`arn:aws:ssm:<region>:<account>:parameter/<name>`), e.g. a parameter
     /// shared from another account.
     #[schemars(
-        length(min = 1, max = 2048),
+        length(min = 1, max = 1100),
         regex(pattern = r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/)?[a-zA-Z0-9_.\-/]*[a-zA-Z0-9_.\-]$")
     )]
     pub name: String,

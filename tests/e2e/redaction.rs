@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::support::aws::allow;
-use crate::support::{Scenario, kubectl};
+use crate::support::{Scenario, key_id, kubectl};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_value_appears_in_no_log_status_or_event() {
@@ -46,10 +46,10 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     s.wait_for_condition("canary", "Synced", "False", "SsmAccessDenied").await;
     // Key disabled.
     s.put_role_policy(&role_name, &good).await;
-    s.kms.disable_key().key_id(&key).send().await.unwrap();
+    s.kms.disable_key().key_id(key_id(&key)).send().await.unwrap();
     s.force_sync("canary").await;
     s.wait_for_condition("canary", "Synced", "False", "KmsKeyDisabled").await;
-    s.kms.enable_key().key_id(&key).send().await.unwrap();
+    s.kms.enable_key().key_id(key_id(&key)).send().await.unwrap();
     // A Secret that is not ours: SecretConflict after a successful read.
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "foreign"}, "stringData": {"x": "y"}});
     kubectl(s.env, &["apply", "-n", &s.namespace, "-f", "-"], Some(&foreign.to_string()));

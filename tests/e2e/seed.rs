@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::support::aws::{allow, counters};
-use crate::support::{DEADLINE, Scenario, eventually, kubectl};
+use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
 const VALUE: &str = "PASSWORD";
 
@@ -188,7 +188,7 @@ async fn key_policy_deny_is_kms_access_denied() {
     });
     s.kms
         .put_key_policy()
-        .key_id(&seed.key)
+        .key_id(key_id(&seed.key))
         .policy_name("default")
         .policy(policy.to_string())
         .send()
@@ -206,14 +206,14 @@ async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
     let seed = Seed::start("key-disabled").await;
     let s = &seed.s;
     s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.kms.disable_key().key_id(&seed.key).send().await.unwrap();
+    s.kms.disable_key().key_id(key_id(&seed.key)).send().await.unwrap();
     s.force_sync("db-credentials").await;
     let status = s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyDisabled").await;
     assert!(condition(&status, "Synced").message.contains(&seed.key));
     assert_eq!(condition(&status, "Ready").reason, "Stale");
     assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
 
-    s.kms.enable_key().key_id(&seed.key).send().await.unwrap();
+    s.kms.enable_key().key_id(key_id(&seed.key)).send().await.unwrap();
     s.force_sync("db-credentials").await;
     s.wait_for_condition("db-credentials", "Synced", "True", "Synced").await;
     seed.s.cleanup().await;
@@ -224,7 +224,7 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
     let seed = Seed::start("key-pending-deletion").await;
     let s = &seed.s;
     s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.kms.schedule_key_deletion().key_id(&seed.key).pending_window_in_days(7).send().await.unwrap();
+    s.kms.schedule_key_deletion().key_id(key_id(&seed.key)).pending_window_in_days(7).send().await.unwrap();
     s.force_sync("db-credentials").await;
     s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyPendingDeletion").await;
     assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
@@ -247,7 +247,7 @@ async fn deleted_parameter_is_parameter_not_found_and_secret_retained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn role_without_ssm_read_is_ssm_access_denied_and_first_sync_writes_no_secret() {
-    let mut s = Scenario::new("ssm-denied").await;
+    let mut s = Scenario::new("no-ssm-read").await;
     let key = s.create_key().await;
     let parameter = format!("{}-prd-db-pass", s.id);
     s.put_secure_string(&parameter, VALUE, &key).await;
@@ -346,7 +346,8 @@ async fn deleting_the_ssm_parameter_deletes_its_secret() {
     let s = &seed.s;
     s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
     s.ssm_parameters().delete("db-credentials", &Default::default()).await.unwrap();
-    eventually("garbage collection of the Secret", DEADLINE, || async {
+    // The garbage collector learns of a new CRD by rediscovery, every 30 s.
+    eventually("garbage collection of the Secret", Duration::from_secs(90), || async {
         s.secrets().get_opt("db-credentials").await.unwrap().is_none().then_some(())
     })
     .await;
