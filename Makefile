@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 
 ## demo: run the seed scenario against a local control plane and AWS emulator
 demo: testenv
-	cargo run --quiet --example demo
+	cargo build --quiet --bin ssm-operator --example demo
+	"$(CARGO_TARGET_DIR)/debug/examples/demo"
 
 ## test: lint, then every test (unit, emulator, integration)
 test: testenv lint

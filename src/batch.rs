@@ -52,7 +52,12 @@ impl Batcher {
     }
 
     /// Reads `names` (`name`, `name:version`, `name:label` or an ARN).
-    pub async fn read(&self, scope: Scope, decrypt: bool, names: Vec<String>) -> HashMap<String, Fetch> {
+    pub async fn read(
+        &self,
+        scope: Scope,
+        decrypt: bool,
+        names: Vec<String>,
+    ) -> HashMap<String, Fetch> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             scope,
@@ -64,7 +69,10 @@ impl Batcher {
             let error = SyncError::AwsUnavailable {
                 detail: "the operator is shutting down".to_owned(),
             };
-            names.iter().map(|n| (n.clone(), Fetch::Failed(error.clone()))).collect()
+            names
+                .iter()
+                .map(|n| (n.clone(), Fetch::Failed(error.clone())))
+                .collect()
         };
         if self.requests.send(request).is_err() {
             return stopped();
@@ -73,7 +81,11 @@ impl Batcher {
     }
 }
 
-async fn run(store: Arc<dyn ParameterStore>, window: Duration, mut inbox: mpsc::UnboundedReceiver<Request>) {
+async fn run(
+    store: Arc<dyn ParameterStore>,
+    window: Duration,
+    mut inbox: mpsc::UnboundedReceiver<Request>,
+) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + window;
@@ -123,21 +135,40 @@ async fn serve(store: Arc<dyn ParameterStore>, batch: Vec<Request>) {
 
 /// Reads every name of one scope, ten per call, then tells missing pinned
 /// versions apart from missing parameters.
-async fn read_group(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, names: &[String]) -> HashMap<String, Fetch> {
-    let chunks = join_all(names.chunks(MAX_NAMES_PER_CALL).map(|chunk| read_chunk(store, scope, decrypt, chunk))).await;
+async fn read_group(
+    store: &dyn ParameterStore,
+    scope: &Scope,
+    decrypt: bool,
+    names: &[String],
+) -> HashMap<String, Fetch> {
+    let chunks = join_all(
+        names
+            .chunks(MAX_NAMES_PER_CALL)
+            .map(|chunk| read_chunk(store, scope, decrypt, chunk)),
+    )
+    .await;
     let mut fetched: HashMap<String, Fetch> = chunks.into_iter().flatten().collect();
 
     let pinned_missing: Vec<(String, String)> = fetched
         .iter()
         .filter(|(_, f)| matches!(f, Fetch::Missing))
-        .filter_map(|(n, _)| split_selector(n).1.map(|_| (n.clone(), split_selector(n).0.to_owned())))
+        .filter_map(|(n, _)| {
+            split_selector(n)
+                .1
+                .map(|_| (n.clone(), split_selector(n).0.to_owned()))
+        })
         .collect();
     if !pinned_missing.is_empty() {
         // GetParameters reports a missing version like a missing parameter;
         // a read of the bare names, without decryption, tells them apart.
         let bases: BTreeSet<String> = pinned_missing.iter().map(|(_, b)| b.clone()).collect();
         let bases: Vec<String> = bases.into_iter().collect();
-        let probes = join_all(bases.chunks(MAX_NAMES_PER_CALL).map(|c| read_chunk(store, scope, false, c))).await;
+        let probes = join_all(
+            bases
+                .chunks(MAX_NAMES_PER_CALL)
+                .map(|c| read_chunk(store, scope, false, c)),
+        )
+        .await;
         let probes: HashMap<String, Fetch> = probes.into_iter().flatten().collect();
         for (name, base) in pinned_missing {
             if matches!(probes.get(&base), Some(Fetch::Found(_))) {
@@ -148,7 +179,12 @@ async fn read_group(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, na
     fetched
 }
 
-async fn read_chunk(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, chunk: &[String]) -> Vec<(String, Fetch)> {
+async fn read_chunk(
+    store: &dyn ParameterStore,
+    scope: &Scope,
+    decrypt: bool,
+    chunk: &[String],
+) -> Vec<(String, Fetch)> {
     match store.get_parameters(scope, chunk, decrypt).await {
         Ok(page) => chunk
             .iter()
@@ -171,7 +207,12 @@ async fn read_chunk(store: &dyn ParameterStore, scope: &Scope, decrypt: bool, ch
         }
         Err(error) => chunk
             .iter()
-            .map(|name| (name.clone(), Fetch::Failed(error.clone().for_parameter(split_selector(name).0))))
+            .map(|name| {
+                (
+                    name.clone(),
+                    Fetch::Failed(error.clone().for_parameter(split_selector(name).0)),
+                )
+            })
             .collect(),
     }
 }
@@ -186,7 +227,10 @@ fn answers(p: &FetchedParameter, name: &str) -> bool {
 
 /// `name:3` → (`name`, Some(`3`)); ARNs keep their own colons.
 pub fn split_selector(name: &str) -> (&str, Option<&str>) {
-    let name_start = name.find(":parameter/").map(|i| i + ":parameter/".len()).unwrap_or(0);
+    let name_start = name
+        .find(":parameter/")
+        .map(|i| i + ":parameter/".len())
+        .unwrap_or(0);
     match name[name_start..].find(':') {
         Some(i) => (&name[..name_start + i], Some(&name[name_start + i + 1..])),
         None => (name, None),
@@ -234,7 +278,10 @@ mod tests {
             _: bool,
         ) -> BoxFuture<'a, Result<ParametersPage, SyncError>> {
             async move {
-                self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(names.to_vec());
+                self.calls
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(names.to_vec());
                 if let Some(denied) = names.iter().find(|n| self.denied.contains(*n)) {
                     return Err(SyncError::KmsAccessDenied {
                         parameter: denied.clone(),
@@ -311,7 +358,9 @@ mod tests {
             batcher.read(scope(), true, names(&["bad"])),
             batcher.read(scope(), true, names(&["good"]))
         );
-        assert!(matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad"));
+        assert!(
+            matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad")
+        );
         assert!(matches!(theirs["good"], Fetch::Found(_)));
     }
 
@@ -319,7 +368,9 @@ mod tests {
     async fn missing_parameter_and_missing_version_are_told_apart() {
         let store = Arc::new(FakeStore::with(&["present"]));
         let batcher = Batcher::start(store, Duration::from_millis(10));
-        let fetched = batcher.read(scope(), true, names(&["absent", "present:7", "present:1"])).await;
+        let fetched = batcher
+            .read(scope(), true, names(&["absent", "present:7", "present:1"]))
+            .await;
         assert_eq!(fetched["absent"], Fetch::Missing);
         assert_eq!(fetched["present:7"], Fetch::SelectorMissing);
         assert!(matches!(fetched["present:1"], Fetch::Found(_)));

@@ -5,7 +5,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "ssm-operator", version, about = "Keeps Kubernetes Secrets in sync with AWS SSM Parameter Store")]
+#[command(
+    name = "ssm-operator",
+    version,
+    about = "Keeps Kubernetes Secrets in sync with AWS SSM Parameter Store"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

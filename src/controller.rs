@@ -6,10 +6,10 @@ use std::time::Duration;
 use futures::{StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::api::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
@@ -72,16 +72,23 @@ where
     }
 }
 
-fn controller(client: Client, namespace: Option<String>, _ctx: Arc<Context>) -> Controller<SsmParameter> {
+fn controller(
+    client: Client,
+    namespace: Option<String>,
+    _ctx: Arc<Context>,
+) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
     // Status writes and other metadata noise do not trigger a reconcile;
     // a new generation or a new force-sync value does.
-    let parameters = watcher(api::<SsmParameter>(&client, ns), watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_force_sync, Default::default());
+    let parameters = watcher(
+        api::<SsmParameter>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(spec_or_force_sync, Default::default());
     // Owned Secrets by metadata only, label-selected: the operator never
     // caches Secret data, and an edited or deleted Secret is repaired at once.
     let secrets = watcher(
@@ -107,7 +114,9 @@ fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     obj.metadata.generation.hash(&mut hasher);
-    obj.annotations().get(FORCE_SYNC_ANNOTATION).hash(&mut hasher);
+    obj.annotations()
+        .get(FORCE_SYNC_ANNOTATION)
+        .hash(&mut hasher);
     Some(hasher.finish())
 }
 

@@ -28,20 +28,10 @@ pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
     namespaced,
     status = "SsmParameterStatus",
     doc = "Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store parameters.",
-    printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        description = "True, or the reason the Secret is not ready",
-        json_path = ".status.ready"
-    ),
-    printcolumn(
-        name = "Synced",
-        type_ = "string",
-        description = "Reason of the latest read from AWS",
-        json_path = ".status.conditions[?(@.type==\"Synced\")].reason"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Secret", "type": "string", "jsonPath": ".status.secretName"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "description": "True, or the reason the Secret is not ready", "jsonPath": ".status.ready"}"#,
+    printcolumn = r#"{"name": "Synced", "type": "string", "description": "Reason of the latest read from AWS", "jsonPath": ".status.conditions[?(@.type==\"Synced\")].reason"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SsmParameterSpec {
@@ -83,7 +73,9 @@ pub struct ParameterRef {
     /// shared from another account.
     #[schemars(
         length(min = 1, max = 1100),
-        regex(pattern = r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/)?[a-zA-Z0-9_.\-/]*[a-zA-Z0-9_.\-]$")
+        regex(
+            pattern = r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/)?[a-zA-Z0-9_.\-/]*[a-zA-Z0-9_.\-]$"
+        )
     )]
     pub name: String,
 
@@ -99,7 +91,10 @@ pub struct ParameterRef {
 
     /// Pin a label of the parameter (exclusive with `version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[a-zA-Z._-][a-zA-Z0-9._-]*$"))]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[a-zA-Z._-][a-zA-Z0-9._-]*$")
+    )]
     pub label: Option<String>,
 
     /// Decrypt a SecureString (default `true`). `false` stores the value
@@ -116,7 +111,10 @@ pub struct SecretTarget {
     /// Secret name. Default: the SsmParameter's name. There is no namespace
     /// field on purpose: the Secret lives next to the SsmParameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: Option<String>,
 
     /// Secret type. Default `Opaque`.
@@ -134,7 +132,9 @@ pub struct SecretTarget {
 
 /// The Secret types the operator may write. Service account tokens and
 /// bootstrap tokens are refused on purpose: they grant cluster access.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum SecretType {
     #[default]
     Opaque,

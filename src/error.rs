@@ -115,7 +115,9 @@ pub enum SyncError {
     Throttled { operation: String },
     #[error("AWS unavailable: {detail}")]
     AwsUnavailable { detail: String },
-    #[error("sts:AssumeRoleWithWebIdentity denied for role {role}; the role's trust policy must allow this ServiceAccount's token (sub and aud)")]
+    #[error(
+        "sts:AssumeRoleWithWebIdentity denied for role {role}; the role's trust policy must allow this ServiceAccount's token (sub and aud)"
+    )]
     WebIdentityDenied { role: String },
     #[error("the web identity token for role {role} has expired")]
     WebIdentityTokenExpired { role: String },
@@ -139,7 +141,9 @@ pub enum SyncError {
 }
 
 fn key_part(key: &Option<String>) -> String {
-    key.as_ref().map(|k| format!(" (key {k})")).unwrap_or_default()
+    key.as_ref()
+        .map(|k| format!(" (key {k})"))
+        .unwrap_or_default()
 }
 
 fn principal_part(principal: &Option<String>) -> String {

@@ -105,7 +105,10 @@ pub fn parse_interval(text: &str) -> Result<Option<Duration>, SyncError> {
             _ => return Err(invalid()),
         };
         let n: u64 = digits.parse().map_err(|_| invalid())?;
-        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(invalid)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(invalid)?;
         digits.clear();
     }
     if !digits.is_empty() || total < 10 {
@@ -164,7 +167,10 @@ mod tests {
     #[test]
     fn an_arns_region_wins_over_the_default() {
         let plan = Plan::of(
-            &object(vec![param("arn:aws:ssm:us-west-2:111122223333:parameter/x"), param("y")]),
+            &object(vec![
+                param("arn:aws:ssm:us-west-2:111122223333:parameter/x"),
+                param("y"),
+            ]),
             "ap-northeast-1",
         )
         .unwrap();
@@ -175,8 +181,14 @@ mod tests {
     #[test]
     fn intervals_parse_like_the_schema_says() {
         assert_eq!(parse_interval("0").unwrap(), None);
-        assert_eq!(parse_interval("1h30m").unwrap(), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_interval("10s").unwrap(), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_interval("1h30m").unwrap(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_interval("10s").unwrap(),
+            Some(Duration::from_secs(10))
+        );
         assert!(parse_interval("9s").is_err());
         assert!(parse_interval("5").is_err());
         assert!(parse_interval("1d").is_err());

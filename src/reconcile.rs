@@ -48,11 +48,17 @@ enum Written {
     Updated(Vec<String>),
 }
 
-pub async fn reconcile(obj: Arc<SsmParameter>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    obj: Arc<SsmParameter>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let object = ObjectRef::from_obj(&*obj);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let plan = Plan::of(&obj, &ctx.default_region);
-    let secret_name = plan.as_ref().map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
+    let secret_name = plan
+        .as_ref()
+        .map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
     let existing = secrets.get_opt(&secret_name).await?;
 
     let basis = sync_basis(&obj, existing.as_ref());
@@ -65,20 +71,43 @@ pub async fn reconcile(obj: Arc<SsmParameter>, ctx: Arc<Context>) -> Result<Acti
         Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, &ctx.batcher).await?,
         Err(error) => (failure(error.clone(), false), None),
     };
-    let new_status = status::next(obj.status.as_ref(), obj.metadata.generation, &secret_name, &outcome, &Time(k8s_openapi::jiff::Timestamp::now()));
+    let new_status = status::next(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        &secret_name,
+        &outcome,
+        &Time(k8s_openapi::jiff::Timestamp::now()),
+    );
     if obj.status.as_ref() != Some(&new_status) {
         write_status(&obj, &new_status, &ctx.client).await?;
     }
-    publish_events(&obj, &ctx.recorder, written, status::new_failure(obj.status.as_ref(), &new_status), &new_status).await;
+    publish_events(
+        &obj,
+        &ctx.recorder,
+        written,
+        status::new_failure(obj.status.as_ref(), &new_status),
+        &new_status,
+    )
+    .await;
 
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
     Ok(match &outcome {
         SyncOutcome::Synced { .. } => {
-            let secret_version = secrets.get_metadata_opt(&secret_name).await?.and_then(|m| m.metadata.resource_version);
-            let basis = SyncBasis { secret_version, ..basis };
-            ctx.schedule.synced(object, basis, refresh).map_or_else(Action::await_change, Action::requeue)
+            let secret_version = secrets
+                .get_metadata_opt(&secret_name)
+                .await?
+                .and_then(|m| m.metadata.resource_version);
+            let basis = SyncBasis {
+                secret_version,
+                ..basis
+            };
+            ctx.schedule
+                .synced(object, basis, refresh)
+                .map_or_else(Action::await_change, Action::requeue)
         }
-        SyncOutcome::Failed { error, .. } => next_attempt(error, refresh, ctx.schedule.failed(object)),
+        SyncOutcome::Failed { error, .. } => {
+            next_attempt(error, refresh, ctx.schedule.failed(object))
+        }
     })
 }
 
@@ -96,7 +125,8 @@ async fn sync(
         };
         return Ok((failure(conflict, false), None));
     }
-    let last_good = existing.is_some_and(|s| secret::holds_every_key(s, plan)) && obj.status.is_some();
+    let last_good =
+        existing.is_some_and(|s| secret::holds_every_key(s, plan)) && obj.status.is_some();
     let (data, parameters) = match read(plan, batcher).await {
         Ok(read) => read,
         Err(error) => return Ok((failure(error, last_good), None)),
@@ -109,7 +139,11 @@ async fn sync(
     if !existing.is_some_and(|s| secret::is_current(s, &desired)) {
         let changed = secret::changed_keys(existing, &desired);
         secrets
-            .patch(&plan.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired))
+            .patch(
+                &plan.secret_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
             .await?;
         written = match existing {
             None => Some(Written::Created(changed)),
@@ -126,15 +160,25 @@ fn failure(error: SyncError, last_good: bool) -> SyncOutcome {
 
 /// Reads every parameter of `plan`; the first failure in spec order wins,
 /// and missing parameters are reported together.
-async fn read(plan: &Plan, batcher: &Batcher) -> Result<(SecretData, Vec<ParameterStatus>), SyncError> {
+async fn read(
+    plan: &Plan,
+    batcher: &Batcher,
+) -> Result<(SecretData, Vec<ParameterStatus>), SyncError> {
     let mut groups: BTreeMap<(crate::aws::Scope, bool), Vec<String>> = BTreeMap::new();
     for e in &plan.entries {
-        groups.entry((e.scope.clone(), e.decrypt)).or_default().push(e.request.clone());
+        groups
+            .entry((e.scope.clone(), e.decrypt))
+            .or_default()
+            .push(e.request.clone());
     }
-    let answers = join_all(groups.into_iter().map(|((scope, decrypt), names)| async move {
-        let fetched = batcher.read(scope.clone(), decrypt, names).await;
-        ((scope, decrypt), fetched)
-    }))
+    let answers = join_all(
+        groups
+            .into_iter()
+            .map(|((scope, decrypt), names)| async move {
+                let fetched = batcher.read(scope.clone(), decrypt, names).await;
+                ((scope, decrypt), fetched)
+            }),
+    )
     .await;
     let answers: HashMap<_, _> = answers.into_iter().collect();
 
@@ -167,7 +211,9 @@ async fn read(plan: &Plan, batcher: &Batcher) -> Result<(SecretData, Vec<Paramet
         return Err(error);
     }
     if !missing.is_empty() {
-        return Err(SyncError::ParameterNotFound { parameters: missing });
+        return Err(SyncError::ParameterNotFound {
+            parameters: missing,
+        });
     }
     Ok((data, parameters))
 }
@@ -213,14 +259,19 @@ async fn write_status(
     status: &crate::crd::SsmParameterStatus,
     client: &kube::Client,
 ) -> Result<(), ReconcileError> {
-    let api: Api<SsmParameter> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<SsmParameter> =
+        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": SsmParameter::api_version(&()),
         "kind": SsmParameter::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 

@@ -43,7 +43,11 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 impl Schedule {
     /// `None` when AWS must be read now; otherwise how long until it must.
-    pub fn wait_for(&self, object: &ObjectRef<SsmParameter>, basis: &SyncBasis) -> Option<Option<Duration>> {
+    pub fn wait_for(
+        &self,
+        object: &ObjectRef<SsmParameter>,
+        basis: &SyncBasis,
+    ) -> Option<Option<Duration>> {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         let entry = synced.get(object).filter(|e| &e.basis == basis)?;
         match entry.next_due {
@@ -56,32 +60,54 @@ impl Schedule {
     }
 
     /// Records a good sync; returns the jittered wait until the next refresh.
-    pub fn synced(&self, object: ObjectRef<SsmParameter>, basis: SyncBasis, refresh: Option<Duration>) -> Option<Duration> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&object);
+    pub fn synced(
+        &self,
+        object: ObjectRef<SsmParameter>,
+        basis: SyncBasis,
+        refresh: Option<Duration>,
+    ) -> Option<Duration> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&object);
         let wait = refresh.map(jitter);
         let entry = Entry {
             basis,
             next_due: wait.map(|w| Instant::now() + w),
         };
-        self.synced.lock().unwrap_or_else(|p| p.into_inner()).insert(object, entry);
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(object, entry);
         wait
     }
 
     /// Records a failed sync; returns the wait before the next attempt of a
     /// passing failure (exponential, jittered).
     pub fn failed(&self, object: ObjectRef<SsmParameter>) -> Duration {
-        self.synced.lock().unwrap_or_else(|p| p.into_inner()).remove(&object);
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&object);
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let attempts = failures.entry(object).or_insert(0);
-        let wait = BACKOFF_START.saturating_mul(2u32.saturating_pow(*attempts)).min(BACKOFF_CAP);
+        let wait = BACKOFF_START
+            .saturating_mul(2u32.saturating_pow(*attempts))
+            .min(BACKOFF_CAP);
         *attempts = attempts.saturating_add(1);
         jitter(wait)
     }
 
     /// Forgets a deleted object.
     pub fn forget(&self, object: &ObjectRef<SsmParameter>) {
-        self.synced.lock().unwrap_or_else(|p| p.into_inner()).remove(object);
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(object);
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(object);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(object);
     }
 }
 
@@ -146,7 +172,9 @@ mod tests {
         let schedule = Schedule::default();
         let waits: Vec<Duration> = (0..12).map(|_| schedule.failed(object())).collect();
         assert!(waits[0] <= Duration::from_millis(2200));
-        assert!(waits[3] >= Duration::from_millis(14400) && waits[3] <= Duration::from_millis(17600));
+        assert!(
+            waits[3] >= Duration::from_millis(14400) && waits[3] <= Duration::from_millis(17600)
+        );
         assert!(waits[11] <= Duration::from_secs(330));
     }
 

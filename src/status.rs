@@ -33,8 +33,16 @@ pub fn next(
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let (ready, synced, parameters) = match outcome {
         SyncOutcome::Synced { parameters } => (
-            (true, Reason::Synced, format!("Secret {secret_name} holds every key")),
-            (true, Reason::Synced, "the latest read from AWS succeeded".to_owned()),
+            (
+                true,
+                Reason::Synced,
+                format!("Secret {secret_name} holds every key"),
+            ),
+            (
+                true,
+                Reason::Synced,
+                "the latest read from AWS succeeded".to_owned(),
+            ),
             parameters.clone(),
         ),
         SyncOutcome::Failed { error, last_good } => {
@@ -42,7 +50,10 @@ pub fn next(
                 (
                     true,
                     Reason::Stale,
-                    format!("Secret {secret_name} keeps the last good values; the latest read failed: {}", error.reason()),
+                    format!(
+                        "Secret {secret_name} keeps the last good values; the latest read failed: {}",
+                        error.reason()
+                    ),
                 )
             } else {
                 (false, error.reason(), error.message())
@@ -156,10 +167,16 @@ mod tests {
         let good = next(None, Some(1), "db", &synced(), &at(10));
         let stale = next(Some(&good), Some(1), "db", &denied(true), &at(20));
         let ready = find(Some(&stale), READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Stale"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Stale")
+        );
         assert_eq!(ready.last_transition_time, at(10));
         let synced = find(Some(&stale), SYNCED).unwrap();
-        assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "KmsAccessDenied"));
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "KmsAccessDenied")
+        );
         assert_eq!(synced.last_transition_time, at(20));
         assert_eq!(stale.parameters, good.parameters);
     }
@@ -168,7 +185,10 @@ mod tests {
     fn a_first_sync_that_fails_leaves_ready_false_with_the_same_reason() {
         let s = next(None, Some(1), "db", &denied(false), &at(10));
         let ready = find(Some(&s), READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "KmsAccessDenied"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "KmsAccessDenied")
+        );
         assert_eq!(s.ready.as_deref(), Some("KmsAccessDenied"));
         assert!(s.parameters.is_empty());
     }
@@ -179,7 +199,10 @@ mod tests {
         let first = next(Some(&good), Some(1), "db", &denied(true), &at(20));
         let again = next(Some(&first), Some(1), "db", &denied(true), &at(30));
         assert_eq!(first, again);
-        assert_eq!(new_failure(Some(&good), &first).as_deref(), Some("KmsAccessDenied"));
+        assert_eq!(
+            new_failure(Some(&good), &first).as_deref(),
+            Some("KmsAccessDenied")
+        );
         assert_eq!(new_failure(Some(&first), &again), None);
     }
 

@@ -61,7 +61,10 @@ impl AwsFailure {
     fn is_throttling(&self) -> bool {
         matches!(
             self.code(),
-            "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded"
+            "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
         )
     }
 
@@ -117,20 +120,25 @@ static SSM_ACTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"perform: (ssm:[A-Za-z]+)").unwrap_or_else(|_| unreachable!("static regex"))
 });
 static REQUEST_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\s*;?\s*request ?id:?\s*[A-Za-z0-9-]+;?").unwrap_or_else(|_| unreachable!("static regex"))
+    Regex::new(r"(?i)\s*;?\s*request ?id:?\s*[A-Za-z0-9-]+;?")
+        .unwrap_or_else(|_| unreachable!("static regex"))
 });
 static ACCESS_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b").unwrap_or_else(|_| unreachable!("static regex"))
 });
 
 fn first_match(re: &Regex, text: &str) -> Option<String> {
-    re.find(text).map(|m| m.as_str().trim_end_matches(['.', ',', ')']).to_owned())
+    re.find(text)
+        .map(|m| m.as_str().trim_end_matches(['.', ',', ')']).to_owned())
 }
 
 /// Drops request ids and access key ids from AWS text.
 pub fn sanitize(text: &str) -> String {
     let text = REQUEST_ID.replace_all(text, "");
-    ACCESS_KEY.replace_all(&text, "<redacted>").trim().to_owned()
+    ACCESS_KEY
+        .replace_all(&text, "<redacted>")
+        .trim()
+        .to_owned()
 }
 
 /// A failed SSM read of `parameter` (the name asked for; a batch of several
@@ -176,11 +184,17 @@ pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncE
             selector: "such version or label".to_owned(),
         },
         "ValidationException" | "InvalidParameters" => SyncError::InvalidSpec {
-            detail: format!("AWS rejected the read of {parameter}: {}", failure.describe()),
+            detail: format!(
+                "AWS rejected the read of {parameter}: {}",
+                failure.describe()
+            ),
         },
         "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException" => {
             SyncError::AwsUnavailable {
-                detail: format!("AWS refused the operator's credentials ({})", failure.code()),
+                detail: format!(
+                    "AWS refused the operator's credentials ({})",
+                    failure.code()
+                ),
             }
         }
         _ => SyncError::AwsUnavailable {
@@ -198,7 +212,9 @@ fn is_kms(message: &str) -> bool {
 /// AWS names the denied resource by ARN; keep the caller's spelling of the
 /// name when it is the same parameter.
 fn denied_parameter_name(arn_path: &str, asked: &str) -> String {
-    if arn_path.trim_start_matches('/') == asked.trim_start_matches('/') || asked.ends_with(arn_path) {
+    if arn_path.trim_start_matches('/') == asked.trim_start_matches('/')
+        || asked.ends_with(arn_path)
+    {
         asked.to_owned()
     } else {
         arn_path.trim_start_matches('/').to_owned()
@@ -207,7 +223,8 @@ fn denied_parameter_name(arn_path: &str, asked: &str) -> String {
 
 fn kms_key_state(failure: &AwsFailure, parameter: String, key: Option<String>) -> SyncError {
     let message = failure.message();
-    let embedded = |code: &str| message.contains(&format!("Error Code: {code}")) || failure.code() == code;
+    let embedded =
+        |code: &str| message.contains(&format!("Error Code: {code}")) || failure.code() == code;
     if embedded("DisabledException") || message.contains("is disabled") {
         SyncError::KmsKeyDisabled { parameter, key }
     } else if embedded("KMSInvalidStateException") || message.contains("pending deletion") {
@@ -242,7 +259,10 @@ pub fn web_identity(failure: &AwsFailure, role: &str) -> SyncError {
             detail: failure.describe(),
         },
         "IDPCommunicationError" => SyncError::AwsUnavailable {
-            detail: format!("the identity provider did not answer STS: {}", failure.describe()),
+            detail: format!(
+                "the identity provider did not answer STS: {}",
+                failure.describe()
+            ),
         },
         _ => SyncError::WebIdentityInvalid {
             role,
@@ -280,7 +300,8 @@ mod tests {
         }
     }
 
-    const KEY: &str = "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const KEY: &str =
+        "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const ROLE: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/ssm-operator";
 
     #[test]
@@ -311,7 +332,10 @@ mod tests {
              region, or you are not allowed to access. (Service: AWSKMS; Status Code: 400; Error Code: \
              AccessDeniedException; Request ID: 9a1c)",
         );
-        assert_eq!(ssm_read(&f, "GetParameters", "p").reason(), crate::error::Reason::KmsAccessDenied);
+        assert_eq!(
+            ssm_read(&f, "GetParameters", "p").reason(),
+            crate::error::Reason::KmsAccessDenied
+        );
     }
 
     #[test]
@@ -338,35 +362,68 @@ mod tests {
     fn invalid_key_id_is_told_apart_by_embedded_error_code() {
         let disabled = service(
             "InvalidKeyId",
-            &format!("{KEY} is disabled. (Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: x)"),
+            &format!(
+                "{KEY} is disabled. (Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: x)"
+            ),
         );
         let pending = service(
             "InvalidKeyId",
-            &format!("{KEY} is pending deletion. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x)"),
+            &format!(
+                "{KEY} is pending deletion. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x)"
+            ),
         );
         let missing = service(
             "InvalidKeyId",
-            &format!("Key '{KEY}' does not exist (Service: AWSKMS; Status Code: 400; Error Code: NotFoundException; Request ID: x)"),
+            &format!(
+                "Key '{KEY}' does not exist (Service: AWSKMS; Status Code: 400; Error Code: NotFoundException; Request ID: x)"
+            ),
         );
         use crate::error::Reason::*;
-        assert_eq!(ssm_read(&disabled, "GetParameters", "p").reason(), KmsKeyDisabled);
-        assert_eq!(ssm_read(&pending, "GetParameters", "p").reason(), KmsKeyPendingDeletion);
-        assert_eq!(ssm_read(&missing, "GetParameters", "p").reason(), KmsKeyNotFound);
-        assert!(ssm_read(&missing, "GetParameters", "p").message().contains(KEY));
+        assert_eq!(
+            ssm_read(&disabled, "GetParameters", "p").reason(),
+            KmsKeyDisabled
+        );
+        assert_eq!(
+            ssm_read(&pending, "GetParameters", "p").reason(),
+            KmsKeyPendingDeletion
+        );
+        assert_eq!(
+            ssm_read(&missing, "GetParameters", "p").reason(),
+            KmsKeyNotFound
+        );
+        assert!(
+            ssm_read(&missing, "GetParameters", "p")
+                .message()
+                .contains(KEY)
+        );
     }
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
         use crate::error::Reason::*;
-        assert_eq!(ssm_read(&service("ThrottlingException", "Rate exceeded"), "GetParameters", "p").reason(), Throttled);
+        assert_eq!(
+            ssm_read(
+                &service("ThrottlingException", "Rate exceeded"),
+                "GetParameters",
+                "p"
+            )
+            .reason(),
+            Throttled
+        );
         let mut unavailable = service("InternalServerError", "boom");
         unavailable.status = Some(500);
-        assert_eq!(ssm_read(&unavailable, "GetParameters", "p").reason(), AwsUnavailable);
+        assert_eq!(
+            ssm_read(&unavailable, "GetParameters", "p").reason(),
+            AwsUnavailable
+        );
         let timeout = AwsFailure {
             kind: FailureKind::Timeout,
             ..AwsFailure::default()
         };
-        assert_eq!(ssm_read(&timeout, "GetParameters", "p").reason(), AwsUnavailable);
+        assert_eq!(
+            ssm_read(&timeout, "GetParameters", "p").reason(),
+            AwsUnavailable
+        );
     }
 
     #[test]
@@ -374,15 +431,32 @@ mod tests {
         use crate::error::Reason::*;
         let role = "arn:aws:iam::111122223333:role/op";
         assert_eq!(
-            web_identity(&service("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity"), role).reason(),
+            web_identity(
+                &service(
+                    "AccessDenied",
+                    "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+                ),
+                role
+            )
+            .reason(),
             WebIdentityDenied
         );
-        assert_eq!(web_identity(&service("ExpiredTokenException", "Token expired"), role).reason(), WebIdentityTokenExpired);
         assert_eq!(
-            web_identity(&service("InvalidIdentityToken", "No OpenIDConnect provider found"), role).reason(),
+            web_identity(&service("ExpiredTokenException", "Token expired"), role).reason(),
+            WebIdentityTokenExpired
+        );
+        assert_eq!(
+            web_identity(
+                &service("InvalidIdentityToken", "No OpenIDConnect provider found"),
+                role
+            )
+            .reason(),
             WebIdentityInvalid
         );
-        assert_eq!(assume_role(&service("AccessDenied", "not authorized"), role).reason(), AssumeRoleDenied);
+        assert_eq!(
+            assume_role(&service("AccessDenied", "not authorized"), role).reason(),
+            AssumeRoleDenied
+        );
     }
 
     #[test]
@@ -397,6 +471,9 @@ mod tests {
     fn same_failure_with_other_request_id_gives_same_message() {
         let a = service("Weird", "oops; Request ID: aaaa-1111");
         let b = service("Weird", "oops; Request ID: bbbb-2222");
-        assert_eq!(ssm_read(&a, "GetParameters", "p").message(), ssm_read(&b, "GetParameters", "p").message());
+        assert_eq!(
+            ssm_read(&a, "GetParameters", "p").message(),
+            ssm_read(&b, "GetParameters", "p").message()
+        );
     }
 }

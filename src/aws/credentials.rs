@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future};
+use aws_credential_types::provider::{
+    ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
+};
 use tokio::sync::Mutex;
 
 use super::classify::{self, AwsFailure};
@@ -92,7 +94,10 @@ impl CredentialsCache {
                     .provide_credentials()
                     .await
                     .map_err(|e| SyncError::AwsUnavailable {
-                        detail: format!("no AWS credentials: {}", crate::aws::classify::sanitize(&e.to_string())),
+                        detail: format!(
+                            "no AWS credentials: {}",
+                            crate::aws::classify::sanitize(&e.to_string())
+                        ),
                     })
             }
             OperatorIdentity::WebIdentity {
@@ -100,12 +105,16 @@ impl CredentialsCache {
                 token_file,
                 session_name,
             } => {
-                let token = tokio::fs::read_to_string(token_file)
-                    .await
-                    .map_err(|e| SyncError::WebIdentityInvalid {
+                let token = tokio::fs::read_to_string(token_file).await.map_err(|e| {
+                    SyncError::WebIdentityInvalid {
                         role: role_arn.clone(),
-                        detail: format!("cannot read the token file {}: {}", token_file.display(), e.kind()),
-                    })?;
+                        detail: format!(
+                            "cannot read the token file {}: {}",
+                            token_file.display(),
+                            e.kind()
+                        ),
+                    }
+                })?;
                 let out = self
                     .sts
                     .assume_role_with_web_identity()
@@ -160,7 +169,7 @@ impl ProvideCredentials for CachedProvider {
             self.0
                 .credentials()
                 .await
-                .map_err(|e| CredentialsError::provider_error(e))
+                .map_err(CredentialsError::provider_error)
         })
     }
 }
@@ -170,7 +179,13 @@ mod tests {
     use super::*;
 
     fn credentials_expiring_in(now: SystemTime, secs: u64) -> Credentials {
-        Credentials::new("AKID", "SECRET", None, Some(now + Duration::from_secs(secs)), "test")
+        Credentials::new(
+            "AKID",
+            "SECRET",
+            None,
+            Some(now + Duration::from_secs(secs)),
+            "test",
+        )
     }
 
     #[test]

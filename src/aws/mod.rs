@@ -91,14 +91,18 @@ pub async fn operator_identity(region: &str) -> credentials::OperatorIdentity {
         (Some(role_arn), Some(token_file)) => credentials::OperatorIdentity::WebIdentity {
             role_arn,
             token_file: token_file.into(),
-            session_name: std::env::var("AWS_ROLE_SESSION_NAME").unwrap_or_else(|_| "ssm-operator".to_owned()),
+            session_name: std::env::var("AWS_ROLE_SESSION_NAME")
+                .unwrap_or_else(|_| "ssm-operator".to_owned()),
         },
         _ => {
-            let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                .region(aws_config::Region::new(region.to_owned()))
-                .build()
-                .await;
-            credentials::OperatorIdentity::Ambient(aws_credential_types::provider::SharedCredentialsProvider::new(chain))
+            let chain =
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(aws_config::Region::new(region.to_owned()))
+                    .build()
+                    .await;
+            credentials::OperatorIdentity::Ambient(
+                aws_credential_types::provider::SharedCredentialsProvider::new(chain),
+            )
         }
     }
 }

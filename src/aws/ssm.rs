@@ -50,7 +50,12 @@ impl SsmParameterStore {
             .clone()
     }
 
-    async fn read(&self, scope: &Scope, names: &[String], decrypt: bool) -> Result<ParametersPage, SyncError> {
+    async fn read(
+        &self,
+        scope: &Scope,
+        names: &[String],
+        decrypt: bool,
+    ) -> Result<ParametersPage, SyncError> {
         // Resolve credentials first: an STS refusal is then reported as
         // what it is, not as a failed SSM call.
         self.credentials.credentials().await?;
@@ -64,14 +69,23 @@ impl SsmParameterStore {
             .await;
         match out {
             Ok(out) => Ok(ParametersPage {
-                found: out.parameters.unwrap_or_default().into_iter().map(fetched).collect(),
+                found: out
+                    .parameters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(fetched)
+                    .collect(),
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
             Err(err) => {
                 let failure = AwsFailure::of(&err);
                 if matches!(
                     failure.code.as_deref(),
-                    Some("ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException")
+                    Some(
+                        "ExpiredTokenException"
+                            | "UnrecognizedClientException"
+                            | "InvalidSignatureException"
+                    )
                 ) {
                     self.credentials.invalidate().await;
                 }

@@ -4,7 +4,9 @@
 use crate::support::{Scenario, kubectl};
 
 fn manifest(spec: &str) -> String {
-    format!("apiVersion: ssm-operator.io/v1alpha1\nkind: SsmParameter\nmetadata:\n  name: bad\nspec:\n{spec}")
+    format!(
+        "apiVersion: ssm-operator.io/v1alpha1\nkind: SsmParameter\nmetadata:\n  name: bad\nspec:\n{spec}"
+    )
 }
 
 /// (what is wrong, spec, a fragment the error must contain)
@@ -65,15 +67,33 @@ async fn kubectl_apply_rejects_malformed_ssm_parameters_naming_the_field() {
     let s = Scenario::new("admission").await;
     let mut failures = Vec::new();
     for (what, spec, expected) in malformed() {
-        let out = kubectl(s.env, &["apply", "-n", &s.namespace, "-f", "-"], Some(&manifest(&spec)));
+        let out = kubectl(
+            s.env,
+            &["apply", "-n", &s.namespace, "-f", "-"],
+            Some(&manifest(&spec)),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() || !stderr.contains(expected) {
-            failures.push(format!("{what}: exit {:?}, expected {expected:?} in: {stderr}", out.status.code()));
+            failures.push(format!(
+                "{what}: exit {:?}, expected {expected:?} in: {stderr}",
+                out.status.code()
+            ));
         }
     }
-    assert!(failures.is_empty(), "accepted or unclear:\n{}", failures.join("\n"));
-    let listed = kubectl(s.env, &["get", "ssmp", "-n", &s.namespace, "-o", "name"], None);
-    assert!(String::from_utf8_lossy(&listed.stdout).trim().is_empty(), "something malformed was written");
+    assert!(
+        failures.is_empty(),
+        "accepted or unclear:\n{}",
+        failures.join("\n")
+    );
+    let listed = kubectl(
+        s.env,
+        &["get", "ssmp", "-n", &s.namespace, "-o", "name"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
+        "something malformed was written"
+    );
     s.cleanup().await;
 }
 
@@ -81,9 +101,21 @@ async fn kubectl_apply_rejects_malformed_ssm_parameters_naming_the_field() {
 async fn kubectl_apply_accepts_the_contracts_example() {
     let s = Scenario::new("admission-ok").await;
     let spec = "  region: ap-northeast-1\n  parameters:\n  - name: prd-db-pass\n    key: password\n  - name: /prd/db/user\n    version: 3\n  - name: arn:aws:ssm:us-east-1:111122223333:parameter/shared/token\n    label: prod\n    decrypt: false\n  target:\n    name: db-credentials\n    type: kubernetes.io/basic-auth\n    labels:\n      team: payments\n  refreshInterval: 1h30m\n";
-    let out = kubectl(s.env, &["apply", "-n", &s.namespace, "-f", "-"], Some(&manifest(spec)));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let explain = kubectl(s.env, &["explain", "ssmparameter.spec.parameters.decrypt"], None);
+    let out = kubectl(
+        s.env,
+        &["apply", "-n", &s.namespace, "-f", "-"],
+        Some(&manifest(spec)),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let explain = kubectl(
+        s.env,
+        &["explain", "ssmparameter.spec.parameters.decrypt"],
+        None,
+    );
     assert!(String::from_utf8_lossy(&explain.stdout).contains("without decryption"));
     s.cleanup().await;
 }

@@ -9,7 +9,10 @@ use crate::support::{Scenario, key_id, kubectl};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_value_appears_in_no_log_status_or_event() {
-    let canary = format!("CANARY-{:016x}", std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 7));
+    let canary = format!(
+        "CANARY-{:016x}",
+        std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 7)
+    );
     let mut s = Scenario::new("canary").await;
     let key = s.create_key().await;
     let parameter = format!("{}-secret", s.id);
@@ -33,41 +36,91 @@ async fn canary_value_appears_in_no_log_status_or_event() {
         .to_string()
     };
     s.apply(&spec("canary")).await;
-    s.wait_for_condition("canary", "Ready", "True", "Synced").await;
-    assert_eq!(s.secret_value("canary", "value").await.as_deref(), Some(canary.as_str()));
+    s.wait_for_condition("canary", "Ready", "True", "Synced")
+        .await;
+    assert_eq!(
+        s.secret_value("canary", "value").await.as_deref(),
+        Some(canary.as_str())
+    );
 
     // KMS denied.
-    s.put_role_policy(&role_name, &allow(&["ssm:GetParameters"], &[s.parameter_arn(&parameter)])).await;
+    s.put_role_policy(
+        &role_name,
+        &allow(&["ssm:GetParameters"], &[s.parameter_arn(&parameter)]),
+    )
+    .await;
     s.force_sync("canary").await;
-    s.wait_for_condition("canary", "Synced", "False", "KmsAccessDenied").await;
+    s.wait_for_condition("canary", "Synced", "False", "KmsAccessDenied")
+        .await;
     // SSM denied.
-    s.put_role_policy(&role_name, &allow(&["kms:Decrypt"], &[key.clone()])).await;
+    s.put_role_policy(
+        &role_name,
+        &allow(&["kms:Decrypt"], std::slice::from_ref(&key)),
+    )
+    .await;
     s.force_sync("canary").await;
-    s.wait_for_condition("canary", "Synced", "False", "SsmAccessDenied").await;
+    s.wait_for_condition("canary", "Synced", "False", "SsmAccessDenied")
+        .await;
     // Key disabled.
     s.put_role_policy(&role_name, &good).await;
-    s.kms.disable_key().key_id(key_id(&key)).send().await.unwrap();
+    s.kms
+        .disable_key()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap();
     s.force_sync("canary").await;
-    s.wait_for_condition("canary", "Synced", "False", "KmsKeyDisabled").await;
-    s.kms.enable_key().key_id(key_id(&key)).send().await.unwrap();
+    s.wait_for_condition("canary", "Synced", "False", "KmsKeyDisabled")
+        .await;
+    s.kms
+        .enable_key()
+        .key_id(key_id(&key))
+        .send()
+        .await
+        .unwrap();
     // A Secret that is not ours: SecretConflict after a successful read.
     let foreign = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "foreign"}, "stringData": {"x": "y"}});
-    kubectl(s.env, &["apply", "-n", &s.namespace, "-f", "-"], Some(&foreign.to_string()));
+    kubectl(
+        s.env,
+        &["apply", "-n", &s.namespace, "-f", "-"],
+        Some(&foreign.to_string()),
+    );
     s.apply(&spec("foreign")).await;
-    s.wait_for_condition("canary", "Synced", "False", "SecretConflict").await;
+    s.wait_for_condition("canary", "Synced", "False", "SecretConflict")
+        .await;
     // Parameter gone.
     s.apply(&spec("canary")).await;
-    s.wait_for_condition("canary", "Synced", "True", "Synced").await;
-    s.ssm.delete_parameter().name(&parameter).send().await.unwrap();
+    s.wait_for_condition("canary", "Synced", "True", "Synced")
+        .await;
+    s.ssm
+        .delete_parameter()
+        .name(&parameter)
+        .send()
+        .await
+        .unwrap();
     s.force_sync("canary").await;
-    s.wait_for_condition("canary", "Synced", "False", "ParameterNotFound").await;
+    s.wait_for_condition("canary", "Synced", "False", "ParameterNotFound")
+        .await;
 
     let log = s.operator_log();
-    assert!(log.contains("reconcile") || !log.is_empty(), "the operator logged nothing");
-    assert!(!log.contains(&canary), "the canary is in the operator's log");
-    let everything = kubectl(s.env, &["get", "ssmp,events", "-n", &s.namespace, "-o", "yaml"], None);
+    assert!(
+        log.contains("reconcile") || !log.is_empty(),
+        "the operator logged nothing"
+    );
+    assert!(
+        !log.contains(&canary),
+        "the canary is in the operator's log"
+    );
+    let everything = kubectl(
+        s.env,
+        &["get", "ssmp,events", "-n", &s.namespace, "-o", "yaml"],
+        None,
+    );
     let text = String::from_utf8_lossy(&everything.stdout);
     assert!(text.contains("ParameterNotFound"), "{text}");
-    assert!(!text.contains(&canary), "the canary is in a status or an Event");
+    assert!(
+        !text.contains(&canary),
+        "the canary is in a status or an Event"
+    );
     s.cleanup().await;
 }

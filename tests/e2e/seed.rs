@@ -31,9 +31,12 @@ impl Seed {
         let key = s.create_key().await;
         let parameter = format!("{}-prd-db-pass", s.id);
         s.put_secure_string(&parameter, VALUE, &key).await;
-        let role_arn = s.create_operator_role(&full_policy(&s, &parameter, &key)).await;
+        let role_arn = s
+            .create_operator_role(&full_policy(&s, &parameter, &key))
+            .await;
         s.start_operator(&role_arn).await;
-        s.apply(&manifest("db-credentials", &parameter, refresh, decrypt)).await;
+        s.apply(&manifest("db-credentials", &parameter, refresh, decrypt))
+            .await;
         Self {
             s,
             key,
@@ -47,7 +50,10 @@ impl Seed {
     }
 
     async fn revoke_decrypt(&self) {
-        let policy = allow(&["ssm:GetParameters"], &[self.s.parameter_arn(&self.parameter)]);
+        let policy = allow(
+            &["ssm:GetParameters"],
+            &[self.s.parameter_arn(&self.parameter)],
+        );
         self.s.put_role_policy(self.role_name(), &policy).await;
     }
 
@@ -59,7 +65,10 @@ impl Seed {
     /// Calls of GetParameters by the operator's role that AWS refused with `code`.
     async fn refused_reads(&self, code: &str) -> u64 {
         let c = counters(self.s.env).await.unwrap();
-        c.outcomes("ssm:GetParameters", &self.role_arn).get(code).copied().unwrap_or(0)
+        c.outcomes("ssm:GetParameters", &self.role_arn)
+            .get(code)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -86,7 +95,10 @@ fn manifest(name: &str, parameter: &str, refresh: &str, decrypt: bool) -> String
     .to_string()
 }
 
-fn condition<'a>(s: &'a ssm_operator::crd::SsmParameterStatus, type_: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+fn condition<'a>(
+    s: &'a ssm_operator::crd::SsmParameterStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     s.conditions.iter().find(|c| c.type_ == type_).unwrap()
 }
 
@@ -94,25 +106,48 @@ fn condition<'a>(s: &'a ssm_operator::crd::SsmParameterStatus, type_: &str) -> &
 async fn seed_scenario_syncs_decrypted_secret_owned_by_the_ssm_parameter() {
     let seed = Seed::start("seed-syncs").await;
     let s = &seed.s;
-    let status = s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    let status = s
+        .wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     assert_eq!(condition(&status, "Synced").status, "True");
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
 
     let obj = s.ssm_parameters().get("db-credentials").await.unwrap();
     let secret: Secret = s.secrets().get("db-credentials").await.unwrap();
     let owner = &secret.owner_references()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("SsmParameter", obj.uid().unwrap().as_str()));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("SsmParameter", obj.uid().unwrap().as_str())
+    );
     assert_eq!(status.secret_name.as_deref(), Some("db-credentials"));
     assert_eq!(status.observed_generation, obj.metadata.generation);
     let p = &status.parameters[0];
-    assert_eq!((p.name.as_str(), p.key.as_str(), p.version, p.type_.as_str()), (seed.parameter.as_str(), "password", 1, "SecureString"));
+    assert_eq!(
+        (p.name.as_str(), p.key.as_str(), p.version, p.type_.as_str()),
+        (seed.parameter.as_str(), "password", 1, "SecureString")
+    );
 
     let out = kubectl(s.env, &["get", "ssmp", "-n", &s.namespace], None);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("SECRET") && table.contains("READY") && table.contains("SYNCED"), "{table}");
-    let row = table.lines().find(|l| l.starts_with("db-credentials")).unwrap();
+    assert!(
+        table.contains("SECRET") && table.contains("READY") && table.contains("SYNCED"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("db-credentials"))
+        .unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[1..4], &["db-credentials", "True", "Synced"], "{table}");
+    assert_eq!(
+        &cells[1..4],
+        &["db-credentials", "True", "Synced"],
+        "{table}"
+    );
     s_created_event(s).await;
     seed.s.cleanup().await;
 }
@@ -120,30 +155,55 @@ async fn seed_scenario_syncs_decrypted_secret_owned_by_the_ssm_parameter() {
 async fn s_created_event(s: &Scenario) {
     let events = eventually("a Created event", DEADLINE, || async {
         let e = s.events("db-credentials").await;
-        e.iter().any(|e| e.reason.as_deref() == Some("Created")).then_some(e)
+        e.iter()
+            .any(|e| e.reason.as_deref() == Some("Created"))
+            .then_some(e)
     })
     .await;
-    let created = events.iter().find(|e| e.reason.as_deref() == Some("Created")).unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Created"))
+        .unwrap();
     assert_eq!(created.type_.as_deref(), Some("Normal"));
-    assert!(created.note.as_deref().unwrap_or_default().contains("password (version 1)"));
+    assert!(
+        created
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("password (version 1)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
     let seed = Seed::start("kms-denied").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
 
     seed.revoke_decrypt().await;
     s.force_sync("db-credentials").await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied").await;
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied")
+        .await;
     let message = &condition(&status, "Synced").message;
     assert!(message.contains(&seed.parameter), "{message}");
     assert!(message.contains(&seed.key), "{message}");
-    assert!(message.contains(&format!("assumed-role/{}", seed.role_name())), "{message}");
+    assert!(
+        message.contains(&format!("assumed-role/{}", seed.role_name())),
+        "{message}"
+    );
     let ready = condition(&status, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Stale"));
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Stale")
+    );
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
 
     // Two more refused refreshes: still one Warning, and status unchanged.
     let refused = seed.refused_reads("AccessDeniedException").await;
@@ -162,14 +222,21 @@ async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].reason.as_deref(), Some("KmsAccessDenied"));
-    assert_eq!(warnings[0].series.as_ref().map(|s| s.count), None, "the Warning repeated: {warnings:?}");
+    assert_eq!(
+        warnings[0].series.as_ref().map(|s| s.count),
+        None,
+        "the Warning repeated: {warnings:?}"
+    );
     let status_after = s.status("db-credentials").await.unwrap();
     assert_eq!(status_after, status, "a repeated failure rewrote status");
 
     seed.restore_access().await;
     s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "True", "Synced").await;
-    let status = s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Synced", "True", "Synced")
+        .await;
+    let status = s
+        .wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     assert_eq!(status.ready.as_deref(), Some("True"));
     seed.s.cleanup().await;
 }
@@ -178,7 +245,8 @@ async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
 async fn key_policy_deny_is_kms_access_denied() {
     let seed = Seed::start("key-policy-deny").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -195,9 +263,16 @@ async fn key_policy_deny_is_kms_access_denied() {
         .await
         .unwrap();
     s.force_sync("db-credentials").await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied").await;
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied")
+        .await;
     assert!(condition(&status, "Synced").message.contains(&seed.key));
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
     seed.s.cleanup().await;
 }
 
@@ -205,17 +280,36 @@ async fn key_policy_deny_is_kms_access_denied() {
 async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
     let seed = Seed::start("key-disabled").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.kms.disable_key().key_id(key_id(&seed.key)).send().await.unwrap();
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    s.kms
+        .disable_key()
+        .key_id(key_id(&seed.key))
+        .send()
+        .await
+        .unwrap();
     s.force_sync("db-credentials").await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyDisabled").await;
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "KmsKeyDisabled")
+        .await;
     assert!(condition(&status, "Synced").message.contains(&seed.key));
     assert_eq!(condition(&status, "Ready").reason, "Stale");
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
 
-    s.kms.enable_key().key_id(key_id(&seed.key)).send().await.unwrap();
+    s.kms
+        .enable_key()
+        .key_id(key_id(&seed.key))
+        .send()
+        .await
+        .unwrap();
     s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Synced", "True", "Synced")
+        .await;
     seed.s.cleanup().await;
 }
 
@@ -223,11 +317,24 @@ async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
 async fn key_pending_deletion_is_kms_key_pending_deletion() {
     let seed = Seed::start("key-pending-deletion").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.kms.schedule_key_deletion().key_id(key_id(&seed.key)).pending_window_in_days(7).send().await.unwrap();
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    s.kms
+        .schedule_key_deletion()
+        .key_id(key_id(&seed.key))
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
     s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyPendingDeletion").await;
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyPendingDeletion")
+        .await;
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
     seed.s.cleanup().await;
 }
 
@@ -235,13 +342,30 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
 async fn deleted_parameter_is_parameter_not_found_and_secret_retained() {
     let seed = Seed::start("parameter-deleted").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.ssm.delete_parameter().name(&seed.parameter).send().await.unwrap();
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    s.ssm
+        .delete_parameter()
+        .name(&seed.parameter)
+        .send()
+        .await
+        .unwrap();
     s.force_sync("db-credentials").await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "ParameterNotFound").await;
-    assert!(condition(&status, "Synced").message.contains(&seed.parameter));
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "ParameterNotFound")
+        .await;
+    assert!(
+        condition(&status, "Synced")
+            .message
+            .contains(&seed.parameter)
+    );
     assert_eq!(condition(&status, "Ready").reason, "Stale");
-    assert_eq!(s.secret_value("db-credentials", "password").await.as_deref(), Some(VALUE));
+    assert_eq!(
+        s.secret_value("db-credentials", "password")
+            .await
+            .as_deref(),
+        Some(VALUE)
+    );
     seed.s.cleanup().await;
 }
 
@@ -251,15 +375,33 @@ async fn role_without_ssm_read_is_ssm_access_denied_and_first_sync_writes_no_sec
     let key = s.create_key().await;
     let parameter = format!("{}-prd-db-pass", s.id);
     s.put_secure_string(&parameter, VALUE, &key).await;
-    let role = s.create_operator_role(&allow(&["kms:Decrypt"], &[key.clone()])).await;
+    let role = s
+        .create_operator_role(&allow(&["kms:Decrypt"], std::slice::from_ref(&key)))
+        .await;
     s.start_operator(&role).await;
-    s.apply(&manifest("db-credentials", &parameter, "1h", true)).await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "SsmAccessDenied").await;
+    s.apply(&manifest("db-credentials", &parameter, "1h", true))
+        .await;
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "SsmAccessDenied")
+        .await;
     let ready = condition(&status, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SsmAccessDenied"));
-    assert!(condition(&status, "Synced").message.contains("ssm:GetParameters"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SsmAccessDenied")
+    );
+    assert!(
+        condition(&status, "Synced")
+            .message
+            .contains("ssm:GetParameters")
+    );
     assert!(condition(&status, "Synced").message.contains(&parameter));
-    assert!(s.secrets().get_opt("db-credentials").await.unwrap().is_none());
+    assert!(
+        s.secrets()
+            .get_opt("db-credentials")
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.cleanup().await;
 }
 
@@ -270,13 +412,24 @@ async fn trust_policy_mismatch_is_web_identity_denied() {
     let parameter = format!("{}-prd-db-pass", s.id);
     s.put_secure_string(&parameter, VALUE, &key).await;
     let sub = format!("system:serviceaccount:{}:someone-else", s.namespace);
-    let role = s.create_role_trusting(&sub, &full_policy(&s, &parameter, &key)).await;
+    let role = s
+        .create_role_trusting(&sub, &full_policy(&s, &parameter, &key))
+        .await;
     s.start_operator(&role).await;
-    s.apply(&manifest("db-credentials", &parameter, "1h", true)).await;
-    let status = s.wait_for_condition("db-credentials", "Synced", "False", "WebIdentityDenied").await;
+    s.apply(&manifest("db-credentials", &parameter, "1h", true))
+        .await;
+    let status = s
+        .wait_for_condition("db-credentials", "Synced", "False", "WebIdentityDenied")
+        .await;
     assert_eq!(condition(&status, "Ready").status, "False");
     assert!(condition(&status, "Synced").message.contains(&role));
-    assert!(s.secrets().get_opt("db-credentials").await.unwrap().is_none());
+    assert!(
+        s.secrets()
+            .get_opt("db-credentials")
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.cleanup().await;
 }
 
@@ -284,19 +437,39 @@ async fn trust_policy_mismatch_is_web_identity_denied() {
 async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
     let seed = Seed::start_with("value-changes", "10s", true).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.put_secure_string(&seed.parameter, "ROTATED", &seed.key).await;
-    eventually("the rotated value in the Secret", Duration::from_secs(25), || async {
-        (s.secret_value("db-credentials", "password").await.as_deref() == Some("ROTATED")).then_some(())
-    })
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    s.put_secure_string(&seed.parameter, "ROTATED", &seed.key)
+        .await;
+    eventually(
+        "the rotated value in the Secret",
+        Duration::from_secs(25),
+        || async {
+            (s.secret_value("db-credentials", "password")
+                .await
+                .as_deref()
+                == Some("ROTATED"))
+            .then_some(())
+        },
+    )
     .await;
-    let status = s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    let status = s
+        .wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     assert_eq!(status.parameters[0].version, 2);
     let updated = eventually("an Updated event", DEADLINE, || async {
-        s.events("db-credentials").await.into_iter().find(|e| e.reason.as_deref() == Some("Updated"))
+        s.events("db-credentials")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Updated"))
     })
     .await;
-    assert!(updated.note.unwrap_or_default().contains("password (version 2)"));
+    assert!(
+        updated
+            .note
+            .unwrap_or_default()
+            .contains("password (version 2)")
+    );
     seed.s.cleanup().await;
 }
 
@@ -304,17 +477,50 @@ async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
 async fn unchanged_refresh_writes_nothing() {
     let seed = Seed::start_with("unchanged-refresh", "10s", true).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    let secret_rv = s.secrets().get("db-credentials").await.unwrap().resource_version();
-    let object_rv = s.ssm_parameters().get("db-credentials").await.unwrap().resource_version();
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    let secret_rv = s
+        .secrets()
+        .get("db-credentials")
+        .await
+        .unwrap()
+        .resource_version();
+    let object_rv = s
+        .ssm_parameters()
+        .get("db-credentials")
+        .await
+        .unwrap()
+        .resource_version();
     let events = s.events("db-credentials").await.len();
-    let reads = counters(s.env).await.unwrap().calls("ssm:GetParameters", &seed.role_arn);
+    let reads = counters(s.env)
+        .await
+        .unwrap()
+        .calls("ssm:GetParameters", &seed.role_arn);
     eventually("two refreshes", Duration::from_secs(40), || async {
-        (counters(s.env).await.unwrap().calls("ssm:GetParameters", &seed.role_arn) >= reads + 2).then_some(())
+        (counters(s.env)
+            .await
+            .unwrap()
+            .calls("ssm:GetParameters", &seed.role_arn)
+            >= reads + 2)
+            .then_some(())
     })
     .await;
-    assert_eq!(s.secrets().get("db-credentials").await.unwrap().resource_version(), secret_rv);
-    assert_eq!(s.ssm_parameters().get("db-credentials").await.unwrap().resource_version(), object_rv);
+    assert_eq!(
+        s.secrets()
+            .get("db-credentials")
+            .await
+            .unwrap()
+            .resource_version(),
+        secret_rv
+    );
+    assert_eq!(
+        s.ssm_parameters()
+            .get("db-credentials")
+            .await
+            .unwrap()
+            .resource_version(),
+        object_rv
+    );
     assert_eq!(s.events("db-credentials").await.len(), events);
     seed.s.cleanup().await;
 }
@@ -323,7 +529,8 @@ async fn unchanged_refresh_writes_nothing() {
 async fn decrypt_false_stores_the_value_as_aws_returns_it() {
     let seed = Seed::start_with("decrypt-false", "1h", false).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     let raw = s
         .ssm
         .get_parameter()
@@ -336,7 +543,10 @@ async fn decrypt_false_stores_the_value_as_aws_returns_it() {
         .and_then(|p| p.value)
         .unwrap();
     assert_ne!(raw, VALUE);
-    assert_eq!(s.secret_value("db-credentials", "password").await, Some(raw));
+    assert_eq!(
+        s.secret_value("db-credentials", "password").await,
+        Some(raw)
+    );
     seed.s.cleanup().await;
 }
 
@@ -344,25 +554,46 @@ async fn decrypt_false_stores_the_value_as_aws_returns_it() {
 async fn deleting_the_ssm_parameter_deletes_its_secret() {
     let seed = Seed::start("owner-deleted").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    s.ssm_parameters().delete("db-credentials", &Default::default()).await.unwrap();
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
+    s.ssm_parameters()
+        .delete("db-credentials", &Default::default())
+        .await
+        .unwrap();
     // The garbage collector learns of a new CRD by rediscovery, every 30 s.
-    eventually("garbage collection of the Secret", Duration::from_secs(90), || async {
-        s.secrets().get_opt("db-credentials").await.unwrap().is_none().then_some(())
-    })
+    eventually(
+        "garbage collection of the Secret",
+        Duration::from_secs(90),
+        || async {
+            s.secrets()
+                .get_opt("db-credentials")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
     seed.s.cleanup().await;
 }
 
 /// A world of `count` SecureStrings and an operator allowed to read them;
 /// `forbidden` of them are encrypted with a key the role may not use.
-async fn many_parameters(test: &str, count: usize, forbidden: usize) -> (Scenario, Vec<String>, String) {
+async fn many_parameters(
+    test: &str,
+    count: usize,
+    forbidden: usize,
+) -> (Scenario, Vec<String>, String) {
     let s = Scenario::new(test).await;
     let key = s.create_key().await;
     let forbidden_key = s.create_key().await;
     let names: Vec<String> = (0..count).map(|i| format!("{}-p{i}", s.id)).collect();
     for (i, name) in names.iter().enumerate() {
-        let k = if i < count - forbidden { &key } else { &forbidden_key };
+        let k = if i < count - forbidden {
+            &key
+        } else {
+            &forbidden_key
+        };
         s.put_secure_string(name, VALUE, k).await;
     }
     let arns: Vec<String> = names.iter().map(|n| s.parameter_arn(n)).collect();
@@ -376,7 +607,8 @@ async fn many_parameters(test: &str, count: usize, forbidden: usize) -> (Scenari
     let role = s.create_operator_role(&policy).await;
     // Every object exists before the operator starts, so all are due together.
     for (i, name) in names.iter().enumerate() {
-        s.apply(&manifest(&format!("obj-{i}"), name, "1h", true)).await;
+        s.apply(&manifest(&format!("obj-{i}"), name, "1h", true))
+            .await;
     }
     (s, names, role)
 }
@@ -386,10 +618,17 @@ async fn ssm_parameters_due_together_share_get_parameters_calls() {
     let (mut s, _, role) = many_parameters("batching", 6, 0).await;
     s.start_operator(&role).await;
     for i in 0..6 {
-        s.wait_for_condition(&format!("obj-{i}"), "Ready", "True", "Synced").await;
+        s.wait_for_condition(&format!("obj-{i}"), "Ready", "True", "Synced")
+            .await;
     }
-    let calls = counters(s.env).await.unwrap().calls("ssm:GetParameters", &role);
-    assert!(calls <= 2, "6 SsmParameters due together took {calls} GetParameters calls");
+    let calls = counters(s.env)
+        .await
+        .unwrap()
+        .calls("ssm:GetParameters", &role);
+    assert!(
+        calls <= 2,
+        "6 SsmParameters due together took {calls} GetParameters calls"
+    );
     s.cleanup().await;
 }
 
@@ -398,9 +637,12 @@ async fn one_undecryptable_parameter_in_a_batch_fails_only_its_ssm_parameter() {
     let (mut s, names, role) = many_parameters("batch-denial", 4, 1).await;
     s.start_operator(&role).await;
     for i in 0..3 {
-        s.wait_for_condition(&format!("obj-{i}"), "Ready", "True", "Synced").await;
+        s.wait_for_condition(&format!("obj-{i}"), "Ready", "True", "Synced")
+            .await;
     }
-    let status = s.wait_for_condition("obj-3", "Synced", "False", "KmsAccessDenied").await;
+    let status = s
+        .wait_for_condition("obj-3", "Synced", "False", "KmsAccessDenied")
+        .await;
     assert!(condition(&status, "Synced").message.contains(&names[3]));
     s.cleanup().await;
 }

@@ -14,7 +14,13 @@ async fn admin_config(info: &EnvInfo) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(&info.aws_endpoint)
-        .credentials_provider(Credentials::new("AKIDADMINISTRATOR", "administrator", None, None, "tests"))
+        .credentials_provider(Credentials::new(
+            "AKIDADMINISTRATOR",
+            "administrator",
+            None,
+            None,
+            "tests",
+        ))
         .load()
         .await
 }
@@ -67,7 +73,11 @@ impl Counters {
     /// Calls of `action` by `caller` per outcome.
     pub fn outcomes(&self, action: &str, caller: &str) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for c in self.counters.iter().filter(|c| c.action == action && c.caller == caller) {
+        for c in self
+            .counters
+            .iter()
+            .filter(|c| c.action == action && c.caller == caller)
+        {
             *out.entry(c.outcome.clone()).or_default() += c.count;
         }
         out
@@ -79,16 +89,17 @@ pub async fn counters(info: &EnvInfo) -> anyhow::Result<Counters> {
     serde_json::from_str(&body).context("parsing the emulator's counters")
 }
 
-/// Makes the next `count` calls of `action` fail with `kind`
-/// (`throttle`, `unavailable` or `hang`).
-pub async fn inject_fault(info: &EnvInfo, action: &str, kind: &str, count: u32) -> anyhow::Result<()> {
-    let body = json!({ "action": action, "kind": kind, "count": count });
-    control(info, "POST", "/_fidelity/faults", Some(body)).await.map(drop)
-}
-
 /// A plain HTTP/1.1 request to the emulator's control endpoints.
-async fn control(info: &EnvInfo, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<String> {
-    let authority = info.aws_endpoint.trim_start_matches("http://").trim_end_matches('/');
+async fn control(
+    info: &EnvInfo,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<String> {
+    let authority = info
+        .aws_endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
     let mut stream = tokio::net::TcpStream::connect(authority).await?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
@@ -99,7 +110,12 @@ async fn control(info: &EnvInfo, method: &str, path: &str, body: Option<Value>) 
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP answer")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"), "{method} {path}: {head}");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"),
+        "{method} {path}: {head}"
+    );
     Ok(body.to_owned())
 }

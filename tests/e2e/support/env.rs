@@ -28,7 +28,6 @@ pub struct EnvInfo {
     pub ca_file: PathBuf,
     pub aws_endpoint: String,
     pub oidc_issuer: String,
-    pub workdir: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -55,10 +54,12 @@ fn repo() -> PathBuf {
 }
 
 fn cache() -> PathBuf {
-    std::env::var_os("SSM_OPERATOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").unwrap_or_default();
-        Path::new(&home).join(".cache/ssm-operator")
-    })
+    std::env::var_os("SSM_OPERATOR_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".cache/ssm-operator")
+        })
 }
 
 /// The venv python written by `testenv/setup.sh` into `$CACHE/env.sh`.
@@ -89,7 +90,10 @@ async fn start() -> anyhow::Result<EnvInfo> {
 }
 
 fn start_supervisor() -> anyhow::Result<EnvInfo> {
-    let workdir = tempfile::Builder::new().prefix("ssm-operator-e2e-").tempdir()?.keep();
+    let workdir = tempfile::Builder::new()
+        .prefix("ssm-operator-e2e-")
+        .tempdir()?
+        .keep();
     let mut child = Command::new(python()?)
         .arg(repo().join("testenv/env.py"))
         .arg("--workdir")
@@ -106,14 +110,17 @@ fn start_supervisor() -> anyhow::Result<EnvInfo> {
     match serde_json::from_str::<Report>(&line) {
         Ok(Report::Ready(info)) => Ok(info),
         Ok(Report::Failed { error }) => bail!("{error}"),
-        Err(_) => bail!("testenv/env.py said {line:?} instead of its JSON report (see its stderr above)"),
+        Err(_) => {
+            bail!("testenv/env.py said {line:?} instead of its JSON report (see its stderr above)")
+        }
     }
 }
 
 /// A client with the administrator's kubeconfig, for this test's runtime.
 pub async fn admin_client(info: &EnvInfo) -> anyhow::Result<Client> {
     let kubeconfig = Kubeconfig::read_from(&info.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
 }
 
@@ -121,8 +128,12 @@ async fn install_crd(client: &Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = SsmParameter::crd();
     let name = crd.metadata.name.clone().unwrap_or_default();
-    crds.patch(&name, &PatchParams::apply("ssm-operator-tests").force(), &Patch::Apply(&crd))
-        .await?;
+    crds.patch(
+        &name,
+        &PatchParams::apply("ssm-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
     tokio::time::timeout(
         std::time::Duration::from_secs(30),
         await_condition(crds, &name, conditions::is_crd_established()),

@@ -57,7 +57,6 @@ pub struct Scenario {
 pub struct Operator {
     child: tokio::process::Child,
     pub log: PathBuf,
-    pub role_arn: String,
 }
 
 impl Drop for Operator {
@@ -71,11 +70,17 @@ impl Scenario {
         let env = shared().await;
         let kube = admin_client(env).await.expect("admin client");
         let suffix: u32 = rand_suffix();
-        let id = format!("{}-{suffix:05}", test.replace('_', "-").chars().take(40).collect::<String>());
+        let id = format!(
+            "{}-{suffix:05}",
+            test.replace('_', "-").chars().take(40).collect::<String>()
+        );
         let namespace = id.clone();
         let namespaces: Api<Namespace> = Api::all(kube.clone());
         namespaces
-            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+            )
             .await
             .expect("create namespace");
         Self {
@@ -92,7 +97,13 @@ impl Scenario {
 
     /// A customer-managed KMS key; returns its ARN.
     pub async fn create_key(&self) -> String {
-        let key = self.kms.create_key().description(&self.id).send().await.expect("create key");
+        let key = self
+            .kms
+            .create_key()
+            .description(&self.id)
+            .send()
+            .await
+            .expect("create key");
         key.key_metadata.and_then(|m| m.arn).expect("key arn")
     }
 
@@ -111,14 +122,20 @@ impl Scenario {
     }
 
     pub fn parameter_arn(&self, name: &str) -> String {
-        format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}", name.trim_start_matches('/'))
+        format!(
+            "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}",
+            name.trim_start_matches('/')
+        )
     }
 
     /// An IAM role the operator's ServiceAccount may assume (IRSA), with
     /// `policy` inline; returns its ARN.
     pub async fn create_operator_role(&self, policy: &Value) -> String {
-        self.create_role_trusting(&format!("system:serviceaccount:{}:ssm-operator", self.namespace), policy)
-            .await
+        self.create_role_trusting(
+            &format!("system:serviceaccount:{}:ssm-operator", self.namespace),
+            policy,
+        )
+        .await
     }
 
     /// An IAM role whose trust policy admits the token subject `sub`.
@@ -136,7 +153,10 @@ impl Scenario {
                 }},
             }],
         });
-        let name = format!("{}-op", self.id).chars().take(64).collect::<String>();
+        let name = format!("{}-op", self.id)
+            .chars()
+            .take(64)
+            .collect::<String>();
         let role = self
             .iam
             .create_role()
@@ -163,7 +183,11 @@ impl Scenario {
     /// Starts the operator as the ServiceAccount `ssm-operator` of this
     /// namespace, assuming `role_arn` through IRSA.
     pub async fn start_operator(&mut self, role_arn: &str) {
-        let dir = tempfile::Builder::new().prefix(&self.id).tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix(&self.id)
+            .tempdir()
+            .unwrap()
+            .keep();
         let sa = "ssm-operator";
         self.grant_operator_rbac(sa).await;
         let aws_token = self.token_for(sa, "sts.amazonaws.com").await;
@@ -183,7 +207,7 @@ impl Scenario {
         )
         .unwrap();
         let log = dir.join("operator.log");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ssm-operator"))
+        let child = tokio::process::Command::new(operator_binary())
             .args(["run", "--watch-namespaces", &self.namespace, "--log-format", "json"])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -198,11 +222,7 @@ impl Scenario {
             .kill_on_drop(true)
             .spawn()
             .expect("start the operator");
-        self.operator = Some(Operator {
-            child,
-            log,
-            role_arn: role_arn.to_owned(),
-        });
+        self.operator = Some(Operator { child, log });
     }
 
     pub fn operator(&self) -> &Operator {
@@ -216,9 +236,12 @@ impl Scenario {
 
     async fn grant_operator_rbac(&self, sa: &str) {
         let sas: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), &self.namespace);
-        sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap())
-            .await
-            .expect("create service account");
+        sas.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap(),
+        )
+        .await
+        .expect("create service account");
         let roles: Api<ClusterRole> = Api::all(self.kube.clone());
         let role: ClusterRole = serde_json::from_value(json!({
             "metadata": {"name": "ssm-operator-tests"},
@@ -231,7 +254,11 @@ impl Scenario {
         }))
         .unwrap();
         roles
-            .patch("ssm-operator-tests", &PatchParams::apply("tests").force(), &Patch::Apply(&role))
+            .patch(
+                "ssm-operator-tests",
+                &PatchParams::apply("tests").force(),
+                &Patch::Apply(&role),
+            )
             .await
             .expect("cluster role");
         let bindings: Api<ClusterRoleBinding> = Api::all(self.kube.clone());
@@ -241,7 +268,10 @@ impl Scenario {
             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": self.namespace}],
         }))
         .unwrap();
-        bindings.create(&PostParams::default(), &binding).await.expect("binding");
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("binding");
     }
 
     /// A token for ServiceAccount `sa` with `audience` ("" = the API server's).
@@ -249,7 +279,11 @@ impl Scenario {
         let sas: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), &self.namespace);
         let request = TokenRequest {
             spec: TokenRequestSpec {
-                audiences: if audience.is_empty() { vec![] } else { vec![audience.to_owned()] },
+                audiences: if audience.is_empty() {
+                    vec![]
+                } else {
+                    vec![audience.to_owned()]
+                },
                 expiration_seconds: Some(3600),
                 bound_object_ref: None,
             },
@@ -274,7 +308,11 @@ impl Scenario {
     pub async fn apply(&self, manifest: &str) -> SsmParameter {
         let obj: SsmParameter = serde_yaml::from_str(manifest).expect("manifest");
         self.ssm_parameters()
-            .patch(&obj.name_any(), &PatchParams::apply("tests").force(), &Patch::Apply(&obj))
+            .patch(
+                &obj.name_any(),
+                &PatchParams::apply("tests").force(),
+                &Patch::Apply(&obj),
+            )
             .await
             .expect("apply SsmParameter")
     }
@@ -284,12 +322,22 @@ impl Scenario {
     }
 
     /// Waits until condition `type_` of `name` has `status` and `reason`.
-    pub async fn wait_for_condition(&self, name: &str, type_: &str, status: &str, reason: &str) -> SsmParameterStatus {
-        eventually(&format!("{name}: {type_}={status} ({reason})"), DEADLINE, || async {
-            let s = self.status(name).await?;
-            let c = s.conditions.iter().find(|c| c.type_ == type_)?;
-            (c.status == status && c.reason == reason).then_some(s)
-        })
+    pub async fn wait_for_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> SsmParameterStatus {
+        eventually(
+            &format!("{name}: {type_}={status} ({reason})"),
+            DEADLINE,
+            || async {
+                let s = self.status(name).await?;
+                let c = s.conditions.iter().find(|c| c.type_ == type_)?;
+                (c.status == status && c.reason == reason).then_some(s)
+            },
+        )
         .await
     }
 
@@ -326,8 +374,20 @@ impl Scenario {
     /// Deletes the namespace (and so everything in it).
     pub async fn cleanup(self) {
         let namespaces: Api<Namespace> = Api::all(self.kube.clone());
-        let _ = namespaces.delete(&self.namespace, &DeleteParams::default()).await;
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
     }
+}
+
+/// The operator binary cargo built next to this test (or example).
+fn operator_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_ssm-operator") {
+        return path.into();
+    }
+    // An example runs from target/<profile>/examples/.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(|p| p.parent()).expect("target dir").join("ssm-operator")
 }
 
 fn rand_suffix() -> u32 {
@@ -349,7 +409,12 @@ pub fn kubectl(env: &EnvInfo, args: &[&str], stdin: Option<&str>) -> std::proces
         .context("kubectl must be installed")
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()

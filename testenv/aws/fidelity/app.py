@@ -1,0 +1,83 @@
+"""The WSGI middleware: every AWS call goes through faults, rate ceilings and
+the service's guard before moto answers it, and is counted."""
+
+from .awsrequest import AwsRequest
+from .callers import identify
+from .ciphertexts import VALUE_CARRYING_READS, Ciphertexts
+from .control import PREFIX, ControlEndpoints
+from .counters import Counters
+from .errors import AwsError, error_code_of, status_line, throttling
+from .faults import Faults
+from .rates import RateCeilings
+from .ssm_guard import check as check_ssm
+from .sts_guard import StsGuard
+from .web_identity import WebIdentityVerifier
+
+
+class FidelityMiddleware:
+    def __init__(self, moto_app, web_identity: WebIdentityVerifier):
+        self.moto_app = moto_app
+        self.counters = Counters()
+        self.faults = Faults()
+        self.rates = RateCeilings()
+        self.ciphertexts = Ciphertexts()
+        self.sts_guard = StsGuard(web_identity)
+        self.control = ControlEndpoints(self.counters, self.faults, self.rates)
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(PREFIX):
+            return self.control(environ, start_response)
+        request = AwsRequest.from_environ(environ)
+        if request is None:
+            # Not an AWS call (moto's own /moto-api, for instance).
+            return self.moto_app(environ, start_response)
+        caller = identify(request)
+        try:
+            self._check(request, caller)
+        except AwsError as error:
+            status, headers, body = error.render(request)
+            outcome = error.code
+        else:
+            status, headers, body = self._moto_answer(environ)
+            outcome = "ok" if status < 400 else error_code_of(status, body)
+            if status == 200 and _returns_ciphertext(request):
+                body = self.ciphertexts.hide_values(
+                    request.action, body, caller.account, request.region
+                )
+        self.counters.add(request.operation, caller.name, outcome)
+        start_response(status_line(status), headers + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def _check(self, request: AwsRequest, caller):
+        """Raise the AwsError AWS would answer instead of moto."""
+        self.faults.apply(request)
+        if not self.rates.admit(request.operation, caller.account, request.region):
+            raise throttling(request)
+        if request.service == "ssm":
+            check_ssm(request, caller, self.counters)
+        elif request.service == "sts":
+            self.sts_guard.check(request, caller)
+
+    def _moto_answer(self, environ) -> tuple[int, list[tuple[str, str]], bytes]:
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"] = int(status.split()[0])
+            # The length is set again once the body is final.
+            captured["headers"] = [(k, v) for k, v in headers if k.lower() != "content-length"]
+
+        chunks = self.moto_app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], body
+
+
+def _returns_ciphertext(request: AwsRequest) -> bool:
+    return (
+        request.service == "ssm"
+        and request.action in VALUE_CARRYING_READS
+        and request.params.get("WithDecryption") is not True
+    )

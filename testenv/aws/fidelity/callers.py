@@ -1,0 +1,59 @@
+"""Who signed a request.
+
+Credentials that moto's STS issued (AssumeRole, AssumeRoleWithWebIdentity)
+make the caller that assumed role, checked against the role's policies. Any
+other access key is an unrestricted administrator: the tests use one to set
+things up."""
+
+from dataclasses import dataclass
+
+from . import moto_state
+from .awsrequest import AwsRequest
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    account: str
+    # What the counters call this caller: the role ARN of an assumed role,
+    # "admin", or for unsigned calls the role asked for.
+    name: str
+    role_arn: str | None = None
+    session_arn: str | None = None
+
+    @property
+    def is_assumed_role(self) -> bool:
+        return self.role_arn is not None
+
+    @property
+    def root_arn(self) -> str:
+        return f"arn:{moto_state.PARTITION}:iam::{self.account}:root"
+
+    def condition_context(self, region: str) -> dict[str, str]:
+        """The global condition keys AWS sets for this caller's requests."""
+        context = {"aws:RequestedRegion": region, "aws:PrincipalAccount": self.account}
+        if self.is_assumed_role:
+            context["aws:PrincipalArn"] = self.role_arn
+            context["aws:PrincipalType"] = "AssumedRole"
+        return context
+
+    def policy_documents(self) -> list[dict]:
+        """The caller role's identity-based policies (none if it was deleted)."""
+        role = moto_state.find_role(self.role_arn)
+        return moto_state.role_policy_documents(role) if role else []
+
+
+def identify(request: AwsRequest) -> Caller:
+    account = moto_state.account_of(request.access_key, request.account_header)
+    if request.access_key is None:
+        return Caller(account, request.params.get("RoleArn") or "anonymous")
+    session = moto_state.assumed_role_session(account, request.access_key)
+    if session is None:
+        return Caller(account, ADMIN)
+    return Caller(
+        account=session.account_id,
+        name=session.role_arn,
+        role_arn=session.role_arn,
+        session_arn=session.arn,
+    )

@@ -1,0 +1,95 @@
+"""The layer's control endpoints under /_fidelity/ (never counted as AWS calls)."""
+
+import json
+
+from werkzeug.wrappers import Request, Response
+
+from .counters import Counters
+from .faults import DEFAULT_HANG_SECONDS, Faults
+from .rates import RateCeilings
+
+PREFIX = "/_fidelity/"
+
+
+class ControlEndpoints:
+    def __init__(self, counters: Counters, faults: Faults, rates: RateCeilings):
+        self.counters = counters
+        self.faults = faults
+        self.rates = rates
+        self._routes = {
+            ("GET", "/_fidelity/health"): lambda _: Response("ok", mimetype="text/plain"),
+            ("GET", "/_fidelity/faults"): self._list_faults,
+            ("POST", "/_fidelity/faults"): self._add_fault,
+            ("DELETE", "/_fidelity/faults"): self._clear_faults,
+            ("GET", "/_fidelity/rate"): self._list_rates,
+            ("PUT", "/_fidelity/rate"): self._set_rate,
+            ("DELETE", "/_fidelity/rate"): self._reset_rates,
+            ("GET", "/_fidelity/counters"): self._list_counters,
+            ("POST", "/_fidelity/counters/reset"): self._reset_counters,
+        }
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        handler = self._routes.get((request.method, request.path.rstrip("/")))
+        if handler is None:
+            known = {path for _, path in self._routes}
+            status = 405 if request.path.rstrip("/") in known else 404
+            response = _json({"error": f"no {request.method} {request.path}"}, status)
+        else:
+            try:
+                response = handler(request)
+            except ValueError as invalid:
+                response = _json({"error": str(invalid)}, 400)
+        return response(environ, start_response)
+
+    def _list_faults(self, _):
+        return _json({"faults": self.faults.pending()})
+
+    def _add_fault(self, request):
+        body = _body(request)
+        self.faults.add(
+            body.get("action"),
+            body.get("kind"),
+            body.get("count", 1),
+            body.get("seconds", DEFAULT_HANG_SECONDS),
+        )
+        return self._list_faults(request)
+
+    def _clear_faults(self, request):
+        self.faults.clear()
+        return self._list_faults(request)
+
+    def _list_rates(self, _):
+        return _json({"rates": self.rates.ceilings()})
+
+    def _set_rate(self, request):
+        body = _body(request)
+        if "per_second" not in body:
+            raise ValueError("per_second is required (a number, or null for no ceiling)")
+        self.rates.set(body.get("action"), body["per_second"])
+        return self._list_rates(request)
+
+    def _reset_rates(self, request):
+        self.rates.reset()
+        return self._list_rates(request)
+
+    def _list_counters(self, _):
+        return _json({"counters": self.counters.snapshot()})
+
+    def _reset_counters(self, request):
+        self.counters.reset()
+        return self._list_counters(request)
+
+
+def _body(request) -> dict:
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError:
+        raise ValueError("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def _json(document, status: int = 200) -> Response:
+    return Response(json.dumps(document), status=status, mimetype="application/json")

@@ -1,0 +1,113 @@
+"""AWS error responses, in the shape each protocol's SDK parser expects."""
+
+import json
+import uuid
+from http import HTTPStatus
+from xml.sax.saxutils import escape
+
+# The query protocol's error body carries the service's XML namespace.
+QUERY_NAMESPACES = {
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+}
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+class AwsError(Exception):
+    """An error the layer answers instead of moto."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def render(self, request) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Status, headers and body for `request`'s protocol."""
+        request_id = new_request_id()
+        if request.protocol == "json":
+            return self._render_json(request, request_id)
+        return self._render_query(request, request_id)
+
+    def _render_json(self, request, request_id):
+        body = json.dumps({"__type": self.code, "message": self.message}).encode()
+        headers = [
+            ("Content-Type", f"application/x-amz-json-{request.json_version}"),
+            ("x-amzn-ErrorType", self.code),
+            ("x-amzn-RequestId", request_id),
+        ]
+        return self.status, headers, body
+
+    def _render_query(self, request, request_id):
+        namespace = QUERY_NAMESPACES.get(request.service, QUERY_NAMESPACES["sts"])
+        fault = "Receiver" if self.status >= 500 else "Sender"
+        body = (
+            f'<ErrorResponse xmlns="{namespace}">'
+            f"<Error><Type>{fault}</Type><Code>{escape(self.code)}</Code>"
+            f"<Message>{escape(self.message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+        return self.status, headers, body
+
+
+def kms_detail(kms_code: str) -> str:
+    """The suffix SSM appends when KMS refused a decryption on its behalf."""
+    return (
+        f"(Service: AWSKMS; Status Code: 400; Error Code: {kms_code}; "
+        f"Request ID: {new_request_id()}; Proxy: null)"
+    )
+
+
+class DecryptRefused(AwsError):
+    """KMS refused to decrypt a SecureString for SSM. SSM answers `code`, while
+    KMS's own error code (what the call to KMS ended with) is `kms_code`."""
+
+    def __init__(self, code: str, kms_code: str, message: str):
+        super().__init__(code, f"{message} {kms_detail(kms_code)}")
+        self.kms_code = kms_code
+
+
+def error_code_of(status: int, body: bytes) -> str:
+    """The AWS error code in a (moto) error response, for the counters."""
+    text = body.decode("utf-8", "replace")
+    try:
+        error_type = json.loads(text).get("__type", "")
+        # JSON error types may be qualified: "namespace#Code".
+        return error_type.split("#")[-1] or str(status)
+    except (ValueError, AttributeError):
+        pass
+    start = text.find("<Code>")
+    end = text.find("</Code>", start)
+    if start >= 0 and end > start:
+        return text[start + len("<Code>") : end]
+    return str(status)
+
+
+def throttling(request) -> AwsError:
+    # Query-protocol services (STS, IAM) name it Throttling, JSON ones ThrottlingException.
+    code = "Throttling" if request.protocol == "query" else "ThrottlingException"
+    return AwsError(code, "Rate exceeded")
+
+
+def service_unavailable() -> AwsError:
+    return AwsError(
+        "ServiceUnavailable", "The request has failed due to a temporary failure of the server.", 503
+    )
+
+
+def internal_failure(request) -> AwsError:
+    # SSM models its own name for it (GetParameterError::InternalServerError).
+    code = "InternalServerError" if request.service == "ssm" else "InternalFailure"
+    return AwsError(
+        code,
+        "The request processing has failed because of an unknown error, exception or failure.",
+        500,
+    )

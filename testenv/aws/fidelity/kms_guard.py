@@ -1,0 +1,96 @@
+"""What KMS decides when SSM asks it to decrypt a SecureString: does the key
+exist, may the caller use it, is it usable. moto's SSM never asks."""
+
+import threading
+from dataclasses import dataclass
+
+from . import moto_state, policy
+from .callers import Caller
+from .errors import DecryptRefused
+
+# Keys behind these aliases are AWS managed: every principal of the account
+# may use them through the service, without any grant.
+AWS_MANAGED_ALIAS_PREFIX = "alias/aws/"
+# moto creates an AWS managed key on its first use; one creation at a time.
+_key_creation = threading.Lock()
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    key: object | None  # moto's Key
+    # How KMS names the key when it does not exist: the ARN of the key id or alias.
+    requested_arn: str
+
+
+def find_key(key_id: str, account: str, region: str) -> KeyLookup:
+    """Resolve a KeyId as SSM stores it: key id, key ARN, alias or alias ARN."""
+    arn_parts = key_id.split(":", 5)
+    if len(arn_parts) == 6 and arn_parts[0] == "arn":
+        _, _, _, region, account, resource = arn_parts
+    elif key_id.startswith("alias/"):
+        resource = key_id
+    else:
+        resource = f"key/{key_id}"
+    requested_arn = f"arn:{moto_state.PARTITION}:kms:{region}:{account}:{resource}"
+    backend = moto_state.kms_backend(account, region)
+    if resource.startswith("alias/"):
+        with _key_creation:
+            # Also creates the AWS managed key of a reserved alias, as AWS does.
+            resolved = backend.get_key_id_from_alias(resource)
+        key = backend.keys.get(resolved) if resolved else None
+    else:
+        key = backend.keys.get(resource.removeprefix("key/"))
+    return KeyLookup(key, requested_arn)
+
+
+def is_aws_managed(key) -> bool:
+    return any(alias.startswith(AWS_MANAGED_ALIAS_PREFIX) for alias in key.aliases)
+
+
+def check_decrypt(caller: Caller, key_id: str, account: str, region: str, context: dict):
+    """Raise DecryptRefused unless KMS would decrypt for SSM on `caller`'s
+    behalf. `context` holds the request's KMS condition keys."""
+    lookup = find_key(key_id, account, region)
+    key = lookup.key
+    if key is None:
+        raise DecryptRefused(
+            "InvalidKeyId", "NotFoundException", f"Key '{lookup.requested_arn}' does not exist"
+        )
+    if caller.is_assumed_role and not is_aws_managed(key):
+        _authorize(caller, key, context)
+    if key.key_state == "Disabled":
+        raise DecryptRefused("InvalidKeyId", "DisabledException", f"{key.arn} is disabled.")
+    if key.key_state == "PendingDeletion":
+        raise DecryptRefused(
+            "InvalidKeyId", "KMSInvalidStateException", f"{key.arn} is pending deletion."
+        )
+
+
+def _authorize(caller: Caller, key, context: dict):
+    """KMS authorization: the key policy decides, and a statement allowing the
+    account root delegates the decision to the caller's IAM policies."""
+    action = "kms:Decrypt"
+    key_policy = [moto_state.parse_policy(key.policy)]
+    caller_arns = {caller.role_arn, caller.session_arn}
+    everyone = {"AWS": caller_arns | {caller.root_arn}}
+    if policy.evaluate(key_policy, action, key.arn, context, everyone) is policy.Decision.EXPLICIT_DENY:
+        _deny(caller, key, "with an explicit deny in a resource-based policy")
+    identity = policy.evaluate(caller.policy_documents(), action, key.arn, context)
+    if identity is policy.Decision.EXPLICIT_DENY:
+        _deny(caller, key, "with an explicit deny in an identity-based policy")
+    if policy.evaluate(key_policy, action, key.arn, context, {"AWS": caller_arns}) is policy.Decision.ALLOW:
+        return
+    root = {"AWS": {caller.root_arn}}
+    if policy.evaluate(key_policy, action, key.arn, context, root) is not policy.Decision.ALLOW:
+        _deny(caller, key, "because no resource-based policy allows the kms:Decrypt action")
+    if identity is not policy.Decision.ALLOW:
+        _deny(caller, key, "because no identity-based policy allows the kms:Decrypt action")
+
+
+def _deny(caller: Caller, key, reason: str):
+    raise DecryptRefused(
+        "AccessDeniedException",
+        "AccessDeniedException",
+        f"User: {caller.session_arn} is not authorized to perform: kms:Decrypt "
+        f"on resource: {key.arn} {reason}",
+    )
