@@ -18,21 +18,31 @@ fn say(text: &str) {
 fn show(env: &support::env::EnvInfo, args: &[&str]) {
     println!("$ kubectl {}", args.join(" "));
     let out = kubectl(env, args, None);
-    print!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    print!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::main]
 async fn main() {
-    say("Starting a real kube-apiserver, etcd and controller manager, and the AWS emulator (SSM, KMS, STS, IAM)");
+    say(
+        "Starting a real kube-apiserver, etcd and controller manager, and the AWS emulator (SSM, KMS, STS, IAM)",
+    );
     let mut s = Scenario::new("demo").await;
     let ns = s.namespace.clone();
 
-    say("An admin creates a customer-managed KMS key and the SecureString prd-db-pass encrypted with it");
+    say(
+        "An admin creates a customer-managed KMS key and the SecureString prd-db-pass encrypted with it",
+    );
     let key = s.create_key().await;
     s.put_secure_string("prd-db-pass", "PASSWORD", &key).await;
     println!("key: {key}\nparameter: prd-db-pass (SecureString)");
 
-    say("The operator's IAM role, assumed through IRSA by the ServiceAccount ssm-operator, may read and decrypt it");
+    say(
+        "The operator's IAM role, assumed through IRSA by the ServiceAccount ssm-operator, may read and decrypt it",
+    );
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -41,7 +51,10 @@ async fn main() {
         ],
     });
     let role = s.create_operator_role(&policy).await;
-    println!("role: {role}\n{}", serde_json::to_string_pretty(&policy).unwrap());
+    println!(
+        "role: {role}\n{}",
+        serde_json::to_string_pretty(&policy).unwrap()
+    );
     s.start_operator(&role).await;
 
     say("A user applies an SsmParameter");
@@ -51,38 +64,102 @@ async fn main() {
     print!("{manifest}");
     let out = kubectl(s.env, &["apply", "-f", "-"], Some(&manifest));
     print!("{}", String::from_utf8_lossy(&out.stdout));
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
-    show(s.env, &["get", "ssmp", "-n", &ns]);
-    show(s.env, &["get", "secret", "db-credentials", "-n", &ns, "-o", "jsonpath={.data.password}"]);
-    println!("  (base64 of: {})", s.secret_value("db-credentials", "password").await.unwrap_or_default());
-
-    say("The role loses kms:Decrypt; the next read is refused by KMS");
-    s.put_role_policy(role.rsplit('/').next().unwrap(), &allow(&["ssm:GetParameters"], &[s.parameter_arn("prd-db-pass")]))
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
         .await;
-    s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied").await;
     show(s.env, &["get", "ssmp", "-n", &ns]);
     show(
         s.env,
-        &["get", "ssmp", "db-credentials", "-n", &ns, "-o", "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}"],
+        &[
+            "get",
+            "secret",
+            "db-credentials",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.password}",
+        ],
     );
-    let kept = s.secret_value("db-credentials", "password").await.unwrap_or_default();
+    println!(
+        "  (base64 of: {})",
+        s.secret_value("db-credentials", "password")
+            .await
+            .unwrap_or_default()
+    );
+
+    say("The role loses kms:Decrypt; the next read is refused by KMS");
+    s.put_role_policy(
+        role.rsplit('/').next().unwrap(),
+        &allow(&["ssm:GetParameters"], &[s.parameter_arn("prd-db-pass")]),
+    )
+    .await;
+    s.force_sync("db-credentials").await;
+    s.wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied")
+        .await;
+    show(s.env, &["get", "ssmp", "-n", &ns]);
+    show(
+        s.env,
+        &[
+            "get",
+            "ssmp",
+            "db-credentials",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}",
+        ],
+    );
+    let kept = s
+        .secret_value("db-credentials", "password")
+        .await
+        .unwrap_or_default();
     println!("The Secret keeps the last good value: password={kept}");
-    show(s.env, &["get", "events", "-n", &ns, "--field-selector", "type=Warning"]);
+    show(
+        s.env,
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "type=Warning",
+        ],
+    );
 
     say("Access is restored; the next read syncs again");
-    s.put_role_policy(role.rsplit('/').next().unwrap(), &policy).await;
+    s.put_role_policy(role.rsplit('/').next().unwrap(), &policy)
+        .await;
     s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "True", "Synced").await;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced").await;
+    s.wait_for_condition("db-credentials", "Synced", "True", "Synced")
+        .await;
+    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
+        .await;
     show(s.env, &["get", "ssmp", "-n", &ns]);
 
     say("Deleting the SsmParameter deletes its Secret (ownerReference, garbage collection)");
     show(s.env, &["delete", "ssmp", "db-credentials", "-n", &ns]);
-    support::eventually("the Secret to be garbage-collected", std::time::Duration::from_secs(90), || async {
-        s.secrets().get_opt("db-credentials").await.unwrap().is_none().then_some(())
-    })
+    support::eventually(
+        "the Secret to be garbage-collected",
+        std::time::Duration::from_secs(90),
+        || async {
+            s.secrets()
+                .get_opt("db-credentials")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
-    show(s.env, &["get", "secrets", "-n", &ns, "-l", "app.kubernetes.io/managed-by=ssm-operator"]);
+    show(
+        s.env,
+        &[
+            "get",
+            "secrets",
+            "-n",
+            &ns,
+            "-l",
+            "app.kubernetes.io/managed-by=ssm-operator",
+        ],
+    );
     say("Done. Everything started here stops with this process.");
 }

@@ -119,3 +119,141 @@ impl ParameterStore for SsmParameterStore {
         self.read(scope, names, decrypt).boxed()
     }
 }
+
+#[cfg(test)]
+mod replay_tests {
+    //! Real AWS error bodies replayed through the SDK's own HTTP stack, so
+    //! that classification is tested on what the SDK makes of them.
+
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+    use crate::aws::credentials::OperatorIdentity;
+    use crate::error::Reason;
+
+    const KEY: &str =
+        "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const ROLE: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/ssm-operator";
+
+    async fn read_with_answer(status: u16, body: &str) -> Result<ParametersPage, SyncError> {
+        let request = http::Request::builder()
+            .uri("https://ssm.ap-northeast-1.amazonaws.com/")
+            .body(SdkBody::empty())
+            .unwrap();
+        let response = http::Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(SdkBody::from(body.to_owned()))
+            .unwrap();
+        let http_client = StaticReplayClient::new(vec![ReplayEvent::new(request, response)]);
+        let base = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("ap-northeast-1"))
+            .http_client(http_client)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let static_credentials = Credentials::new("AKID", "SECRET", None, None, "replay");
+        let identity =
+            OperatorIdentity::Ambient(SharedCredentialsProvider::new(static_credentials));
+        let sts = aws_sdk_sts::Client::new(&base);
+        let store = SsmParameterStore::new(base, Arc::new(CredentialsCache::new(identity, sts)));
+        let scope = Scope {
+            region: "ap-northeast-1".into(),
+        };
+        store
+            .get_parameters(&scope, &["prd-db-pass".to_owned()], true)
+            .await
+    }
+
+    fn error_body(code: &str, message: &str) -> String {
+        serde_json::json!({ "__type": code, "message": message }).to_string()
+    }
+
+    #[tokio::test]
+    async fn replayed_kms_denial_is_kms_access_denied_naming_key_and_role() {
+        let message = format!(
+            "User: {ROLE} is not authorized to perform: kms:Decrypt on resource: {KEY} because no identity-based \
+             policy allows the kms:Decrypt action (Service: AWSKMS; Status Code: 400; Error Code: \
+             AccessDeniedException; Request ID: 8b1e4d2c-0000-4000-8000-000000000000; Proxy: null)"
+        );
+        let err = read_with_answer(400, &error_body("AccessDeniedException", &message))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SyncError::KmsAccessDenied {
+                parameter: "prd-db-pass".into(),
+                key: Some(KEY.into()),
+                principal: Some(ROLE.into()),
+            }
+        );
+        assert!(
+            !err.message().contains("8b1e4d2c"),
+            "request id leaked: {}",
+            err.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn replayed_invalid_key_id_bodies_tell_key_states_apart() {
+        let cases = [
+            (
+                format!(
+                    "{KEY} is disabled. (Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: x; Proxy: null)"
+                ),
+                Reason::KmsKeyDisabled,
+            ),
+            (
+                format!(
+                    "{KEY} is pending deletion. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x; Proxy: null)"
+                ),
+                Reason::KmsKeyPendingDeletion,
+            ),
+            (
+                format!(
+                    "Key '{KEY}' does not exist (Service: AWSKMS; Status Code: 400; Error Code: NotFoundException; Request ID: x; Proxy: null)"
+                ),
+                Reason::KmsKeyNotFound,
+            ),
+        ];
+        for (message, reason) in cases {
+            let err = read_with_answer(400, &error_body("InvalidKeyId", &message))
+                .await
+                .unwrap_err();
+            assert_eq!(err.reason(), reason, "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn replayed_ssm_denial_is_ssm_access_denied() {
+        let message = format!(
+            "User: {ROLE} is not authorized to perform: ssm:GetParameters on resource: \
+             arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd-db-pass because no identity-based policy \
+             allows the ssm:GetParameters action"
+        );
+        let err = read_with_answer(400, &error_body("AccessDeniedException", &message))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::SsmAccessDenied);
+        assert!(err.message().contains("ssm:GetParameters"));
+    }
+
+    #[tokio::test]
+    async fn replayed_throttling_and_server_errors_are_transient() {
+        let throttled =
+            read_with_answer(400, &error_body("ThrottlingException", "Rate exceeded")).await;
+        assert_eq!(throttled.unwrap_err().reason(), Reason::Throttled);
+        let unavailable = read_with_answer(500, &error_body("InternalServerError", "oops")).await;
+        assert_eq!(unavailable.unwrap_err().reason(), Reason::AwsUnavailable);
+    }
+
+    #[tokio::test]
+    async fn replayed_invalid_parameters_are_reported_missing() {
+        let body = r#"{"Parameters": [], "InvalidParameters": ["prd-db-pass"]}"#;
+        let page = read_with_answer(200, body).await.unwrap();
+        assert_eq!(page.invalid, vec!["prd-db-pass".to_owned()]);
+    }
+}

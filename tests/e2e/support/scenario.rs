@@ -387,7 +387,10 @@ fn operator_binary() -> PathBuf {
     }
     // An example runs from target/<profile>/examples/.
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|p| p.parent()).expect("target dir").join("ssm-operator")
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("ssm-operator")
 }
 
 fn rand_suffix() -> u32 {
