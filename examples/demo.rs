@@ -2,7 +2,7 @@
 //! `make demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // The demo shares the integration tests' harness and uses part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
