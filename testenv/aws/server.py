@@ -40,8 +40,8 @@ def load_public_key(path: str):
 
 
 def moto_app() -> DomainDispatcherApplication:
-    """moto's server app, with the four services' apps built now rather than
-    on their first request (building SSM's takes a second)."""
+    """moto's server app, with the four services' apps built before the port
+    opens rather than on their first request, so that health means ready."""
     app = DomainDispatcherApplication(create_backend_app)
     for service in SERVICES:
         app.app_instances[service] = create_backend_app(service)
@@ -54,10 +54,11 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--service-account-public-key",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="PEM_PATH",
-        help="verify web identity tokens against this key (repeatable)",
+        help="verify web identity tokens against these keys (public or private key PEM)",
     )
     args = parser.parse_args(argv)
     keys = [load_public_key(path) for path in args.service_account_public_key]

@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::json;
 
+use ssm_operator::crd::SsmParameterStatus;
+
 use crate::support::aws::{allow, counters};
 use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
@@ -62,6 +64,27 @@ impl Seed {
         self.s.put_role_policy(self.role_name(), &policy).await;
     }
 
+    /// Waits for the Secret to be in sync.
+    async fn synced(&self) -> SsmParameterStatus {
+        self.s
+            .wait_for_condition("db-credentials", "Ready", "True", "Synced")
+            .await
+    }
+
+    /// Reads AWS now and waits for `Synced=False` with `reason`.
+    async fn refused(&self, reason: &str) -> SsmParameterStatus {
+        self.s.force_sync("db-credentials").await;
+        self.s
+            .wait_for_condition("db-credentials", "Synced", "False", reason)
+            .await
+    }
+
+    /// The Secret still holds the last good value.
+    async fn assert_secret_kept(&self) {
+        let value = self.s.secret_value("db-credentials", "password").await;
+        assert_eq!(value.as_deref(), Some(VALUE));
+    }
+
     /// Calls of GetParameters by the operator's role that AWS refused with `code`.
     async fn refused_reads(&self, code: &str) -> u64 {
         let c = counters(self.s.env).await.unwrap();
@@ -110,12 +133,7 @@ async fn seed_scenario_syncs_decrypted_secret_owned_by_the_ssm_parameter() {
         .wait_for_condition("db-credentials", "Ready", "True", "Synced")
         .await;
     assert_eq!(condition(&status, "Synced").status, "True");
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.assert_secret_kept().await;
 
     let obj = s.ssm_parameters().get("db-credentials").await.unwrap();
     let secret: Secret = s.secrets().get("db-credentials").await.unwrap();
@@ -178,14 +196,10 @@ async fn s_created_event(s: &Scenario) {
 async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
     let seed = Seed::start("kms-denied").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
 
     seed.revoke_decrypt().await;
-    s.force_sync("db-credentials").await;
-    let status = s
-        .wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied")
-        .await;
+    let status = seed.refused("KmsAccessDenied").await;
     let message = &condition(&status, "Synced").message;
     assert!(message.contains(&seed.parameter), "{message}");
     assert!(message.contains(&seed.key), "{message}");
@@ -198,12 +212,7 @@ async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
         (ready.status.as_str(), ready.reason.as_str()),
         ("True", "Stale")
     );
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.assert_secret_kept().await;
 
     // Two more refused refreshes: still one Warning, and status unchanged.
     let refused = seed.refused_reads("AccessDeniedException").await;
@@ -245,8 +254,7 @@ async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
 async fn key_policy_deny_is_kms_access_denied() {
     let seed = Seed::start("key-policy-deny").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -262,17 +270,9 @@ async fn key_policy_deny_is_kms_access_denied() {
         .send()
         .await
         .unwrap();
-    s.force_sync("db-credentials").await;
-    let status = s
-        .wait_for_condition("db-credentials", "Synced", "False", "KmsAccessDenied")
-        .await;
+    let status = seed.refused("KmsAccessDenied").await;
     assert!(condition(&status, "Synced").message.contains(&seed.key));
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.assert_secret_kept().await;
     seed.s.cleanup().await;
 }
 
@@ -280,26 +280,17 @@ async fn key_policy_deny_is_kms_access_denied() {
 async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
     let seed = Seed::start("key-disabled").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     s.kms
         .disable_key()
         .key_id(key_id(&seed.key))
         .send()
         .await
         .unwrap();
-    s.force_sync("db-credentials").await;
-    let status = s
-        .wait_for_condition("db-credentials", "Synced", "False", "KmsKeyDisabled")
-        .await;
+    let status = seed.refused("KmsKeyDisabled").await;
     assert!(condition(&status, "Synced").message.contains(&seed.key));
     assert_eq!(condition(&status, "Ready").reason, "Stale");
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.assert_secret_kept().await;
 
     s.kms
         .enable_key()
@@ -317,8 +308,7 @@ async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
 async fn key_pending_deletion_is_kms_key_pending_deletion() {
     let seed = Seed::start("key-pending-deletion").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     s.kms
         .schedule_key_deletion()
         .key_id(key_id(&seed.key))
@@ -326,15 +316,8 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
         .send()
         .await
         .unwrap();
-    s.force_sync("db-credentials").await;
-    s.wait_for_condition("db-credentials", "Synced", "False", "KmsKeyPendingDeletion")
-        .await;
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.refused("KmsKeyPendingDeletion").await;
+    seed.assert_secret_kept().await;
     seed.s.cleanup().await;
 }
 
@@ -342,30 +325,21 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
 async fn deleted_parameter_is_parameter_not_found_and_secret_retained() {
     let seed = Seed::start("parameter-deleted").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     s.ssm
         .delete_parameter()
         .name(&seed.parameter)
         .send()
         .await
         .unwrap();
-    s.force_sync("db-credentials").await;
-    let status = s
-        .wait_for_condition("db-credentials", "Synced", "False", "ParameterNotFound")
-        .await;
+    let status = seed.refused("ParameterNotFound").await;
     assert!(
         condition(&status, "Synced")
             .message
             .contains(&seed.parameter)
     );
     assert_eq!(condition(&status, "Ready").reason, "Stale");
-    assert_eq!(
-        s.secret_value("db-credentials", "password")
-            .await
-            .as_deref(),
-        Some(VALUE)
-    );
+    seed.assert_secret_kept().await;
     seed.s.cleanup().await;
 }
 
@@ -437,8 +411,7 @@ async fn trust_policy_mismatch_is_web_identity_denied() {
 async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
     let seed = Seed::start_with("value-changes", "10s", true).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     s.put_secure_string(&seed.parameter, "ROTATED", &seed.key)
         .await;
     eventually(
@@ -477,8 +450,7 @@ async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
 async fn unchanged_refresh_writes_nothing() {
     let seed = Seed::start_with("unchanged-refresh", "10s", true).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     let secret_rv = s
         .secrets()
         .get("db-credentials")
@@ -529,8 +501,7 @@ async fn unchanged_refresh_writes_nothing() {
 async fn decrypt_false_stores_the_value_as_aws_returns_it() {
     let seed = Seed::start_with("decrypt-false", "1h", false).await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     let raw = s
         .ssm
         .get_parameter()
@@ -554,8 +525,7 @@ async fn decrypt_false_stores_the_value_as_aws_returns_it() {
 async fn deleting_the_ssm_parameter_deletes_its_secret() {
     let seed = Seed::start("owner-deleted").await;
     let s = &seed.s;
-    s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
-        .await;
+    seed.synced().await;
     s.ssm_parameters()
         .delete("db-credentials", &Default::default())
         .await

@@ -99,7 +99,9 @@ def throttling(request) -> AwsError:
 
 def service_unavailable() -> AwsError:
     return AwsError(
-        "ServiceUnavailable", "The request has failed due to a temporary failure of the server.", 503
+        "ServiceUnavailable",
+        "The request has failed due to a temporary failure of the server.",
+        503,
     )
 
 

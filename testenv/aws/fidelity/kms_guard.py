@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from . import moto_state, policy
 from .callers import Caller
 from .errors import DecryptRefused
+from .policy import Decision
+
+DECRYPT = "kms:Decrypt"
 
 # Keys behind these aliases are AWS managed: every principal of the account
 # may use them through the service, without any grant.
@@ -69,21 +72,22 @@ def check_decrypt(caller: Caller, key_id: str, account: str, region: str, contex
 def _authorize(caller: Caller, key, context: dict):
     """KMS authorization: the key policy decides, and a statement allowing the
     account root delegates the decision to the caller's IAM policies."""
-    action = "kms:Decrypt"
     key_policy = [moto_state.parse_policy(key.policy)]
-    caller_arns = {caller.role_arn, caller.session_arn}
-    everyone = {"AWS": caller_arns | {caller.root_arn}}
-    if policy.evaluate(key_policy, action, key.arn, context, everyone) is policy.Decision.EXPLICIT_DENY:
+
+    def key_policy_allows_or_denies(*principal_arns):
+        return policy.evaluate(key_policy, DECRYPT, key.arn, context, {"AWS": set(principal_arns)})
+
+    caller_arns = (caller.role_arn, caller.session_arn)
+    if key_policy_allows_or_denies(*caller_arns, caller.root_arn) is Decision.EXPLICIT_DENY:
         _deny(caller, key, "with an explicit deny in a resource-based policy")
-    identity = policy.evaluate(caller.policy_documents(), action, key.arn, context)
-    if identity is policy.Decision.EXPLICIT_DENY:
+    identity = policy.evaluate(caller.policy_documents(), DECRYPT, key.arn, context)
+    if identity is Decision.EXPLICIT_DENY:
         _deny(caller, key, "with an explicit deny in an identity-based policy")
-    if policy.evaluate(key_policy, action, key.arn, context, {"AWS": caller_arns}) is policy.Decision.ALLOW:
+    if key_policy_allows_or_denies(*caller_arns) is Decision.ALLOW:
         return
-    root = {"AWS": {caller.root_arn}}
-    if policy.evaluate(key_policy, action, key.arn, context, root) is not policy.Decision.ALLOW:
+    if key_policy_allows_or_denies(caller.root_arn) is not Decision.ALLOW:
         _deny(caller, key, "because no resource-based policy allows the kms:Decrypt action")
-    if identity is not policy.Decision.ALLOW:
+    if identity is not Decision.ALLOW:
         _deny(caller, key, "because no identity-based policy allows the kms:Decrypt action")
 
 

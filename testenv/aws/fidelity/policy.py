@@ -76,9 +76,7 @@ def _resource_matches(pattern: str, resource: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _glob(pattern: str, ignore_case: bool) -> re.Pattern:
-    regex = "".join(
-        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern
-    )
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
     return re.compile(regex, flags)
 
@@ -110,8 +108,7 @@ def _conditions_hold(conditions, context) -> bool:
     if not isinstance(conditions, dict):
         return False
     return all(
-        _condition_holds(operator, clauses, context)
-        for operator, clauses in conditions.items()
+        _condition_holds(operator, clauses, context) for operator, clauses in conditions.items()
     )
 
 
@@ -148,7 +145,7 @@ def _arn_like(expected, actual) -> bool:
     for pattern in expected:
         pattern_parts = pattern.split(":", 5)
         if len(pattern_parts) == len(actual_parts) == 6 and all(
-            _resource_matches(p, a) for p, a in zip(pattern_parts, actual_parts)
+            _resource_matches(p, a) for p, a in zip(pattern_parts, actual_parts, strict=True)
         ):
             return True
     return False

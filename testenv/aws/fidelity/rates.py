@@ -46,7 +46,9 @@ class RateCeilings:
         """Set the ceiling of the quota `action` counts against (shared quotas
         change for all their actions); None lifts it."""
         if per_second is not None and (
-            isinstance(per_second, bool) or not isinstance(per_second, (int, float)) or per_second <= 0
+            isinstance(per_second, bool)
+            or not isinstance(per_second, (int, float))
+            or per_second <= 0
         ):
             raise ValueError("per_second must be a positive number or null")
         if not isinstance(action, str) or ":" not in action:
@@ -70,7 +72,5 @@ class RateCeilings:
             per_second = self._per_second.get(quota)
             if per_second is None:
                 return True
-            bucket = self._buckets.setdefault(
-                (quota, account, region), TokenBucket(per_second)
-            )
+            bucket = self._buckets.setdefault((quota, account, region), TokenBucket(per_second))
             return bucket.take()

@@ -26,13 +26,17 @@ def _check_role_chaining(request: AwsRequest, caller: Caller):
     context = caller.condition_context(request.region)
     identity = policy.evaluate(caller.policy_documents(), "sts:AssumeRole", target_arn, context)
     target = moto_state.find_role(target_arn)
-    trusted = target is not None and policy.evaluate(
-        [moto_state.trust_policy(target)],
-        "sts:AssumeRole",
-        target_arn,
-        context,
-        {"AWS": {caller.role_arn, caller.session_arn, caller.root_arn}},
-    ) is policy.Decision.ALLOW
+    trusted = (
+        target is not None
+        and policy.evaluate(
+            [moto_state.trust_policy(target)],
+            "sts:AssumeRole",
+            target_arn,
+            context,
+            {"AWS": {caller.role_arn, caller.session_arn, caller.root_arn}},
+        )
+        is policy.Decision.ALLOW
+    )
     if identity is not policy.Decision.ALLOW or not trusted:
         raise AwsError(
             "AccessDenied",

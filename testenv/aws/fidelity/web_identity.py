@@ -2,6 +2,7 @@
 role's trust policy (moto accepts any token for any role)."""
 
 import time
+from urllib.parse import urlparse
 
 import jwt
 
@@ -9,8 +10,15 @@ from . import moto_state, policy
 from .errors import AwsError
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
+# What a Kubernetes API server signs service account tokens with (RSA or ECDSA keys).
+SIGNING_ALGORITHMS = ["RS256", "ES256"]
 # Audience and expiry get STS's own errors, after the signature.
-SIGNATURE_ONLY = {"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False}
+SIGNATURE_ONLY = {
+    "verify_aud": False,
+    "verify_exp": False,
+    "verify_iat": False,
+    "verify_nbf": False,
+}
 
 
 def invalid_token(message: str) -> AwsError:
@@ -23,8 +31,9 @@ def access_denied() -> AwsError:
 
 class WebIdentityVerifier:
     def __init__(self, public_keys=()):
-        """`public_keys`: the keys the cluster signs service account tokens
-        with (PEM). Without any, signatures are not checked."""
+        """`public_keys`: the public keys (loaded, as PyJWT takes them) that
+        the cluster's service account tokens verify with. Without any,
+        signatures are not checked."""
         self._public_keys = list(public_keys)
 
     def check(self, params: dict):
@@ -33,8 +42,7 @@ class WebIdentityVerifier:
         role_arn = params.get("RoleArn", "")
         claims = _claims(token)
         issuer = str(claims.get("iss", ""))
-        # IAM names an OIDC provider by its issuer URL without the scheme.
-        provider_url = issuer.removeprefix("https://")
+        provider_url = _provider_url(issuer)
         account = moto_state.account_in_arn(role_arn) or ""
         provider = moto_state.find_oidc_provider(account, provider_url) if account else None
         if provider is None:
@@ -55,7 +63,10 @@ class WebIdentityVerifier:
         }
         principals = {"Federated": {provider.arn}}
         trust = [moto_state.trust_policy(role)]
-        if policy.evaluate(trust, ACTION, role_arn, context, principals) is not policy.Decision.ALLOW:
+        if (
+            policy.evaluate(trust, ACTION, role_arn, context, principals)
+            is not policy.Decision.ALLOW
+        ):
             raise access_denied()
 
     def _verify_signature(self, token: str):
@@ -63,13 +74,17 @@ class WebIdentityVerifier:
             return
         for key in self._public_keys:
             try:
-                jwt.decode(token, key, algorithms=["RS256"], options=SIGNATURE_ONLY)
+                jwt.decode(token, key, algorithms=SIGNING_ALGORITHMS, options=SIGNATURE_ONLY)
                 return
-            except jwt.InvalidSignatureError:
-                continue
             except jwt.PyJWTError:
-                break
+                continue
         raise invalid_token("Couldn't verify signature of the token")
+
+
+def _provider_url(issuer: str) -> str:
+    """IAM names an OIDC provider by its issuer URL without the scheme."""
+    parsed = urlparse(issuer)
+    return parsed.netloc + parsed.path if parsed.scheme else issuer
 
 
 def _claims(token: str) -> dict:

@@ -43,7 +43,11 @@ class Server:
     def control(self, method: str, path: str, body=None):
         response = requests.request(method, f"{self.url}/_fidelity/{path}", json=body, timeout=10)
         response.raise_for_status()
-        return response.json() if response.headers["Content-Type"].startswith("application/json") else response.text
+        return (
+            response.json()
+            if response.headers["Content-Type"].startswith("application/json")
+            else response.text
+        )
 
     def counters(self) -> list[dict]:
         return self.control("GET", "counters")["counters"]
@@ -79,8 +83,14 @@ def server(tmp_path_factory, signing_key):
     port = _free_port()
     log = (directory / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(AWS_DIR / "server.py"), "--port", str(port),
-         "--service-account-public-key", str(public_pem)],
+        [
+            sys.executable,
+            str(AWS_DIR / "server.py"),
+            "--port",
+            str(port),
+            "--service-account-public-key",
+            str(public_pem),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -96,7 +106,9 @@ def server(tmp_path_factory, signing_key):
             pass
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"the AWS server was not healthy within {STARTUP_DEADLINE_SECONDS} s: {_tail(log.name)}")
+            pytest.fail(
+                f"the AWS server was not healthy within {STARTUP_DEADLINE_SECONDS} s: {_tail(log.name)}"
+            )
         time.sleep(0.05)
     yield Server(url, process)
     process.terminate()
@@ -171,9 +183,13 @@ TRUST_ACCOUNT = {
 
 def create_role(admin: Admin, name: str, *statements, trust=TRUST_ACCOUNT) -> str:
     """A role with one inline policy of `statements`; its ARN."""
-    arn = admin.iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy(trust))["Role"]["Arn"]
+    arn = admin.iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy(trust))["Role"][
+        "Arn"
+    ]
     if statements:
-        admin.iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=policy(*statements))
+        admin.iam.put_role_policy(
+            RoleName=name, PolicyName="inline", PolicyDocument=policy(*statements)
+        )
     return arn
 
 
@@ -210,14 +226,18 @@ def failure(call, *args, **kwargs) -> AwsFailure:
         call(*args, **kwargs)
     error = raised.value.response
     return AwsFailure(
-        error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]
+        error["Error"]["Code"],
+        error["ResponseMetadata"]["HTTPStatusCode"],
+        error["Error"]["Message"],
     )
 
 
 @pytest.fixture
 def oidc_provider(admin):
     admin.iam.create_open_id_connect_provider(
-        Url=ISSUER, ClientIDList=[AUDIENCE], ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"]
+        Url=ISSUER,
+        ClientIDList=[AUDIENCE],
+        ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"],
     )
     return PROVIDER_ARN
 

@@ -30,7 +30,9 @@ def test_assume_role_chain_trusted_through_account_root(server, admin):
 
 
 def test_assume_role_chain_denied_without_identity_grant(server, admin):
-    sts, source = chained_sts(server, admin, allow("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/elsewhere"))
+    sts, source = chained_sts(
+        server, admin, allow("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/elsewhere")
+    )
     create_role(admin, "target", trust=trusting(source))
     error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="chained")
     assert (error.code, error.status) == ("AccessDenied", 403)

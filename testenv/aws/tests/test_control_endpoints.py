@@ -15,4 +15,7 @@ def test_unknown_endpoint_is_404_and_wrong_method_405(server):
 
 def test_body_must_be_a_json_object(server):
     response = requests.put(f"{server.url}/_fidelity/rate", data="[1]", timeout=5)
-    assert (response.status_code, response.json()) == (400, {"error": "the body must be a JSON object"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "the body must be a JSON object"},
+    )

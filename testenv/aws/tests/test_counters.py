@@ -47,7 +47,12 @@ def test_every_service_is_counted_under_its_prefix(server, admin):
     admin.sts.get_caller_identity()
     admin.ssm.describe_parameters()
     actions = {c["action"] for c in server.counters()}
-    assert actions == {"iam:ListRoles", "kms:ListKeys", "sts:GetCallerIdentity", "ssm:DescribeParameters"}
+    assert actions == {
+        "iam:ListRoles",
+        "kms:ListKeys",
+        "sts:GetCallerIdentity",
+        "ssm:DescribeParameters",
+    }
 
 
 def test_control_endpoints_are_never_counted(server):

@@ -38,14 +38,20 @@ def put_secret(admin, name, key_id=None, value="s3cr3t"):
 def test_aws_managed_key_readable_without_grant(server, admin):
     put_secret(admin, "/app/secret")
     ssm = role_ssm(server, admin)
-    assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    assert (
+        ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    )
 
 
 def test_kms_decrypt_denied_when_role_lacks_grant(server, admin, key):
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = role_ssm(server, admin)
     error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
-    assert (error.code, error.status, error.kms_error_code) == ("AccessDeniedException", 400, "AccessDeniedException")
+    assert (error.code, error.status, error.kms_error_code) == (
+        "AccessDeniedException",
+        400,
+        "AccessDeniedException",
+    )
     assert error.message.startswith(
         f"User: {session_arn('reader')} is not authorized to perform: kms:Decrypt "
         f"on resource: {key['Arn']} because no identity-based policy allows the kms:Decrypt action "
@@ -57,14 +63,19 @@ def test_kms_decrypt_denied_when_role_lacks_grant(server, admin, key):
 def test_kms_decrypt_allowed_by_role_policy_on_the_key_arn(server, admin, key):
     put_secret(admin, "/app/secret", key["Arn"])
     ssm = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"]))
-    assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    assert (
+        ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    )
 
 
 def test_kms_grant_on_another_key_does_not_help(server, admin, key):
     other = admin.kms.create_key()["KeyMetadata"]
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = role_ssm(server, admin, allow("kms:Decrypt", other["Arn"]))
-    assert failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True).kms_error_code == "AccessDeniedException"
+    assert (
+        failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True).kms_error_code
+        == "AccessDeniedException"
+    )
 
 
 def test_key_resolved_through_its_alias(server, admin, key):
@@ -74,7 +85,10 @@ def test_key_resolved_through_its_alias(server, admin, key):
     error = failure(denied.get_parameter, Name="/app/secret", WithDecryption=True)
     assert f"on resource: {key['Arn']} " in error.message
     granted = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"]), name="granted")
-    assert granted.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    assert (
+        granted.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"]
+        == "s3cr3t"
+    )
 
 
 def test_kms_via_service_condition_holds_for_ssm_reads(server, admin, key):
@@ -82,16 +96,28 @@ def test_kms_via_service_condition_holds_for_ssm_reads(server, admin, key):
     via_ssm = {"StringEquals": {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}}
     via_s3 = {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
     ssm = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"], Condition=via_ssm))
-    assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
-    ssm = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"], Condition=via_s3), name="s3-only")
-    assert failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True).code == "AccessDeniedException"
+    assert (
+        ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    )
+    ssm = role_ssm(
+        server, admin, allow("kms:Decrypt", key["Arn"], Condition=via_s3), name="s3-only"
+    )
+    assert (
+        failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True).code
+        == "AccessDeniedException"
+    )
 
 
 def test_explicit_deny_in_role_policy_is_named(server, admin, key):
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = role_ssm(server, admin, allow("kms:Decrypt", "*"), deny("kms:Decrypt", key["Arn"]))
     error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
-    assert "kms:Decrypt on resource: " + key["Arn"] + " with an explicit deny in an identity-based policy (Service: AWSKMS;" in error.message
+    assert (
+        "kms:Decrypt on resource: "
+        + key["Arn"]
+        + " with an explicit deny in an identity-based policy (Service: AWSKMS;"
+        in error.message
+    )
 
 
 def test_explicit_deny_in_key_policy_is_a_resource_based_deny(server, admin):
@@ -99,8 +125,18 @@ def test_explicit_deny_in_key_policy_is_a_resource_based_deny(server, admin):
     key_policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
-            {"Effect": "Deny", "Principal": {"AWS": role_arn}, "Action": "kms:Decrypt", "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": role_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+            },
         ],
     }
     key = admin.kms.create_key(Policy=json.dumps(key_policy))["KeyMetadata"]
@@ -118,26 +154,44 @@ def test_key_policy_naming_the_role_needs_no_iam_grant(server, admin):
     role_arn = create_role(admin, "reader", READ_APP)
     key_policy = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": role_arn}, "Action": "kms:Decrypt", "Resource": "*"}],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+            }
+        ],
     }
     key = admin.kms.create_key(Policy=json.dumps(key_policy))["KeyMetadata"]
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = client(server, "ssm", assume(admin, role_arn))
-    assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    assert (
+        ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "s3cr3t"
+    )
 
 
 def test_key_policy_without_account_root_ignores_iam_grants(server, admin):
     role_arn = create_role(admin, "reader", READ_APP, allow("kms:Decrypt", "*"))
     key_policy = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/someone-else"},
-                       "Action": "kms:*", "Resource": "*"}],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/someone-else"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
     }
     key = admin.kms.create_key(Policy=json.dumps(key_policy))["KeyMetadata"]
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = client(server, "ssm", assume(admin, role_arn))
     error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
-    assert "because no resource-based policy allows the kms:Decrypt action (Service: AWSKMS;" in error.message
+    assert (
+        "because no resource-based policy allows the kms:Decrypt action (Service: AWSKMS;"
+        in error.message
+    )
 
 
 def test_disabled_key_answers_invalid_key_id_disabled_exception(server, admin, key):
@@ -145,7 +199,11 @@ def test_disabled_key_answers_invalid_key_id_disabled_exception(server, admin, k
     admin.kms.disable_key(KeyId=key["KeyId"])
     ssm = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"]))
     error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
-    assert (error.code, error.status, error.kms_error_code) == ("InvalidKeyId", 400, "DisabledException")
+    assert (error.code, error.status, error.kms_error_code) == (
+        "InvalidKeyId",
+        400,
+        "DisabledException",
+    )
     assert error.message.startswith(
         f"{key['Arn']} is disabled. (Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: "
     )
@@ -175,7 +233,9 @@ def test_missing_key_answers_invalid_key_id_not_found(server, admin):
 def test_unknown_alias_is_named_by_its_alias_arn(server, admin):
     put_secret(admin, "/app/secret", "alias/nowhere")
     error = failure(admin.ssm.get_parameter, Name="/app/secret", WithDecryption=True)
-    assert error.message.startswith(f"Key 'arn:aws:kms:{REGION}:{ACCOUNT}:alias/nowhere' does not exist (Service: AWSKMS;")
+    assert error.message.startswith(
+        f"Key 'arn:aws:kms:{REGION}:{ACCOUNT}:alias/nowhere' does not exist (Service: AWSKMS;"
+    )
 
 
 def test_disabled_key_cannot_decrypt_for_admin_either(admin, key):
@@ -190,7 +250,9 @@ def test_one_undecryptable_parameter_fails_the_whole_get_parameters(server, admi
     put_secret(admin, "/app/forbidden", key["KeyId"])
     admin.ssm.put_parameter(Name="/app/plain", Value="p", Type="String")
     ssm = role_ssm(server, admin)
-    error = failure(ssm.get_parameters, Names=["/app/ok", "/app/forbidden", "/app/plain"], WithDecryption=True)
+    error = failure(
+        ssm.get_parameters, Names=["/app/ok", "/app/forbidden", "/app/plain"], WithDecryption=True
+    )
     assert error.kms_error_code == "AccessDeniedException"
     values = ssm.get_parameters(Names=["/app/ok", "/app/plain"], WithDecryption=True)["Parameters"]
     assert sorted(p["Value"] for p in values) == ["p", "s3cr3t"]
@@ -200,7 +262,9 @@ def test_get_parameters_by_path_checks_the_keys_of_what_it_returns(server, admin
     put_secret(admin, "/app/top")
     put_secret(admin, "/app/deeper/forbidden", key["KeyId"])
     ssm = role_ssm(server, admin)
-    shallow = ssm.get_parameters_by_path(Path="/app", Recursive=False, WithDecryption=True)["Parameters"]
+    shallow = ssm.get_parameters_by_path(Path="/app", Recursive=False, WithDecryption=True)[
+        "Parameters"
+    ]
     assert [p["Value"] for p in shallow] == ["s3cr3t"]
     error = failure(ssm.get_parameters_by_path, Path="/app", Recursive=True, WithDecryption=True)
     assert error.kms_error_code == "AccessDeniedException"
@@ -211,7 +275,10 @@ def test_version_selector_checks_the_key_of_that_version(server, admin, key):
     put_secret(admin, "/app/secret", "alias/aws/ssm", value="v2")
     ssm = role_ssm(server, admin)
     assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == "v2"
-    assert failure(ssm.get_parameter, Name="/app/secret:1", WithDecryption=True).kms_error_code == "AccessDeniedException"
+    assert (
+        failure(ssm.get_parameter, Name="/app/secret:1", WithDecryption=True).kms_error_code
+        == "AccessDeniedException"
+    )
 
 
 def test_label_selector_checks_the_key_of_the_labelled_version(server, admin, key):
@@ -219,14 +286,20 @@ def test_label_selector_checks_the_key_of_the_labelled_version(server, admin, ke
     put_secret(admin, "/app/secret", "alias/aws/ssm", value="v2")
     admin.ssm.label_parameter_version(Name="/app/secret", ParameterVersion=1, Labels=["old"])
     ssm = role_ssm(server, admin)
-    assert failure(ssm.get_parameters, Names=["/app/secret:old"], WithDecryption=True).kms_error_code == "AccessDeniedException"
+    assert (
+        failure(ssm.get_parameters, Names=["/app/secret:old"], WithDecryption=True).kms_error_code
+        == "AccessDeniedException"
+    )
 
 
 def test_full_arn_names_are_decrypted_with_their_key(server, admin, key):
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = role_ssm(server, admin)
     arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/secret"
-    assert failure(ssm.get_parameters, Names=[arn], WithDecryption=True).kms_error_code == "AccessDeniedException"
+    assert (
+        failure(ssm.get_parameters, Names=[arn], WithDecryption=True).kms_error_code
+        == "AccessDeniedException"
+    )
 
 
 def test_read_without_decryption_never_consults_kms(server, admin, key):

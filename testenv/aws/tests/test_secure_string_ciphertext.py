@@ -42,7 +42,9 @@ def test_ciphertext_decrypts_with_kms_under_the_parameter_arn_context(admin):
     key = admin.kms.create_key()["KeyMetadata"]
     put_secret(admin, KeyId=key["KeyId"])
     blob = base64.b64decode(admin.ssm.get_parameter(Name="/app/secret")["Parameter"]["Value"])
-    decrypted = admin.kms.decrypt(CiphertextBlob=blob, EncryptionContext={"PARAMETER_ARN": parameter_arn("/app/secret")})
+    decrypted = admin.kms.decrypt(
+        CiphertextBlob=blob, EncryptionContext={"PARAMETER_ARN": parameter_arn("/app/secret")}
+    )
     assert decrypted["Plaintext"] == SECRET.encode()
     assert decrypted["KeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key['KeyId']}"
 
@@ -61,4 +63,7 @@ def test_plain_strings_are_untouched(admin):
 
 def test_decryption_still_returns_the_value(admin):
     put_secret(admin)
-    assert admin.ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"] == SECRET
+    assert (
+        admin.ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"]
+        == SECRET
+    )

@@ -42,7 +42,9 @@ def test_ssm_access_denied_names_the_parameter_arn(server, admin, parameters):
 def test_granted_parameters_are_read(server, admin, parameters):
     ssm = role_ssm(server, admin, allow("ssm:GetParameter*", parameter_arn("/app/*")))
     assert ssm.get_parameter(Name="/app/db/user")["Parameter"]["Value"] == "operator"
-    assert [p["Name"] for p in ssm.get_parameters(Names=["/app/db/user"])["Parameters"]] == ["/app/db/user"]
+    assert [p["Name"] for p in ssm.get_parameters(Names=["/app/db/user"])["Parameters"]] == [
+        "/app/db/user"
+    ]
 
 
 def test_each_action_needs_its_own_grant(server, admin, parameters):
@@ -81,7 +83,9 @@ def test_missing_parameters_are_authorized_too(server, admin, parameters):
 
 def test_get_parameters_by_path_is_authorized_on_the_path_arn(server, admin, parameters):
     ssm = role_ssm(server, admin, allow("ssm:GetParametersByPath", parameter_arn("/app")))
-    assert [p["Name"] for p in ssm.get_parameters_by_path(Path="/app", Recursive=True)["Parameters"]] == ["/app/db/user"]
+    assert [
+        p["Name"] for p in ssm.get_parameters_by_path(Path="/app", Recursive=True)["Parameters"]
+    ] == ["/app/db/user"]
     error = failure(ssm.get_parameters_by_path, Path="/other/")
     assert error.message.startswith(
         f"User: {session_arn('reader')} is not authorized to perform: ssm:GetParametersByPath "

@@ -24,7 +24,9 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/operator"
 
 @pytest.fixture
 def sts(server):
-    return client(server, "sts", config=Config(signature_version=UNSIGNED, retries={"total_max_attempts": 1}))
+    return client(
+        server, "sts", config=Config(signature_version=UNSIGNED, retries={"total_max_attempts": 1})
+    )
 
 
 @pytest.fixture
@@ -38,9 +40,14 @@ def assume(sts, token, role_arn=ROLE_ARN, **extra):
     )
 
 
-def test_web_identity_matching_the_trust_policy_gets_credentials(server, sts, operator_role, web_identity_token):
+def test_web_identity_matching_the_trust_policy_gets_credentials(
+    server, sts, operator_role, web_identity_token
+):
     answer = assume(sts, web_identity_token(), DurationSeconds=900)
-    assert answer["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/operator/operator-session"
+    assert (
+        answer["AssumedRoleUser"]["Arn"]
+        == f"arn:aws:sts::{ACCOUNT}:assumed-role/operator/operator-session"
+    )
     remaining = answer["Credentials"]["Expiration"].timestamp() - time.time()
     assert 800 < remaining <= 900
     identity = client(server, "sts", answer["Credentials"]).get_caller_identity()
@@ -54,21 +61,33 @@ def test_web_identity_with_wrong_sub_is_access_denied_403(sts, operator_role, we
 
 
 def test_string_like_sub_condition_matches_wildcards(admin, sts, oidc_provider, web_identity_token):
-    arn = create_role(admin, "any-in-namespace", trust=irsa_trust(sub="system:serviceaccount:ssm-operator:*", operator="StringLike"))
+    arn = create_role(
+        admin,
+        "any-in-namespace",
+        trust=irsa_trust(sub="system:serviceaccount:ssm-operator:*", operator="StringLike"),
+    )
     assert assume(sts, web_identity_token(), role_arn=arn)["Credentials"]["AccessKeyId"]
-    error = failure(assume, sts, web_identity_token(sub="system:serviceaccount:default:x"), role_arn=arn)
+    error = failure(
+        assume, sts, web_identity_token(sub="system:serviceaccount:default:x"), role_arn=arn
+    )
     assert error.code == "AccessDenied"
 
 
-def test_trust_policy_for_another_provider_is_access_denied(admin, sts, oidc_provider, web_identity_token):
+def test_trust_policy_for_another_provider_is_access_denied(
+    admin, sts, oidc_provider, web_identity_token
+):
     trust = irsa_trust()
-    trust["Principal"] = {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.example.com/id/OTHER"}
+    trust["Principal"] = {
+        "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.example.com/id/OTHER"
+    }
     arn = create_role(admin, "other-cluster", trust=trust)
     assert failure(assume, sts, web_identity_token(), role_arn=arn).status == 403
 
 
 def test_unknown_role_is_access_denied(sts, oidc_provider, web_identity_token):
-    error = failure(assume, sts, web_identity_token(), role_arn=f"arn:aws:iam::{ACCOUNT}:role/missing")
+    error = failure(
+        assume, sts, web_identity_token(), role_arn=f"arn:aws:iam::{ACCOUNT}:role/missing"
+    )
     assert (error.code, error.status) == ("AccessDenied", 403)
 
 
@@ -89,10 +108,16 @@ def test_unknown_issuer_is_invalid_identity_token(sts, operator_role, web_identi
 
 def test_wrong_audience_is_invalid_identity_token(sts, operator_role, web_identity_token):
     error = failure(assume, sts, web_identity_token(aud="https://kubernetes.default.svc"))
-    assert (error.code, error.status, error.message) == ("InvalidIdentityToken", 400, "Incorrect token audience")
+    assert (error.code, error.status, error.message) == (
+        "InvalidIdentityToken",
+        400,
+        "Incorrect token audience",
+    )
 
 
-def test_token_signed_by_another_key_is_invalid_identity_token(sts, operator_role, web_identity_token):
+def test_token_signed_by_another_key_is_invalid_identity_token(
+    sts, operator_role, web_identity_token
+):
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     error = failure(assume, sts, web_identity_token(key=stranger))
     assert (error.code, error.status) == ("InvalidIdentityToken", 400)
@@ -111,26 +136,42 @@ def test_sts_errors_answer_json_to_json_requests(server, operator_role, web_iden
             "Content-Type": "application/x-amz-json-1.0",
             "X-Amz-Target": "AWSSecurityTokenServiceV20110615.AssumeRoleWithWebIdentity",
         },
-        json={"RoleArn": ROLE_ARN, "RoleSessionName": "s", "WebIdentityToken": web_identity_token(sub="other")},
+        json={
+            "RoleArn": ROLE_ARN,
+            "RoleSessionName": "s",
+            "WebIdentityToken": web_identity_token(sub="other"),
+        },
         timeout=10,
     )
     assert response.status_code == 403
-    assert response.json() == {"__type": "AccessDenied", "message": "Not authorized to perform sts:AssumeRoleWithWebIdentity"}
+    assert response.json() == {
+        "__type": "AccessDenied",
+        "message": "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    }
 
 
 def test_sts_errors_answer_xml_to_query_requests(server, operator_role, web_identity_token):
     response = requests.post(
         server.url,
-        data={"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": ROLE_ARN,
-              "RoleSessionName": "s", "WebIdentityToken": web_identity_token(sub="other")},
+        data={
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": "2011-06-15",
+            "RoleArn": ROLE_ARN,
+            "RoleSessionName": "s",
+            "WebIdentityToken": web_identity_token(sub="other"),
+        },
         timeout=10,
     )
     assert response.status_code == 403
-    assert response.text.startswith('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-                                     "<Error><Type>Sender</Type><Code>AccessDenied</Code>")
+    assert response.text.startswith(
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        "<Error><Type>Sender</Type><Code>AccessDenied</Code>"
+    )
 
 
-def test_sdk_web_identity_provider_reads_parameters_as_the_role(server, admin, operator_role, web_identity_token, tmp_path, monkeypatch):
+def test_sdk_web_identity_provider_reads_parameters_as_the_role(
+    server, admin, operator_role, web_identity_token, tmp_path, monkeypatch
+):
     admin.ssm.put_parameter(Name="/app/x", Value="1", Type="String")
     token_file = tmp_path / "token"
     token_file.write_text(web_identity_token())
