@@ -1,11 +1,11 @@
-//! Coalescing of reads across SsmParameters.
+//! Coalescing of reads across SsmParameters, under the rate budget.
 //!
 //! Reads that arrive within a short window and share a scope (credentials and
 //! region) and a decryption mode go out together as GetParameters calls of at
 //! most ten names. When a call fails because of one parameter (AWS does not
 //! say which), its names are asked again one by one, so that the failure is
 //! attributed to that parameter and the other SsmParameters of the batch
-//! still sync.
+//! still sync. Every call waits for the scope's [`Budgets`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,7 +15,10 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::aws::{FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, Scope};
+use crate::aws::{
+    FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, ParametersPage, PathQuery, Scope,
+};
+use crate::budget::{Budgets, Priority};
 use crate::error::SyncError;
 
 /// The outcome of reading one name.
@@ -33,6 +36,7 @@ pub enum Fetch {
 struct Request {
     scope: Scope,
     decrypt: bool,
+    priority: Priority,
     names: Vec<String>,
     reply: oneshot::Sender<HashMap<String, Fetch>>,
 }
@@ -41,14 +45,23 @@ struct Request {
 #[derive(Clone)]
 pub struct Batcher {
     requests: mpsc::UnboundedSender<Request>,
+    aws: Aws,
+}
+
+/// The store and the budget every call goes through.
+#[derive(Clone)]
+struct Aws {
+    store: Arc<dyn ParameterStore>,
+    budgets: Arc<Budgets>,
 }
 
 impl Batcher {
     /// Starts the batching task; reads wait at most `window` for company.
-    pub fn start(store: Arc<dyn ParameterStore>, window: Duration) -> Self {
+    pub fn start(store: Arc<dyn ParameterStore>, budgets: Arc<Budgets>, window: Duration) -> Self {
         let (requests, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, window, inbox));
-        Self { requests }
+        let aws = Aws { store, budgets };
+        tokio::spawn(run(aws.clone(), window, inbox));
+        Self { requests, aws }
     }
 
     /// Reads `names` (`name`, `name:version`, `name:label` or an ARN).
@@ -56,12 +69,14 @@ impl Batcher {
         &self,
         scope: Scope,
         decrypt: bool,
+        priority: Priority,
         names: Vec<String>,
     ) -> HashMap<String, Fetch> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             scope,
             decrypt,
+            priority,
             names: names.clone(),
             reply,
         };
@@ -69,23 +84,61 @@ impl Batcher {
             let error = SyncError::AwsUnavailable {
                 detail: "the operator is shutting down".to_owned(),
             };
-            names
-                .iter()
-                .map(|n| (n.clone(), Fetch::Failed(error.clone())))
-                .collect()
+            names.iter().map(|n| (n.clone(), Fetch::Failed(error.clone()))).collect()
         };
         if self.requests.send(request).is_err() {
             return stopped();
         }
         answer.await.unwrap_or_else(|_| stopped())
     }
+
+    /// Reads every parameter under a path, all pages.
+    pub async fn read_path(
+        &self,
+        scope: &Scope,
+        query: &PathQuery,
+        priority: Priority,
+    ) -> Result<Vec<FetchedParameter>, SyncError> {
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            self.aws.budgets.acquire(scope, priority).await;
+            let page = self.aws.store.get_parameters_by_path(scope, query, next_token).await;
+            let page = self.aws.account(scope, page)?;
+            found.extend(page.found);
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => return Ok(found),
+            }
+        }
+    }
 }
 
-async fn run(
-    store: Arc<dyn ParameterStore>,
-    window: Duration,
-    mut inbox: mpsc::UnboundedReceiver<Request>,
-) {
+impl Aws {
+    /// Tells the budget how AWS answered.
+    fn account<T>(&self, scope: &Scope, answer: Result<T, SyncError>) -> Result<T, SyncError> {
+        match &answer {
+            Err(SyncError::Throttled { .. }) => self.budgets.throttled(scope),
+            Ok(_) => self.budgets.succeeded(scope),
+            Err(_) => {}
+        }
+        answer
+    }
+
+    async fn get_parameters(
+        &self,
+        scope: &Scope,
+        names: &[String],
+        decrypt: bool,
+        priority: Priority,
+    ) -> Result<ParametersPage, SyncError> {
+        self.budgets.acquire(scope, priority).await;
+        let answer = self.store.get_parameters(scope, names, decrypt).await;
+        self.account(scope, answer)
+    }
+}
+
+async fn run(aws: Aws, window: Duration, mut inbox: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + window;
@@ -98,24 +151,33 @@ async fn run(
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
-        tokio::spawn(serve(store.clone(), batch));
+        tokio::spawn(serve(aws.clone(), batch));
     }
 }
 
+/// Reads of one scope and decryption mode, and the most urgent of them.
+type Groups = BTreeMap<(Scope, bool), (Priority, BTreeSet<String>)>;
+
 /// Answers every request of one batch.
-async fn serve(store: Arc<dyn ParameterStore>, batch: Vec<Request>) {
-    let mut groups: BTreeMap<(Scope, bool), BTreeSet<String>> = BTreeMap::new();
+async fn serve(aws: Aws, batch: Vec<Request>) {
+    let mut groups: Groups = BTreeMap::new();
     for request in &batch {
-        groups
+        let (priority, names) = groups
             .entry((request.scope.clone(), request.decrypt))
-            .or_default()
-            .extend(request.names.iter().cloned());
+            .or_insert((Priority::Routine, BTreeSet::new()));
+        *priority = (*priority).max(request.priority);
+        names.extend(request.names.iter().cloned());
     }
-    let answers = join_all(groups.into_iter().map(|((scope, decrypt), names)| {
-        let store = store.clone();
+    let answers = join_all(groups.into_iter().map(|((scope, decrypt), (priority, names))| {
+        let aws = aws.clone();
         async move {
             let names: Vec<String> = names.into_iter().collect();
-            let fetched = read_group(store.as_ref(), &scope, decrypt, &names).await;
+            let group = Group {
+                aws: &aws,
+                scope: &scope,
+                priority,
+            };
+            let fetched = group.read(decrypt, &names).await;
             ((scope, decrypt), fetched)
         }
     }))
@@ -133,87 +195,77 @@ async fn serve(store: Arc<dyn ParameterStore>, batch: Vec<Request>) {
     }
 }
 
-/// Reads every name of one scope, ten per call, then tells missing pinned
-/// versions apart from missing parameters.
-async fn read_group(
-    store: &dyn ParameterStore,
-    scope: &Scope,
-    decrypt: bool,
-    names: &[String],
-) -> HashMap<String, Fetch> {
-    let chunks = join_all(
-        names
-            .chunks(MAX_NAMES_PER_CALL)
-            .map(|chunk| read_chunk(store, scope, decrypt, chunk)),
-    )
-    .await;
-    let mut fetched: HashMap<String, Fetch> = chunks.into_iter().flatten().collect();
-
-    let pinned_missing: Vec<(String, String)> = fetched
-        .iter()
-        .filter(|(_, f)| matches!(f, Fetch::Missing))
-        .filter_map(|(n, _)| {
-            split_selector(n)
-                .1
-                .map(|_| (n.clone(), split_selector(n).0.to_owned()))
-        })
-        .collect();
-    if !pinned_missing.is_empty() {
-        // GetParameters reports a missing version like a missing parameter;
-        // a read of the bare names, without decryption, tells them apart.
-        let bases: BTreeSet<String> = pinned_missing.iter().map(|(_, b)| b.clone()).collect();
-        let bases: Vec<String> = bases.into_iter().collect();
-        let probes = join_all(
-            bases
-                .chunks(MAX_NAMES_PER_CALL)
-                .map(|c| read_chunk(store, scope, false, c)),
-        )
-        .await;
-        let probes: HashMap<String, Fetch> = probes.into_iter().flatten().collect();
-        for (name, base) in pinned_missing {
-            if matches!(probes.get(&base), Some(Fetch::Found(_))) {
-                fetched.insert(name, Fetch::SelectorMissing);
-            }
-        }
-    }
-    fetched
+/// The reads of one scope.
+struct Group<'a> {
+    aws: &'a Aws,
+    scope: &'a Scope,
+    priority: Priority,
 }
 
-async fn read_chunk(
-    store: &dyn ParameterStore,
-    scope: &Scope,
-    decrypt: bool,
-    chunk: &[String],
-) -> Vec<(String, Fetch)> {
-    match store.get_parameters(scope, chunk, decrypt).await {
-        Ok(page) => chunk
+impl Group<'_> {
+    /// Reads every name, ten per call, then tells missing pinned versions
+    /// apart from missing parameters.
+    async fn read(&self, decrypt: bool, names: &[String]) -> HashMap<String, Fetch> {
+        let chunks = names.chunks(MAX_NAMES_PER_CALL);
+        let chunks = join_all(chunks.map(|chunk| self.read_chunk(decrypt, chunk))).await;
+        let mut fetched: HashMap<String, Fetch> = chunks.into_iter().flatten().collect();
+
+        let pinned_missing: Vec<(String, String)> = fetched
             .iter()
-            .map(|name| {
-                let found = page.found.iter().find(|p| answers(p, name));
-                let fetch = match found {
-                    Some(p) => Fetch::Found(p.clone()),
-                    None => Fetch::Missing,
-                };
-                (name.clone(), fetch)
+            .filter(|(_, f)| matches!(f, Fetch::Missing))
+            .filter_map(|(n, _)| match split_selector(n) {
+                (base, Some(_)) => Some((n.clone(), base.to_owned())),
+                (_, None) => None,
             })
-            .collect(),
-        Err(error) if chunk.len() > 1 && error.concerns_one_parameter() => {
-            let singles = join_all(chunk.iter().map(|name| async move {
-                let single = std::slice::from_ref(name);
-                Box::pin(read_chunk(store, scope, decrypt, single)).await
-            }))
-            .await;
-            singles.into_iter().flatten().collect()
+            .collect();
+        if !pinned_missing.is_empty() {
+            // GetParameters reports a missing version like a missing
+            // parameter; a read of the bare names, without decryption,
+            // tells them apart.
+            let bases: BTreeSet<String> = pinned_missing.iter().map(|(_, b)| b.clone()).collect();
+            let bases: Vec<String> = bases.into_iter().collect();
+            let probes = bases.chunks(MAX_NAMES_PER_CALL);
+            let probes = join_all(probes.map(|c| self.read_chunk(false, c))).await;
+            let probes: HashMap<String, Fetch> = probes.into_iter().flatten().collect();
+            for (name, base) in pinned_missing {
+                if matches!(probes.get(&base), Some(Fetch::Found(_))) {
+                    fetched.insert(name, Fetch::SelectorMissing);
+                }
+            }
         }
-        Err(error) => chunk
-            .iter()
-            .map(|name| {
-                (
-                    name.clone(),
-                    Fetch::Failed(error.clone().for_parameter(split_selector(name).0)),
-                )
-            })
-            .collect(),
+        fetched
+    }
+
+    async fn read_chunk(&self, decrypt: bool, chunk: &[String]) -> Vec<(String, Fetch)> {
+        let answer = self.aws.get_parameters(self.scope, chunk, decrypt, self.priority).await;
+        match answer {
+            Ok(page) => chunk
+                .iter()
+                .map(|name| {
+                    let found = page.found.iter().find(|p| answers(p, name));
+                    let fetch = match found {
+                        Some(p) => Fetch::Found(p.clone()),
+                        None => Fetch::Missing,
+                    };
+                    (name.clone(), fetch)
+                })
+                .collect(),
+            Err(error) if chunk.len() > 1 && error.concerns_one_parameter() => {
+                let singles = join_all(chunk.iter().map(|name| async move {
+                    let single = std::slice::from_ref(name);
+                    Box::pin(self.read_chunk(decrypt, single)).await
+                }))
+                .await;
+                singles.into_iter().flatten().collect()
+            }
+            Err(error) => chunk
+                .iter()
+                .map(|name| {
+                    let error = error.clone().for_parameter(split_selector(name).0);
+                    (name.clone(), Fetch::Failed(error))
+                })
+                .collect(),
+        }
     }
 }
 
@@ -245,8 +297,7 @@ mod tests {
     use futures::future::BoxFuture;
 
     use super::*;
-    use crate::aws::ParametersPage;
-    use crate::value::SecretValue;
+        use crate::value::SecretValue;
 
     /// Parameter Store with fixed contents; `denied` names fail any call
     /// they are part of, like an undecryptable SecureString does.
@@ -311,6 +362,20 @@ mod tests {
             }
             .boxed()
         }
+
+        fn get_parameters_by_path<'a>(
+            &'a self,
+            _: &'a Scope,
+            _: &'a PathQuery,
+            _: Option<String>,
+        ) -> BoxFuture<'a, Result<crate::aws::PathPage, SyncError>> {
+            async { Ok(crate::aws::PathPage::default()) }.boxed()
+        }
+    }
+
+    fn start(store: Arc<FakeStore>, window_ms: u64) -> Batcher {
+        let budgets = Arc::new(Budgets::new(1000.0));
+        Batcher::start(store, budgets, Duration::from_millis(window_ms))
     }
 
     fn scope() -> Scope {
@@ -326,10 +391,10 @@ mod tests {
     #[tokio::test]
     async fn reads_arriving_together_share_one_call() {
         let store = Arc::new(FakeStore::with(&["a", "b", "c"]));
-        let batcher = Batcher::start(store.clone(), Duration::from_millis(50));
+        let batcher = start(store.clone(), 50);
         let (x, y) = tokio::join!(
-            batcher.read(scope(), true, names(&["a", "b"])),
-            batcher.read(scope(), true, names(&["b", "c"]))
+            batcher.read(scope(), true, Priority::Interactive, names(&["a", "b"])),
+            batcher.read(scope(), true, Priority::Interactive, names(&["b", "c"]))
         );
         assert!(matches!(x["a"], Fetch::Found(_)));
         assert!(matches!(y["c"], Fetch::Found(_)));
@@ -341,8 +406,8 @@ mod tests {
         let all: Vec<String> = (0..25).map(|i| format!("p{i:02}")).collect();
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         let store = Arc::new(FakeStore::with(&refs));
-        let batcher = Batcher::start(store.clone(), Duration::from_millis(10));
-        let fetched = batcher.read(scope(), true, all.clone()).await;
+        let batcher = start(store.clone(), 10);
+        let fetched = batcher.read(scope(), true, Priority::Interactive, all.clone()).await;
         assert_eq!(fetched.len(), 25);
         let sizes: Vec<usize> = store.calls().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![10, 10, 5]);
@@ -353,10 +418,10 @@ mod tests {
         let mut store = FakeStore::with(&["good", "bad"]);
         store.denied.insert("bad".into());
         let store = Arc::new(store);
-        let batcher = Batcher::start(store.clone(), Duration::from_millis(50));
+        let batcher = start(store.clone(), 50);
         let (mine, theirs) = tokio::join!(
-            batcher.read(scope(), true, names(&["bad"])),
-            batcher.read(scope(), true, names(&["good"]))
+            batcher.read(scope(), true, Priority::Interactive, names(&["bad"])),
+            batcher.read(scope(), true, Priority::Interactive, names(&["good"]))
         );
         assert!(
             matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad")
@@ -367,9 +432,14 @@ mod tests {
     #[tokio::test]
     async fn missing_parameter_and_missing_version_are_told_apart() {
         let store = Arc::new(FakeStore::with(&["present"]));
-        let batcher = Batcher::start(store, Duration::from_millis(10));
+        let batcher = start(store, 10);
         let fetched = batcher
-            .read(scope(), true, names(&["absent", "present:7", "present:1"]))
+            .read(
+                scope(),
+                true,
+                Priority::Interactive,
+                names(&["absent", "present:7", "present:1"]),
+            )
             .await;
         assert_eq!(fetched["absent"], Fetch::Missing);
         assert_eq!(fetched["present:7"], Fetch::SelectorMissing);

@@ -37,6 +37,11 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_BATCH_WINDOW", default_value = "50ms", value_parser = parse_millis)]
     pub batch_window: Duration,
 
+    /// SSM reads per second per account and region (AWS's default quota is
+    /// 40/s, shared by everyone in the account).
+    #[arg(long, env = "SSM_OPERATOR_AWS_READ_RATE", default_value_t = crate::budget::DEFAULT_READS_PER_SECOND)]
+    pub aws_read_rate: f64,
+
     /// Log format.
     #[arg(long, env = "SSM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

@@ -17,7 +17,8 @@ use crate::batch::Batcher;
 use crate::crd::{FORCE_SYNC_ANNOTATION, SsmParameter};
 use crate::reconcile::{self, Context, ReconcileError};
 use crate::schedule::Schedule;
-use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION};
+use crate::budget::Budgets;
+use crate::secret::{OWNER_ANNOTATION, WATCH_LABEL};
 
 /// How the controller runs.
 pub struct Settings {
@@ -25,6 +26,8 @@ pub struct Settings {
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
     pub batch_window: Duration,
+    /// SSM reads per second per account and region.
+    pub aws_read_rate: f64,
 }
 
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
@@ -35,7 +38,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctx = Arc::new(Context {
-        batcher: Batcher::start(store, settings.batch_window),
+        batcher: Batcher::start(store, Arc::new(Budgets::new(settings.aws_read_rate)), settings.batch_window),
         default_region: settings.default_region,
         recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
         schedule: Schedule::default(),
@@ -93,7 +96,7 @@ fn controller(
     // caches Secret data, and an edited or deleted Secret is repaired at once.
     let secrets = watcher(
         api::<PartialObjectMeta<Secret>>(&client, ns),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        watcher::Config::default().labels(&format!("{WATCH_LABEL}=true")),
     )
     .default_backoff()
     .touched_objects();

@@ -34,6 +34,8 @@ pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.parameters) && size(self.parameters) > 0) || has(self.path)")
+    .message("at least one of parameters or path is required"))]
 pub struct SsmParameterSpec {
     /// AWS region of the parameters (SSM and KMS are regional). Defaults to
     /// the operator's region. A parameter named by ARN uses the ARN's region.
@@ -42,11 +44,16 @@ pub struct SsmParameterSpec {
     pub region: Option<String>,
 
     /// The parameters to read; each becomes one key of the Secret.
-    #[schemars(length(min = 1, max = 100))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     #[x_kube(validation = kube::core::Rule::new(
         "self.map(p, has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1)).distinct().size() == self.size()"
     ).message("every parameter must map to a distinct Secret key (set key to tell two apart)"))]
     pub parameters: Vec<ParameterRef>,
+
+    /// Every parameter under a path (GetParametersByPath), one key each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRef>,
 
     /// The Secret to write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +67,59 @@ pub struct SsmParameterSpec {
     #[x_kube(validation = kube::core::Rule::new("self == '0' || duration(self) >= duration('10s')")
         .message("refreshInterval must be 0 or at least 10s"))]
     pub refresh_interval: Option<String>,
+
+    /// Workloads of this namespace to restart (by a pod-template annotation)
+    /// when the Secret's data changes — not when it is first created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub rollout_restart: Vec<WorkloadRef>,
+}
+
+/// Bulk import of the parameters under a path.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PathRef {
+    /// The path, starting with `/` (e.g. `/prd/payments`).
+    #[schemars(length(min = 1, max = 1011), regex(pattern = r"^/[a-zA-Z0-9_.\-/]*$"))]
+    pub prefix: String,
+
+    /// Also read parameters below sub-paths. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<bool>,
+
+    /// How a parameter's name becomes its Secret key: `Basename` (the last
+    /// segment, default) or `RelativePath` (the segments below `prefix`
+    /// joined with `.`). Two parameters mapping to one key are an error,
+    /// never a silent overwrite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_from: Option<KeyFrom>,
+}
+
+/// How a parameter read by path is named in the Secret.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyFrom {
+    #[default]
+    Basename,
+    RelativePath,
+}
+
+/// A workload to restart when the Secret changes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: WorkloadKind,
+    /// Its name, in the SsmParameter's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The kinds of workload that can be restarted.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
 }
 
 /// One parameter of Parameter Store and the Secret key it fills.
@@ -102,11 +162,18 @@ pub struct ParameterRef {
     /// decrypt with KMS themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decrypt: Option<bool>,
+
+    /// The value is a JSON object: take this top-level field of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub property: Option<String>,
 }
 
 /// The Secret the operator writes, always in the SsmParameter's namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.immutable) && self.immutable && has(self.creationPolicy) && self.creationPolicy == 'Merge')")
+    .message("an immutable Secret cannot be merged into"))]
 pub struct SecretTarget {
     /// Secret name. Default: the SsmParameter's name. There is no namespace
     /// field on purpose: the Secret lives next to the SsmParameter.
@@ -128,6 +195,50 @@ pub struct SecretTarget {
     /// Annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+
+    /// Extra keys built by substituting `{{ key }}` with the value of that
+    /// key, e.g. `DATABASE_URL: postgres://app:{{ password }}@db/app`. Pure
+    /// substitution: no functions, no file, environment or network access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 50))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))")
+        .message("template keys must be valid Secret keys ([-._a-zA-Z0-9]+)"))]
+    pub template: Option<BTreeMap<String, String>>,
+
+    /// Create an immutable Secret; a later change of its data replaces it
+    /// (delete and create), announced by an Event. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+
+    /// `Owner` (default): the Secret is owned by the SsmParameter and deleted
+    /// with it. `Orphan`: no owner, the Secret survives the SsmParameter.
+    /// `Merge`: write only this SsmParameter's keys into a Secret that someone
+    /// else owns (server-side apply field ownership), leaving the rest alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_policy: Option<CreationPolicy>,
+
+    /// When a parameter disappears from AWS: `Retain` (default) keeps the last
+    /// value and reports `ParameterNotFound`; `Delete` removes the Secret (with
+    /// `Merge`, only this SsmParameter's keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Who owns the Secret.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CreationPolicy {
+    #[default]
+    Owner,
+    Orphan,
+    Merge,
+}
+
+/// What happens to the Secret when its parameters disappear from AWS.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
 }
 
 /// The Secret types the operator may write. Service account tokens and
@@ -235,6 +346,7 @@ mod tests {
             version: None,
             label: None,
             decrypt: None,
+            property: None,
         }
     }
 

@@ -7,14 +7,20 @@
 //! Events. [`reconcile`] is that pipeline; [`controller`] wires it to the
 //! API server.
 
+pub mod apply;
 pub mod aws;
 pub mod batch;
+pub mod budget;
 pub mod cli;
+pub mod compose;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod events;
 pub mod plan;
+pub mod read;
 pub mod reconcile;
+pub mod rollout;
 pub mod schedule;
 pub mod secret;
 pub mod status;
@@ -45,6 +51,7 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
         default_region: args.region,
         watch_namespaces: args.watch_namespaces,
         batch_window: args.batch_window,
+        aws_read_rate: args.aws_read_rate,
     };
     controller::run(client, settings, store, shutdown_signal()).await;
     tracing::info!("stopped");

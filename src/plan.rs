@@ -4,8 +4,12 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
-use crate::aws::Scope;
-use crate::crd::{ParameterRef, SecretType, SsmParameter};
+use std::collections::BTreeMap;
+
+use crate::aws::{PathQuery, Scope};
+use crate::crd::{
+    CreationPolicy, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter, WorkloadRef,
+};
 use crate::error::SyncError;
 
 /// Refresh interval when the spec names none.
@@ -21,6 +25,16 @@ pub struct Entry {
     pub request: String,
     pub scope: Scope,
     pub decrypt: bool,
+    /// Take this top-level field of a JSON value.
+    pub property: Option<String>,
+}
+
+/// Every parameter under a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathEntry {
+    pub scope: Scope,
+    pub query: PathQuery,
+    pub key_from: KeyFrom,
 }
 
 /// The work of one reconcile.
@@ -29,6 +43,13 @@ pub struct Plan {
     pub secret_name: String,
     pub secret_type: SecretType,
     pub entries: Vec<Entry>,
+    pub path: Option<PathEntry>,
+    /// Extra keys: `{{ key }}` substitution.
+    pub template: BTreeMap<String, String>,
+    pub creation: CreationPolicy,
+    pub deletion: DeletionPolicy,
+    pub immutable: bool,
+    pub rollout_restart: Vec<WorkloadRef>,
     /// `None`: read only when the spec changes.
     pub refresh: Option<Duration>,
 }
@@ -44,17 +65,30 @@ impl Plan {
             None => Some(DEFAULT_REFRESH),
             Some(text) => parse_interval(text)?,
         };
+        let path = spec.path.as_ref().map(|p| PathEntry {
+            scope: Scope {
+                region: region.to_owned(),
+            },
+            query: PathQuery {
+                prefix: p.prefix.clone(),
+                recursive: p.recursive.unwrap_or(false),
+                // Values come decrypted only for the parameters that changed.
+                decrypt: false,
+            },
+            key_from: p.key_from.unwrap_or_default(),
+        });
         Ok(Self {
             secret_name: target.name.unwrap_or_else(|| obj.name_any()),
             secret_type: target.type_.unwrap_or_default(),
             entries,
+            path,
+            template: target.template.unwrap_or_default(),
+            creation: target.creation_policy.unwrap_or_default(),
+            deletion: target.deletion_policy.unwrap_or_default(),
+            immutable: target.immutable.unwrap_or(false),
+            rollout_restart: spec.rollout_restart.clone(),
             refresh,
         })
-    }
-
-    /// Every Secret key the spec asks for.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.key.as_str())
     }
 }
 
@@ -72,6 +106,7 @@ fn entry(p: &ParameterRef, default_region: &str) -> Entry {
             region: arn_region(&p.name).unwrap_or(default_region).to_owned(),
         },
         decrypt: p.decrypts(),
+        property: p.property.clone(),
     }
 }
 
@@ -129,6 +164,7 @@ mod tests {
             version: None,
             label: None,
             decrypt: None,
+            property: None,
         }
     }
 
@@ -138,8 +174,10 @@ mod tests {
             SsmParameterSpec {
                 region: None,
                 parameters,
+                path: None,
                 target: None,
                 refresh_interval: None,
+                rollout_restart: Vec::new(),
             },
         )
     }

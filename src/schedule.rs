@@ -30,6 +30,18 @@ struct Entry {
     next_due: Option<Instant>,
 }
 
+/// What a reconcile has to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing yet; look again after this long (`None`: on a change only).
+    Later(Option<Duration>),
+    /// The refresh interval came round; the Secret is as the last sync left it.
+    Refresh,
+    /// First sync, new spec, forced sync, edited Secret or a failure before:
+    /// the Secret cannot be trusted to hold the last values.
+    Full,
+}
+
 /// Per-object memory of good syncs and failed attempts.
 #[derive(Default)]
 pub struct Schedule {
@@ -42,19 +54,17 @@ const BACKOFF_START: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 impl Schedule {
-    /// `None` when AWS must be read now; otherwise how long until it must.
-    pub fn wait_for(
-        &self,
-        object: &ObjectRef<SsmParameter>,
-        basis: &SyncBasis,
-    ) -> Option<Option<Duration>> {
+    /// Whether, and how, AWS must be read now.
+    pub fn due(&self, object: &ObjectRef<SsmParameter>, basis: &SyncBasis) -> Due {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = synced.get(object).filter(|e| &e.basis == basis)?;
+        let Some(entry) = synced.get(object).filter(|e| &e.basis == basis) else {
+            return Due::Full;
+        };
         match entry.next_due {
-            None => Some(None),
+            None => Due::Later(None),
             Some(due) => {
                 let left = due.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then_some(Some(left))
+                if left.is_zero() { Due::Refresh } else { Due::Later(Some(left)) }
             }
         }
     }
@@ -136,14 +146,16 @@ mod tests {
 
     #[test]
     fn an_unknown_object_is_due_now() {
-        assert_eq!(Schedule::default().wait_for(&object(), &basis(1)), None);
+        assert_eq!(Schedule::default().due(&object(), &basis(1)), Due::Full);
     }
 
     #[tokio::test]
     async fn after_a_good_sync_the_same_basis_waits_for_the_refresh() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(60)));
-        let wait = schedule.wait_for(&object(), &basis(1)).flatten().unwrap();
+        let Due::Later(Some(wait)) = schedule.due(&object(), &basis(1)) else {
+            panic!("expected to wait");
+        };
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(66));
     }
 
@@ -151,20 +163,20 @@ mod tests {
     async fn a_new_generation_force_sync_or_edited_secret_is_due_now() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(60)));
-        assert_eq!(schedule.wait_for(&object(), &basis(2)), None);
+        assert_eq!(schedule.due(&object(), &basis(2)), Due::Full);
         let mut forced = basis(1);
         forced.force_sync = Some("now".into());
-        assert_eq!(schedule.wait_for(&object(), &forced), None);
+        assert_eq!(schedule.due(&object(), &forced), Due::Full);
         let mut edited = basis(1);
         edited.secret_version = Some("42".into());
-        assert_eq!(schedule.wait_for(&object(), &edited), None);
+        assert_eq!(schedule.due(&object(), &edited), Due::Full);
     }
 
     #[tokio::test]
     async fn refresh_zero_waits_for_a_change_only() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), None);
-        assert_eq!(schedule.wait_for(&object(), &basis(1)), Some(None));
+        assert_eq!(schedule.due(&object(), &basis(1)), Due::Later(None));
     }
 
     #[test]

@@ -8,13 +8,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::SsmParameter;
+use crate::crd::{CreationPolicy, SsmParameter};
 use crate::error::SyncError;
 use crate::plan::Plan;
 use crate::value::SecretValue;
 
-/// Label on every Secret the operator writes; the operator watches Secrets
-/// through it, by metadata only.
+/// Label on every Secret the operator writes to; the operator watches
+/// Secrets through it, by metadata only.
+pub const WATCH_LABEL: &str = "ssm-operator.io/managed";
+/// Label on the Secrets the operator owns outright (not on merged ones).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "ssm-operator";
 /// Annotation naming the SsmParameter that writes the Secret.
@@ -26,31 +28,56 @@ pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
 /// The Secret's data, key → value.
 pub type SecretData = BTreeMap<String, SecretValue>;
 
-/// The Secret `obj` should produce from `data`.
-pub fn desired(obj: &SsmParameter, plan: &Plan, data: &SecretData) -> Result<Secret, SyncError> {
-    let bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if bytes > MAX_SECRET_BYTES {
+/// The Secret `obj` should produce from `data`. With `Merge` it is the part
+/// the operator applies into `existing`: its keys, and nothing else.
+pub fn desired(
+    obj: &SsmParameter,
+    plan: &Plan,
+    data: &SecretData,
+    existing: Option<&Secret>,
+) -> Result<Secret, SyncError> {
+    let merge = plan.creation == CreationPolicy::Merge;
+    let ours: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let others: usize = match existing {
+        Some(s) if merge => s
+            .data
+            .iter()
+            .flatten()
+            .filter(|(k, _)| !data.contains_key(*k))
+            .map(|(k, v)| k.len() + v.0.len())
+            .sum(),
+        _ => 0,
+    };
+    if ours + others > MAX_SECRET_BYTES {
         return Err(SyncError::SecretTooLarge {
             secret: plan.secret_name.clone(),
-            bytes,
+            bytes: ours + others,
         });
     }
     let target = obj.spec.target.clone().unwrap_or_default();
-    let mut labels = target.labels.unwrap_or_default();
-    labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
-    let mut annotations = target.annotations.unwrap_or_default();
-    annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
-
+    let mut labels = BTreeMap::from([(WATCH_LABEL.to_owned(), "true".to_owned())]);
+    let mut annotations = BTreeMap::from([(OWNER_ANNOTATION.to_owned(), obj.name_any())]);
+    if !merge {
+        labels.extend(target.labels.unwrap_or_default());
+        labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
+        annotations.extend(target.annotations.unwrap_or_default());
+        annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
+    }
+    let owner_references = match plan.creation {
+        CreationPolicy::Owner => obj.controller_owner_ref(&()).map(|r| vec![r]),
+        CreationPolicy::Orphan | CreationPolicy::Merge => None,
+    };
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(plan.secret_name.clone()),
             namespace: obj.namespace(),
             labels: Some(labels),
             annotations: Some(annotations),
-            owner_references: obj.controller_owner_ref(&()).map(|r| vec![r]),
+            owner_references,
             ..ObjectMeta::default()
         },
-        type_: Some(plan.secret_type.as_str().to_owned()),
+        type_: (!merge).then(|| plan.secret_type.as_str().to_owned()),
+        immutable: (plan.immutable && !merge).then_some(true),
         data: Some(
             data.iter()
                 .map(|(k, v)| (k.clone(), ByteString(v.expose().as_bytes().to_vec())))
@@ -60,20 +87,34 @@ pub fn desired(obj: &SsmParameter, plan: &Plan, data: &SecretData) -> Result<Sec
     })
 }
 
-/// Whether `existing` was written for `obj` (and may be overwritten).
-pub fn is_ours(existing: &Secret, obj: &SsmParameter) -> bool {
-    let labelled = existing.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
+/// Whether `existing` may be written for `obj`: it was written for it, or
+/// the spec merges into a Secret someone else owns.
+pub fn is_ours(existing: &Secret, obj: &SsmParameter, plan: &Plan) -> bool {
+    if plan.creation == CreationPolicy::Merge {
+        return true;
+    }
+    let labelled = existing.labels().get(WATCH_LABEL).map(String::as_str) == Some("true");
     let named = existing.annotations().get(OWNER_ANNOTATION) == Some(&obj.name_any());
     labelled && named
 }
 
 /// Whether `existing` already is `desired`, as far as the operator manages it.
 pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
+    let merge = desired.type_.is_none();
     let subset = |want: &Option<BTreeMap<String, String>>, have: &BTreeMap<String, String>| {
         want.iter().flatten().all(|(k, v)| have.get(k) == Some(v))
     };
-    existing.data.clone().unwrap_or_default() == desired.data.clone().unwrap_or_default()
-        && existing.type_ == desired.type_
+    let empty = BTreeMap::new();
+    let have = existing.data.as_ref().unwrap_or(&empty);
+    let want = desired.data.as_ref().unwrap_or(&empty);
+    let data_current = if merge {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    } else {
+        have == want
+    };
+    data_current
+        && (merge || existing.type_ == desired.type_)
+        && (desired.immutable != Some(true) || existing.immutable == Some(true))
         && subset(&desired.metadata.labels, existing.labels())
         && subset(&desired.metadata.annotations, existing.annotations())
         && desired
@@ -86,23 +127,30 @@ pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
 
 /// The keys whose bytes differ between `existing` and `desired` (no values).
 pub fn changed_keys(existing: Option<&Secret>, desired: &Secret) -> Vec<String> {
+    let merge = desired.type_.is_none();
     let empty = BTreeMap::new();
     let before = existing.and_then(|s| s.data.as_ref()).unwrap_or(&empty);
     let after = desired.data.as_ref().unwrap_or(&empty);
+    let removed = before.keys().filter(|k| !merge && !after.contains_key(*k)).cloned();
     let mut keys: Vec<String> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
         .map(|(k, _)| k.clone())
-        .chain(before.keys().filter(|k| !after.contains_key(*k)).cloned())
+        .chain(removed)
         .collect();
     keys.sort();
     keys
 }
 
-/// Whether `existing` holds every key of `plan` (from an earlier good read).
-pub fn holds_every_key(existing: &Secret, plan: &Plan) -> bool {
+/// Whether `existing` holds every one of `keys`.
+pub fn holds_keys<'a>(existing: &Secret, mut keys: impl Iterator<Item = &'a str>) -> bool {
     let data = existing.data.as_ref();
-    plan.keys().all(|k| data.is_some_and(|d| d.contains_key(k)))
+    keys.all(|k| data.is_some_and(|d| d.contains_key(k)))
+}
+
+/// Whether an immutable `existing` must be replaced to become `desired`.
+pub fn needs_replacement(existing: &Secret, desired: &Secret) -> bool {
+    existing.immutable == Some(true) && existing.data != desired.data
 }
 
 #[cfg(test)]
@@ -121,7 +169,10 @@ mod tests {
                     version: None,
                     label: None,
                     decrypt: None,
+                    property: None,
                 }],
+                path: None,
+                rollout_restart: Vec::new(),
                 target: Some(SecretTarget {
                     labels: Some([("team".to_owned(), "payments".to_owned())].into()),
                     ..SecretTarget::default()
@@ -134,6 +185,10 @@ mod tests {
         obj
     }
 
+    fn desired_(obj: &SsmParameter, plan: &Plan, data: &SecretData) -> Result<Secret, SyncError> {
+        desired(obj, plan, data, None)
+    }
+
     fn data(value: &str) -> SecretData {
         [("password".to_owned(), SecretValue::new(value))].into()
     }
@@ -142,7 +197,7 @@ mod tests {
     fn desired_secret_is_owned_labelled_and_holds_the_values() {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
-        let secret = desired(&obj, &plan, &data("PASSWORD")).unwrap();
+        let secret = desired_(&obj, &plan, &data("PASSWORD")).unwrap();
         assert_eq!(secret.metadata.namespace.as_deref(), Some("payments"));
         assert_eq!(secret.labels()[MANAGED_BY_LABEL], MANAGED_BY);
         assert_eq!(secret.labels()["team"], "payments");
@@ -156,7 +211,7 @@ mod tests {
     fn over_one_mebibyte_is_refused() {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
-        let err = desired(&obj, &plan, &data(&"x".repeat(MAX_SECRET_BYTES))).unwrap_err();
+        let err = desired_(&obj, &plan, &data(&"x".repeat(MAX_SECRET_BYTES))).unwrap_err();
         assert_eq!(err.reason(), crate::error::Reason::SecretTooLarge);
         assert!(!err.message().contains("xxxx"));
     }
@@ -165,8 +220,8 @@ mod tests {
     fn a_foreign_secret_is_not_ours() {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
-        let ours = desired(&obj, &plan, &data("a")).unwrap();
-        assert!(is_ours(&ours, &obj));
+        let ours = desired_(&obj, &plan, &data("a")).unwrap();
+        assert!(is_ours(&ours, &obj, &plan));
         let foreign = Secret {
             metadata: ObjectMeta {
                 name: Some("db-credentials".into()),
@@ -174,19 +229,19 @@ mod tests {
             },
             ..Secret::default()
         };
-        assert!(!is_ours(&foreign, &obj));
+        assert!(!is_ours(&foreign, &obj, &plan));
     }
 
     #[test]
     fn changed_keys_and_currency_follow_the_data() {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
-        let old = desired(&obj, &plan, &data("a")).unwrap();
-        let new = desired(&obj, &plan, &data("b")).unwrap();
+        let old = desired_(&obj, &plan, &data("a")).unwrap();
+        let new = desired_(&obj, &plan, &data("b")).unwrap();
         assert!(is_current(&old, &old));
         assert!(!is_current(&old, &new));
         assert_eq!(changed_keys(Some(&old), &new), vec!["password".to_owned()]);
         assert_eq!(changed_keys(None, &new), vec!["password".to_owned()]);
-        assert!(holds_every_key(&old, &plan));
+        assert!(holds_keys(&old, ["password"].into_iter()));
     }
 }

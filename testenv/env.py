@@ -9,7 +9,7 @@ fresh PKI and service-account signing key in DIR. When everything answers it
 prints one JSON line on stdout:
 
     {"kubeconfig": ..., "apiserver": "https://127.0.0.1:P", "ca_file": ...,
-     "aws_endpoint": "http://127.0.0.1:P", "oidc_issuer": ...,
+     "audit_log": ..., "aws_endpoint": "http://127.0.0.1:P", "oidc_issuer": ...,
      "sa_public_key": ..., "workdir": ...}
 
 or, if something fails, {"error": "..."} and exits 1. It then stays until its
@@ -17,6 +17,12 @@ stdin reaches EOF (the parent test process finished or died; --ignore-stdin
 turns that off for scripts) or it gets SIGTERM/SIGINT/SIGHUP, and stops every
 process it started; the kernel stops them too if the supervisor is killed.
 Logs of each component are in DIR/logs/.
+
+The API server's audit log (DIR/logs/audit.log, the "audit_log" above) holds
+one JSON line (an audit.k8s.io/v1 Event, level Metadata: who, verb, objectRef,
+responseStatus; never a body) per write request (create, update, patch,
+delete, deletecollection), written before the response is sent, so that a
+test can count the writes of the operator as soon as a request returns.
 """
 
 from __future__ import annotations
@@ -70,6 +76,16 @@ PORT_RACE_RETRIES = 3
 LOG_TAIL_LINES = 20
 START_MARKER = "--- testenv: start #"
 ADDRESS_IN_USE = re.compile(r"address already in use|errno 98", re.IGNORECASE)
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    # One event per request, once it is answered (its status known).
+    "omitStages": ["RequestReceived", "ResponseStarted", "Panic"],
+    # Writes only: reads and watches would drown them. A request no rule
+    # matches is not logged.
+    "rules": [{"level": "Metadata",
+               "verbs": ["create", "update", "patch", "delete", "deletecollection"]}],
+}
 
 
 class StartupError(Exception):
@@ -417,8 +433,28 @@ def etcd_argv(bin_dir: Path, data_dir: Path, ports: list[int]) -> list[str]:
             "--listen-peer-url", f"http://127.0.0.1:{peer_port}"]
 
 
+def write_audit_policy(workdir: Path) -> Path:
+    path = workdir / "audit-policy.yaml"
+    path.write_text(yaml.safe_dump(AUDIT_POLICY, sort_keys=False))
+    return path
+
+
+def audit_argv(policy: Path, log: Path) -> list[str]:
+    return [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={log}",
+        "--audit-log-format=json",  # one Event per line
+        # Each event is written in the request's own path, before the
+        # response goes out: no buffering delays it past the request.
+        "--audit-log-mode=blocking",
+        # Rotation cannot be switched off (0 means the default, 100 MB); a
+        # limit no test run reaches keeps every event of a run in one file.
+        "--audit-log-maxsize=10240",
+    ]
+
+
 def apiserver_argv(bin_dir: Path, etcd_port: int, port: int, pki: Pki, sa_private_key: Path,
-                   sa_public_key: Path, issuer: str) -> list[str]:
+                   sa_public_key: Path, issuer: str, audit: list[str]) -> list[str]:
     return [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -435,6 +471,7 @@ def apiserver_argv(bin_dir: Path, etcd_port: int, port: int, pki: Pki, sa_privat
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         # No nodes run the `kubernetes` Service's endpoints.
         "--endpoint-reconciler-type=none",
+        *audit,
     ]
 
 
@@ -521,6 +558,7 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
         "kubeconfig": None,
         "apiserver": None,
         "ca_file": str(pki.ca_cert),
+        "audit_log": None,
         "aws_endpoint": None,
         "oidc_issuer": issuer,
         "sa_public_key": str(sa_public_key),
@@ -529,10 +567,12 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
 
     if want_kube:
         etcd.wait_ready(stop, timeout=20)
+        audit_log = logs / "audit.log"
+        audit = audit_argv(write_audit_policy(workdir), audit_log)
         apiserver = start(
             "kube-apiserver", 1,
             lambda ports: apiserver_argv(bin_dir, etcd.ports[0], ports[0], pki, sa_private_key,
-                                         sa_public_key, issuer),
+                                         sa_public_key, issuer, audit),
             lambda ports: http_ok(f"https://127.0.0.1:{ports[0]}/readyz", as_admin))
         apiserver.wait_ready(stop, timeout=60)
         apiserver_url = f"https://127.0.0.1:{apiserver.ports[0]}"
@@ -551,7 +591,8 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
         controller_manager.wait_ready(stop, timeout=30)
         wait_for_default_service_account(apiserver_url, as_admin, controller_manager, stop,
                                          timeout=30)
-        endpoints.update(kubeconfig=str(kubeconfig), apiserver=apiserver_url)
+        endpoints.update(kubeconfig=str(kubeconfig), apiserver=apiserver_url,
+                         audit_log=str(audit_log))
 
     if want_aws:
         aws.wait_ready(stop, timeout=30)

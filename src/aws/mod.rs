@@ -45,6 +45,22 @@ pub struct ParametersPage {
 /// GetParameters names per call, as AWS allows.
 pub const MAX_NAMES_PER_CALL: usize = 10;
 
+/// One page of GetParametersByPath.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathPage {
+    pub found: Vec<FetchedParameter>,
+    /// Where the next page starts, if there is one.
+    pub next_token: Option<String>,
+}
+
+/// A GetParametersByPath request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PathQuery {
+    pub prefix: String,
+    pub recursive: bool,
+    pub decrypt: bool,
+}
+
 /// Reads parameters from Parameter Store.
 pub trait ParameterStore: Send + Sync + 'static {
     /// One GetParameters call of at most [`MAX_NAMES_PER_CALL`] names
@@ -55,6 +71,14 @@ pub trait ParameterStore: Send + Sync + 'static {
         names: &'a [String],
         decrypt: bool,
     ) -> BoxFuture<'a, Result<ParametersPage, SyncError>>;
+
+    /// One page of GetParametersByPath.
+    fn get_parameters_by_path<'a>(
+        &'a self,
+        scope: &'a Scope,
+        query: &'a PathQuery,
+        next_token: Option<String>,
+    ) -> BoxFuture<'a, Result<PathPage, SyncError>>;
 }
 
 /// SDK settings shared by every client: region, endpoint (`AWS_ENDPOINT_URL`

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 
 use super::classify::{self, AwsFailure};
 use super::credentials::{CachedProvider, CredentialsCache};
-use super::{FetchedParameter, ParameterStore, ParametersPage, Scope};
+use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
 use crate::error::SyncError;
 use crate::value::SecretValue;
 
@@ -77,21 +77,45 @@ impl SsmParameterStore {
                     .collect(),
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
+            Err(err) => Err(self.failed(AwsFailure::of(&err), "GetParameters", first).await),
+        }
+    }
+
+    async fn read_path(
+        &self,
+        scope: &Scope,
+        query: &PathQuery,
+        next_token: Option<String>,
+    ) -> Result<PathPage, SyncError> {
+        self.credentials.credentials().await?;
+        let out = self
+            .client(&scope.region)
+            .get_parameters_by_path()
+            .path(&query.prefix)
+            .recursive(query.recursive)
+            .with_decryption(query.decrypt)
+            .set_next_token(next_token)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(PathPage {
+                found: out.parameters.unwrap_or_default().into_iter().map(fetched).collect(),
+                next_token: out.next_token.filter(|t| !t.is_empty()),
+            }),
             Err(err) => {
                 let failure = AwsFailure::of(&err);
-                if matches!(
-                    failure.code.as_deref(),
-                    Some(
-                        "ExpiredTokenException"
-                            | "UnrecognizedClientException"
-                            | "InvalidSignatureException"
-                    )
-                ) {
-                    self.credentials.invalidate().await;
-                }
-                Err(classify::ssm_read(&failure, "GetParameters", first))
+                Err(self.failed(failure, "GetParametersByPath", &query.prefix).await)
             }
         }
+    }
+
+    /// Classifies a failed call; credentials AWS no longer accepts are dropped.
+    async fn failed(&self, failure: AwsFailure, operation: &str, parameter: &str) -> SyncError {
+        let rejected = ["ExpiredTokenException", "UnrecognizedClientException", "InvalidSignatureException"];
+        if failure.code.as_deref().is_some_and(|c| rejected.contains(&c)) {
+            self.credentials.invalidate().await;
+        }
+        classify::ssm_read(&failure, operation, parameter)
     }
 }
 
@@ -117,6 +141,15 @@ impl ParameterStore for SsmParameterStore {
         decrypt: bool,
     ) -> BoxFuture<'a, Result<ParametersPage, SyncError>> {
         self.read(scope, names, decrypt).boxed()
+    }
+
+    fn get_parameters_by_path<'a>(
+        &'a self,
+        scope: &'a Scope,
+        query: &'a PathQuery,
+        next_token: Option<String>,
+    ) -> BoxFuture<'a, Result<PathPage, SyncError>> {
+        self.read_path(scope, query, next_token).boxed()
     }
 }
 

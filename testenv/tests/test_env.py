@@ -173,6 +173,55 @@ def test_garbage_collector_deletes_dependents_of_a_deleted_owner(environment):
          CONTROLLER_DEADLINE_SECONDS, "garbage collection of the dependent ConfigMap")
 
 
+def audit_events(environment: RunningEnvironment) -> list[dict]:
+    with open(environment.endpoints["audit_log"]) as log:
+        return [json.loads(line) for line in log]
+
+
+def audited_writes_of(environment: RunningEnvironment, name: str) -> list[dict]:
+    # Read at once, no polling: the API server logs a request before answering it.
+    return [event for event in audit_events(environment)
+            if event.get("objectRef", {}).get("name") == name]
+
+
+def test_admin_write_is_in_the_audit_log(environment):
+    name = unique_name("audited")
+    environment.kubectl("create", "configmap", name, "-n", "default")
+    [event] = audited_writes_of(environment, name)
+    assert (event["user"]["username"], event["verb"]) == ("ssm-operator-admin", "create")
+    reference = event["objectRef"]
+    assert (reference["resource"], reference["namespace"], reference["name"],
+            reference.get("subresource")) == ("configmaps", "default", name, None)
+    assert (event["stage"], event["responseStatus"]["code"]) == ("ResponseComplete", 201)
+
+
+def test_subresource_write_names_its_subresource_in_the_audit_log(environment):
+    name = unique_name("audited-sa")
+    environment.kubectl("create", "serviceaccount", name, "-n", "default")
+    environment.kubectl("create", "token", name, "-n", "default")
+    token_requests = [event["objectRef"] for event in audited_writes_of(environment, name)
+                      if event["objectRef"].get("subresource")]
+    assert token_requests == [{"resource": "serviceaccounts", "namespace": "default",
+                               "name": name, "apiVersion": "v1", "subresource": "token"}]
+
+
+def test_reads_are_not_in_the_audit_log(environment):
+    name = unique_name("audited-read")
+    environment.kubectl("create", "configmap", name, "-n", "default")
+    environment.kubectl("get", "configmap", name, "-n", "default")
+    environment.kubectl("get", "configmaps", "-n", "default")
+    assert [event["verb"] for event in audited_writes_of(environment, name)] == ["create"]
+    assert not [event for event in audit_events(environment)
+                if event["verb"] in ("get", "list", "watch")]
+
+
+def test_audit_log_holds_no_request_bodies(environment):
+    value = unique_name("never-logged")
+    environment.kubectl("create", "configmap", unique_name("audited-body"), "-n", "default",
+                        f"--from-literal=key={value}")
+    assert value not in Path(environment.endpoints["audit_log"]).read_text()
+
+
 def test_aws_emulator_answers_on_its_endpoint(environment):
     assert environment.endpoints["aws_endpoint"].startswith("http://127.0.0.1:")
     assert supervisor.http_ok(environment.endpoints["aws_endpoint"] + "/_fidelity/health")

@@ -13,8 +13,8 @@ fn manifest(spec: &str) -> String {
 fn malformed() -> Vec<(&'static str, String, &'static str)> {
     let hundred_and_one: String = (0..101).map(|i| format!("  - name: p{i}\n")).collect();
     vec![
-        ("no parameters", "  parameters: []\n".into(), "spec.parameters"),
-        ("parameters missing", "  region: ap-northeast-1\n".into(), "spec.parameters"),
+        ("no parameters", "  parameters: []\n".into(), "at least one of parameters or path"),
+        ("parameters missing", "  region: ap-northeast-1\n".into(), "at least one of parameters or path"),
         ("empty name", "  parameters:\n  - name: \"\"\n".into(), "spec.parameters[0].name"),
         ("name with a space", "  parameters:\n  - name: \"a b\"\n".into(), "spec.parameters[0].name"),
         ("name ending in a slash", "  parameters:\n  - name: /a/\n".into(), "spec.parameters[0].name"),

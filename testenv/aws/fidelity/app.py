@@ -50,8 +50,8 @@ class FidelityMiddleware:
 
     def _check(self, request: AwsRequest, caller):
         """Raise the AwsError AWS would answer instead of moto."""
-        self.faults.apply(request)
-        if not self.rates.admit(request.operation, caller.account, request.region):
+        self.faults.apply(request, caller.name)
+        if not self.rates.admit(request.operation, caller.name, caller.account, request.region):
             raise throttling(request)
         if request.service == "ssm":
             check_ssm(request, caller, self.counters)

@@ -1,6 +1,7 @@
 """The layer's control endpoints under /_fidelity/ (never counted as AWS calls)."""
 
 import json
+import re
 
 from werkzeug.wrappers import Request, Response
 
@@ -9,6 +10,10 @@ from .faults import DEFAULT_HANG_SECONDS, Faults
 from .rates import RateCeilings
 
 PREFIX = "/_fidelity/"
+# How the counters name an assumed role's calls. A session ARN
+# (arn:aws:sts::…:assumed-role/…) is refused: a fault scoped to it would
+# silently never apply.
+ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 class ControlEndpoints:
@@ -52,11 +57,12 @@ class ControlEndpoints:
             body.get("kind"),
             body.get("count", 1),
             body.get("seconds", DEFAULT_HANG_SECONDS),
+            _caller(body.get("caller")),
         )
         return self._list_faults(request)
 
     def _clear_faults(self, request):
-        self.faults.clear()
+        self.faults.clear(_caller(request.args.get("caller")))
         return self._list_faults(request)
 
     def _list_rates(self, _):
@@ -66,11 +72,11 @@ class ControlEndpoints:
         body = _body(request)
         if "per_second" not in body:
             raise ValueError("per_second is required (a number, or null for no ceiling)")
-        self.rates.set(body.get("action"), body["per_second"])
+        self.rates.set(body.get("action"), body["per_second"], _caller(body.get("caller")))
         return self._list_rates(request)
 
     def _reset_rates(self, request):
-        self.rates.reset()
+        self.rates.reset(_caller(request.args.get("caller")))
         return self._list_rates(request)
 
     def _list_counters(self, _):
@@ -79,6 +85,15 @@ class ControlEndpoints:
     def _reset_counters(self, request):
         self.counters.reset()
         return self._list_counters(request)
+
+
+def _caller(value) -> str | None:
+    """The role ARN a fault or ceiling is scoped to; None: every caller."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ROLE_ARN.fullmatch(value):
+        raise ValueError("caller must be a role ARN such as arn:aws:iam::123456789012:role/name")
+    return value
 
 
 def _body(request) -> dict:

@@ -1,4 +1,7 @@
-"""Injected faults: the next N calls of an action fail the way AWS fails."""
+"""Injected faults: the next N calls of an action fail the way AWS fails.
+
+A fault may be scoped to one caller (the role ARN the counters name), so that
+tests running in parallel against one server do not hit each other's calls."""
 
 import threading
 from dataclasses import dataclass
@@ -17,6 +20,12 @@ class Fault:
     kind: str
     remaining: int
     seconds: float
+    caller: str | None  # None: every caller
+
+    def matches(self, operation: str, caller: str) -> bool:
+        # IAM action names are case-insensitive.
+        action_matches = self.action.lower() in (operation.lower(), ANY_ACTION)
+        return action_matches and self.caller in (None, caller)
 
     def to_json(self) -> dict:
         return {
@@ -24,6 +33,7 @@ class Fault:
             "kind": self.kind,
             "count": self.remaining,
             "seconds": self.seconds,
+            "caller": self.caller,
         }
 
 
@@ -31,10 +41,12 @@ class Faults:
     def __init__(self):
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
-        # Set when the faults are cleared, to let hanging calls go at once.
-        self._cleared = threading.Event()
+        # Per fault scope (a caller, or None for unscoped faults): set when
+        # that scope's faults are cleared, to let its hanging calls go at once.
+        self._releases: dict[str | None, threading.Event] = {}
 
-    def add(self, action, kind, count=1, seconds=DEFAULT_HANG_SECONDS) -> Fault:
+    def add(self, action, kind, count=1, seconds=DEFAULT_HANG_SECONDS, caller=None) -> Fault:
+        """Queue a fault; `caller` (already validated) scopes it to that caller."""
         if not isinstance(action, str) or not action:
             raise ValueError("action must be an action name such as ssm:GetParameters, or *")
         if kind not in KINDS:
@@ -43,40 +55,48 @@ class Faults:
             raise ValueError("count must be a positive integer")
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
             raise ValueError("seconds must be a non-negative number")
-        fault = Fault(action, kind, count, float(seconds))
+        fault = Fault(action, kind, count, float(seconds), caller)
         with self._lock:
             self._faults.append(fault)
         return fault
 
-    def clear(self):
+    def clear(self, caller: str | None = None):
+        """Drop pending faults and release hanging calls: all of them, or
+        only those of faults scoped to `caller`."""
         with self._lock:
-            self._faults.clear()
-            self._cleared.set()
-            self._cleared = threading.Event()
+            if caller is None:
+                self._faults.clear()
+                scopes = list(self._releases)
+            else:
+                self._faults = [fault for fault in self._faults if fault.caller != caller]
+                scopes = [caller]
+            for scope in scopes:
+                released = self._releases.pop(scope, None)
+                if released is not None:
+                    released.set()
 
     def pending(self) -> list[dict]:
         with self._lock:
             return [fault.to_json() for fault in self._faults]
 
-    def apply(self, request: AwsRequest):
-        """Raise the fault's error if one is pending for this call."""
+    def apply(self, request: AwsRequest, caller: str):
+        """Raise the fault's error if one is pending for this call by `caller`."""
         with self._lock:
-            fault = self._take(request.operation)
-            cleared = self._cleared
-        if fault is None:
-            return
+            fault = self._take(request.operation, caller)
+            if fault is None:
+                return
+            released = self._releases.setdefault(fault.caller, threading.Event())
         if fault.kind == "throttle":
             raise throttling(request)
         if fault.kind == "unavailable":
             raise service_unavailable()
         # A hang outlasts the client's timeout, then fails like a server-side timeout.
-        cleared.wait(fault.seconds)
+        released.wait(fault.seconds)
         raise internal_failure(request)
 
-    def _take(self, operation: str) -> Fault | None:
+    def _take(self, operation: str, caller: str) -> Fault | None:
         for fault in self._faults:
-            # IAM action names are case-insensitive.
-            if fault.action.lower() in (operation.lower(), ANY_ACTION):
+            if fault.matches(operation, caller):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)

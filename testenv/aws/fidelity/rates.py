@@ -1,5 +1,9 @@
 """Request-rate ceilings, as AWS's API quotas: a token bucket per quota, per
-account and region, beyond which calls answer ThrottlingException."""
+account and region, beyond which calls answer ThrottlingException.
+
+A ceiling may also be set for one caller (the role ARN the counters name): its
+calls then need a token from both the account's bucket and the caller's own,
+so that a test can throttle its operator without throttling parallel tests."""
 
 import threading
 import time
@@ -8,6 +12,8 @@ import time
 SHARED_QUOTAS = {
     ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"): 40.0,
 }
+# The scope of an account-wide ceiling; a caller's ceiling is scoped by its ARN.
+ACCOUNT_WIDE = None
 
 
 class TokenBucket:
@@ -18,15 +24,10 @@ class TokenBucket:
         self.tokens = max(per_second, 1.0)
         self.updated = time.monotonic()
 
-    def take(self) -> bool:
-        now = time.monotonic()
+    def refill(self, now: float):
         capacity = max(self.per_second, 1.0)
         self.tokens = min(capacity, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 class RateCeilings:
@@ -34,17 +35,24 @@ class RateCeilings:
         self._lock = threading.Lock()
         self.reset()
 
-    def reset(self):
-        """Back to AWS's defaults."""
+    def reset(self, caller: str | None = None):
+        """Back to AWS's defaults; with `caller`, drop only that caller's ceilings."""
         with self._lock:
-            # action -> its quota (a tuple of the actions sharing it)
-            self._quota_of = {a: quota for quota in SHARED_QUOTAS for a in quota}
-            self._per_second = dict(SHARED_QUOTAS)
-            self._buckets: dict[tuple, TokenBucket] = {}
+            if caller is None:
+                # action -> its quota (a tuple of the actions sharing it)
+                self._quota_of = {a: quota for quota in SHARED_QUOTAS for a in quota}
+                # (quota, scope) -> requests per second, None for no ceiling
+                self._per_second = {(quota, ACCOUNT_WIDE): r for quota, r in SHARED_QUOTAS.items()}
+                # (quota, scope, account, region) -> bucket
+                self._buckets: dict[tuple, TokenBucket] = {}
+                return
+            self._per_second = {k: r for k, r in self._per_second.items() if k[1] != caller}
+            self._buckets = {k: b for k, b in self._buckets.items() if k[1] != caller}
 
-    def set(self, action: str, per_second: float | None):
+    def set(self, action: str, per_second: float | None, caller: str | None = None):
         """Set the ceiling of the quota `action` counts against (shared quotas
-        change for all their actions); None lifts it."""
+        change for all their actions), account-wide or for `caller` (already
+        validated); None lifts it."""
         if per_second is not None and (
             isinstance(per_second, bool)
             or not isinstance(per_second, (int, float))
@@ -55,22 +63,41 @@ class RateCeilings:
             raise ValueError("action must be an action name such as ssm:GetParameters")
         with self._lock:
             quota = self._quota_of.setdefault(action, (action,))
-            self._per_second[quota] = per_second
-            self._buckets = {k: b for k, b in self._buckets.items() if k[0] != quota}
+            if caller is None or per_second is not None:
+                self._per_second[(quota, caller)] = per_second
+            else:
+                # A caller without a ceiling of its own has the account's only.
+                self._per_second.pop((quota, caller), None)
+            self._buckets = {k: b for k, b in self._buckets.items() if k[:2] != (quota, caller)}
 
     def ceilings(self) -> list[dict]:
         with self._lock:
             return [
-                {"actions": list(quota), "per_second": per_second}
-                for quota, per_second in self._per_second.items()
+                {"actions": list(quota), "per_second": per_second, "caller": scope}
+                for (quota, scope), per_second in self._per_second.items()
             ]
 
-    def admit(self, operation: str, account: str, region: str) -> bool:
-        """Take one request from the quota; False if the call is over it."""
+    def admit(self, operation: str, caller: str, account: str, region: str) -> bool:
+        """Take one request from the account's quota and from the caller's, if
+        it has one; False (taking nothing) if the call is over either."""
         with self._lock:
             quota = self._quota_of.get(operation)
-            per_second = self._per_second.get(quota)
-            if per_second is None:
-                return True
-            bucket = self._buckets.setdefault((quota, account, region), TokenBucket(per_second))
-            return bucket.take()
+            buckets = [
+                self._bucket(quota, scope, account, region)
+                for scope in (ACCOUNT_WIDE, caller)
+                if self._per_second.get((quota, scope)) is not None
+            ]
+            now = time.monotonic()
+            for bucket in buckets:
+                bucket.refill(now)
+            if any(bucket.tokens < 1.0 for bucket in buckets):
+                return False
+            for bucket in buckets:
+                bucket.tokens -= 1.0
+            return True
+
+    def _bucket(self, quota, scope, account, region) -> TokenBucket:
+        key = (quota, scope, account, region)
+        if key not in self._buckets:
+            self._buckets[key] = TokenBucket(self._per_second[(quota, scope)])
+        return self._buckets[key]

@@ -1,4 +1,5 @@
-"""Rate ceilings per quota, account and region, answered like AWS throttles."""
+"""Rate ceilings per quota, account and region, and optionally per caller,
+answered like AWS throttles."""
 
 import math
 import time
@@ -7,12 +8,31 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import failure
+from conftest import ACCOUNT, allow, assume, client, create_role, failure
+
+ALPHA = f"arn:aws:iam::{ACCOUNT}:role/alpha"
+BETA = f"arn:aws:iam::{ACCOUNT}:role/beta"
+# One call per 10 s: the second call in a test finds the bucket empty.
+SLOW = 0.1
 
 
 @pytest.fixture
 def parameter(admin):
     admin.ssm.put_parameter(Name="/app/x", Value="1", Type="String")
+
+
+@pytest.fixture
+def readers(server, admin, parameter):
+    """SSM clients of two roles allowed to read, as two parallel tests' operators."""
+    clients = {}
+    for arn in (ALPHA, BETA):
+        create_role(admin, arn.rsplit("/", 1)[1], allow("ssm:GetParameter*", "*"))
+        clients[arn] = client(server, "ssm", assume(admin, arn))
+    return clients
+
+
+def set_rate(server, action, per_second, caller=None):
+    server.control("PUT", "rate", {"action": action, "per_second": per_second, "caller": caller})
 
 
 def throttled_calls(call, times: int) -> int:
@@ -54,6 +74,7 @@ def test_default_ceiling_is_40_per_second_for_parameter_reads(server):
         {
             "actions": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
             "per_second": 40.0,
+            "caller": None,
         }
     ]
 
@@ -82,3 +103,62 @@ def test_invalid_ceiling_is_refused(server):
         timeout=5,
     )
     assert response.status_code == 400
+
+
+def test_caller_ceiling_throttles_that_caller(server, readers):
+    set_rate(server, "ssm:GetParameter", SLOW, ALPHA)
+    readers[ALPHA].get_parameter(Name="/app/x")
+    error = failure(readers[ALPHA].get_parameter, Name="/app/x")
+    assert (error.code, error.status) == ("ThrottlingException", 400)
+    assert server.count("ssm:GetParameter", ALPHA, "ThrottlingException") == 1
+
+
+def test_caller_ceiling_spares_other_callers(server, admin, readers):
+    set_rate(server, "ssm:GetParameter", SLOW, ALPHA)
+    for _ in range(3):
+        readers[BETA].get_parameter(Name="/app/x")
+        admin.ssm.get_parameter(Name="/app/x")
+    # Nor did their calls take the caller's own token.
+    readers[ALPHA].get_parameter(Name="/app/x")
+
+
+def test_caller_ceiling_covers_the_quota_its_action_shares(server, readers):
+    set_rate(server, "ssm:GetParametersByPath", SLOW, ALPHA)
+    readers[ALPHA].get_parameter(Name="/app/x")
+    assert failure(readers[ALPHA].get_parameters, Names=["/app/x"]).code == "ThrottlingException"
+
+
+def test_account_ceiling_still_applies_to_a_caller_with_its_own(server, readers):
+    set_rate(server, "ssm:GetParameter", SLOW)
+    set_rate(server, "ssm:GetParameter", 100, ALPHA)
+    readers[ALPHA].get_parameter(Name="/app/x")
+    assert failure(readers[ALPHA].get_parameter, Name="/app/x").code == "ThrottlingException"
+
+
+def test_calls_over_a_caller_ceiling_leave_the_account_quota_to_others(server, readers):
+    # The account's bucket holds 2 calls and refills one per 0.5 s.
+    set_rate(server, "ssm:GetParameter", 2)
+    set_rate(server, "ssm:GetParameter", SLOW, ALPHA)
+    assert throttled_calls(lambda: readers[ALPHA].get_parameter(Name="/app/x"), 3) == 2
+    readers[BETA].get_parameter(Name="/app/x")
+
+
+def test_null_removes_a_callers_ceiling(server):
+    set_rate(server, "ssm:GetParameter", SLOW, ALPHA)
+    set_rate(server, "ssm:GetParameter", None, ALPHA)
+    assert [r["caller"] for r in server.control("GET", "rate")["rates"]] == [None]
+
+
+def test_deleting_one_callers_ceilings_keeps_the_rest(server):
+    set_rate(server, "ssm:GetParameters", 5)
+    set_rate(server, "ssm:GetParameters", 1, ALPHA)
+    set_rate(server, "kms:Decrypt", 1, ALPHA)
+    set_rate(server, "ssm:GetParameters", 2, BETA)
+    rates = server.control("DELETE", f"rate?caller={ALPHA}")["rates"]
+    assert [(r["caller"], r["per_second"]) for r in rates] == [(None, 5), (BETA, 2)]
+
+
+def test_rate_caller_must_be_a_role_arn(server):
+    response = requests.delete(f"{server.url}/_fidelity/rate?caller=admin", timeout=5)
+    assert response.status_code == 400
+    assert "caller must be a role ARN" in response.json()["error"]

@@ -1,0 +1,609 @@
+"""The Helm chart deploy/ssm-operator: what it renders, what its schema
+refuses, and what a real API server accepts from it.
+
+Run with the venv python of testenv/setup.sh (it has pytest and PyYAML):
+
+    . ~/.cache/ssm-operator/env.sh
+    "$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider deploy/tests
+
+Helm is built from Go modules once by deploy/helm.sh. The tests that talk to
+the API server start their own control plane (testenv/env.py); there are no
+nodes, so Pods are created but never run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "ssm-operator"
+CI_VALUES = CHART / "ci"
+REPOSITORY_CRD = ROOT / "crds" / "ssmparameters.ssm-operator.io.yaml"
+CHART_CRD = CHART / "crd" / "ssmparameters.ssm-operator.io.yaml"
+ENV_PY = ROOT / "testenv" / "env.py"
+
+RELEASE_NAMESPACE = "ssm-operator"
+HELM_DEADLINE_SECONDS = 600  # a cold build of helm from Go modules
+STARTUP_DEADLINE_SECONDS = 90
+STOP_DEADLINE_SECONDS = 30
+CONTROLLER_DEADLINE_SECONDS = 60
+
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest"}
+
+# The permissions of the operator, as the lead pinned them.
+COMMON_RULES = [
+    {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
+     "verbs": ["get", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["secrets"],
+     "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+     "verbs": ["get", "patch"]},
+]
+SERVICE_ACCOUNT_IDENTITY_RULES = [
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+]
+NAMESPACE_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+              "verbs": ["get", "create", "update"]}
+
+
+# --- helpers -----------------------------------------------------------------
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def poll(condition, deadline_seconds: float, what: str):
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {deadline_seconds} s")
+        time.sleep(0.2)
+
+
+def sort_rule(rule: dict) -> dict:
+    return {key: sorted(value) if isinstance(value, list) else value
+            for key, value in rule.items()}
+
+
+def same_rules(actual: list[dict], expected: list[dict]) -> bool:
+    def canonical(rules):
+        return sorted(json.dumps(sort_rule(rule), sort_keys=True) for rule in rules)
+    return canonical(actual) == canonical(expected)
+
+
+class Helm:
+    def __init__(self, binary: str, home: Path):
+        self.binary = binary
+        # Helm's own config, cache and data stay inside the test's directory.
+        self.env = {**os.environ,
+                    "HELM_CONFIG_HOME": str(home / "config"),
+                    "HELM_CACHE_HOME": str(home / "cache"),
+                    "HELM_DATA_HOME": str(home / "data")}
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([self.binary, *args], capture_output=True, text=True,
+                                timeout=120, env=self.env)
+        if check and result.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def template(self, *args: str, namespace: str = RELEASE_NAMESPACE,
+                 release: str = "ssm-operator") -> list[dict]:
+        out = self.run("template", release, str(CHART), "--namespace", namespace, *args).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def refusal(self, *args: str) -> str:
+        """The error of a render that must fail."""
+        result = self.run("template", "ssm-operator", str(CHART), *args, check=False)
+        assert result.returncode != 0, f"helm template {' '.join(args)} rendered"
+        return result.stderr
+
+
+def values_file(name: str) -> list[str]:
+    return ["--values", str(CI_VALUES / f"{name}-values.yaml")]
+
+
+def find(documents: list[dict], kind: str, name: str | None = None,
+         namespace: str | None = None) -> dict:
+    matches = [doc for doc in documents if doc["kind"] == kind
+               and (name is None or doc["metadata"]["name"] == name)
+               and (namespace is None or doc["metadata"].get("namespace") == namespace)]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+def kinds(documents: list[dict]) -> list[str]:
+    return sorted(doc["kind"] for doc in documents)
+
+
+def operator_container(documents: list[dict]) -> dict:
+    containers = find(documents, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [container["name"] for container in containers] == ["ssm-operator"]
+    return containers[0]
+
+
+def environment_of(documents: list[dict]) -> dict:
+    return {var["name"]: var.get("value", var.get("valueFrom"))
+            for var in operator_container(documents)["env"]}
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory) -> Helm:
+    built = subprocess.run([str(ROOT / "deploy" / "helm.sh")], capture_output=True,
+                           text=True, timeout=HELM_DEADLINE_SECONDS)
+    if built.returncode != 0:
+        pytest.fail(f"deploy/helm.sh could not provide helm:\n{built.stderr}")
+    return Helm(built.stdout.strip(), tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def default_render(helm) -> list[dict]:
+    return helm.template(*values_file("default"))
+
+
+# --- lint and schema -----------------------------------------------------------
+
+@pytest.mark.parametrize("values", ["default", "namespaced", "all-features"])
+def test_lint_passes_strict(helm, values):
+    helm.run("lint", "--strict", str(CHART), *values_file(values))
+
+
+def test_schema_refuses_a_misspelt_key(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "replicaCunt=2")
+    assert "replicaCunt" in error and "not allowed" in error
+
+
+def test_schema_refuses_a_misspelt_nested_key(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1",
+                         "--set", "serviceAccount.anotations.a=b")
+    assert "anotations" in error and "not allowed" in error
+
+
+def test_schema_refuses_a_wrong_type(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "replicaCount=two")
+    assert "/replicaCount" in error and "want integer" in error
+
+
+def test_schema_refuses_an_unknown_log_format(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "logFormat=xml")
+    assert "/logFormat" in error
+
+
+def test_schema_refuses_namespace_scope_without_watched_namespaces(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "rbac.scope=namespace")
+    assert "/watchNamespaces" in error
+
+
+def test_region_is_required(helm):
+    assert "region is required" in helm.refusal()
+
+
+def test_more_than_one_replica_requires_leader_election(helm):
+    error = helm.refusal(*values_file("default"), "--set", "replicaCount=2",
+                         "--set", "leaderElection.enabled=false")
+    assert "requires leaderElection.enabled" in error
+
+
+def test_service_monitor_requires_the_metrics_service(helm):
+    error = helm.refusal(*values_file("default"), "--set", "metrics.serviceMonitor.enabled=true",
+                         "--set", "metrics.service.enabled=false")
+    assert "requires metrics.service.enabled" in error
+
+
+# --- what the chart renders ----------------------------------------------------
+
+def test_default_render_has_exactly_the_expected_objects(default_render):
+    assert kinds(default_render) == sorted([
+        "ServiceAccount", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+        "Role", "RoleBinding", "Service", "Deployment"])
+
+
+def test_default_deployment_is_hardened(default_render):
+    pod = find(default_render, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = operator_container(default_render)["securityContext"]
+    assert container["runAsNonRoot"] is True
+    assert container["runAsUser"] == 65532
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_default_deployment_runs_the_operator_with_its_settings(default_render):
+    container = operator_container(default_render)
+    assert container["image"] == "ssm-operator:0.1.0"
+    assert container["args"] == ["run"]
+    assert environment_of(default_render) == {
+        "AWS_REGION": "ap-northeast-1",
+        "SSM_OPERATOR_LOG_FORMAT": "json",
+        "SSM_OPERATOR_LOG_LEVEL": "info",
+        "SSM_OPERATOR_BATCH_WINDOW": "50ms",
+        "SSM_OPERATOR_AWS_READ_RATE": "32",
+        "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
+        "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
+        "SSM_OPERATOR_LEADER_ELECT": "true",
+        "SSM_OPERATOR_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }
+    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                      "limits": {"memory": "256Mi"}}
+
+
+def test_probes_and_metrics_service_use_the_http_metrics_port(default_render):
+    container = operator_container(default_render)
+    assert container["ports"] == [{"name": "http-metrics", "containerPort": 8080,
+                                   "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    service = find(default_render, "Service")
+    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": 8080,
+                                         "targetPort": "http-metrics", "protocol": "TCP"}]
+    pod_labels = find(default_render, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_settings_reach_the_operator_environment(helm):
+    documents = helm.template(*values_file("all-features"))
+    environment = environment_of(documents)
+    assert environment["AWS_REGION"] == "eu-central-1"
+    assert environment["SSM_OPERATOR_WATCH_NAMESPACES"] == "payments"
+    assert environment["SSM_OPERATOR_LOG_FORMAT"] == "text"
+    assert environment["SSM_OPERATOR_LOG_LEVEL"] == "ssm_operator=debug,kube=info"
+    assert environment["SSM_OPERATOR_BATCH_WINDOW"] == "20ms"
+    assert environment["SSM_OPERATOR_AWS_READ_RATE"] == "16"
+    assert environment["AWS_ENDPOINT_URL_SSM"] == "https://ssm.eu-central-1.amazonaws.com"
+    names = [var["name"] for var in operator_container(documents)["env"]]
+    assert names[-2:] == ["AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY"], "extraEnv comes last and wins"
+    assert operator_container(documents)["args"] == ["run", "--log-level=debug"]
+
+
+def test_watch_namespaces_are_joined_with_commas(helm):
+    documents = helm.template(*values_file("namespaced"))
+    assert environment_of(documents)["SSM_OPERATOR_WATCH_NAMESPACES"] == "payments,orders"
+
+
+def test_image_tag_defaults_to_app_version_and_a_digest_wins(helm):
+    tagged = helm.template(*values_file("default"), "--set", "image.tag=0.2.0")
+    assert operator_container(tagged)["image"] == "ssm-operator:0.2.0"
+    digest = "sha256:" + "a" * 64
+    pinned = helm.template(*values_file("default"), "--set", "image.tag=0.2.0",
+                           "--set", f"image.digest={digest}")
+    assert operator_container(pinned)["image"] == f"ssm-operator@{digest}"
+
+
+def test_irsa_role_is_an_annotation_of_the_service_account(helm):
+    role = "arn:aws:iam::111122223333:role/ssm-operator"
+    documents = helm.template(*values_file("default"), "--set",
+                              f"serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn={role}")
+    account = find(documents, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    pod = find(documents, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_existing_service_account_is_used_when_not_created(helm):
+    documents = helm.template(*values_file("default"), "--set", "serviceAccount.create=false",
+                              "--set", "serviceAccount.name=platform-operator")
+    assert "ServiceAccount" not in kinds(documents)
+    pod = find(documents, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-operator"
+    binding = find(documents, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operator",
+                                    "namespace": RELEASE_NAMESPACE}]
+
+
+def test_cluster_scope_grants_exactly_the_operator_rules(default_render):
+    cluster_role = find(default_render, "ClusterRole")
+    assert same_rules(cluster_role["rules"],
+                      COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES + [NAMESPACE_RULE])
+    binding = find(default_render, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    account = find(default_render, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account,
+                                    "namespace": RELEASE_NAMESPACE}]
+
+
+def test_leader_election_gets_a_lease_role_in_the_release_namespace_only(default_render):
+    role = find(default_render, "Role")
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert same_rules(role["rules"], [LEASE_RULE])
+    binding = find(default_render, "RoleBinding")
+    assert binding["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+
+
+def test_without_leader_election_no_lease_role_and_no_rolling_overlap(helm):
+    documents = helm.template(*values_file("default"), "--set", "leaderElection.enabled=false")
+    assert "Role" not in kinds(documents)
+    deployment = find(documents, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    environment = environment_of(documents)
+    assert environment["SSM_OPERATOR_LEADER_ELECT"] == "false"
+    assert "SSM_OPERATOR_LEASE_NAMESPACE" not in environment
+
+
+def test_service_account_identities_off_drops_their_rules(helm):
+    documents = helm.template(*values_file("default"), "--set", "serviceAccountIdentities=false")
+    assert same_rules(find(documents, "ClusterRole")["rules"], COMMON_RULES + [NAMESPACE_RULE])
+    assert environment_of(documents)["SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES"] == "false"
+
+
+def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_cluster_wide(helm):
+    documents = helm.template(*values_file("namespaced"))
+    assert not [doc for doc in documents
+                if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for namespace in ("payments", "orders"):
+        role = find(documents, "Role", namespace=namespace)
+        assert same_rules(role["rules"], COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES)
+        binding = find(documents, "RoleBinding", namespace=namespace)
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
+    lease_role = find(documents, "Role", namespace=RELEASE_NAMESPACE)
+    assert same_rules(lease_role["rules"], [LEASE_RULE])
+
+
+def test_optional_objects_are_off_by_default(default_render):
+    assert not {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"} & set(kinds(default_render))
+
+
+def test_every_optional_switch_renders_its_object(helm):
+    documents = helm.template(*values_file("all-features"))
+    pod_labels = find(documents, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+    monitor = find(documents, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
+    service_labels = find(documents, "Service")["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
+
+    budget = find(documents, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+    policy = find(documents, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    egress_ports = {(port["port"], port["protocol"])
+                    for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (3128, "TCP")} == egress_ports
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+
+
+def test_pod_disruption_budget_may_use_max_unavailable(helm):
+    documents = helm.template(*values_file("default"), "--set", "podDisruptionBudget.enabled=true",
+                              "--set", "podDisruptionBudget.maxUnavailable=1")
+    assert find(documents, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert "minAvailable" not in find(documents, "PodDisruptionBudget")["spec"]
+
+
+def test_common_and_pod_labels_never_repeat_a_key(helm):
+    documents = helm.template(*values_file("default"), "--set", "commonLabels.team=platform",
+                              "--set", "podLabels.team=platform",
+                              "--set", "commonLabels.app\\.kubernetes\\.io/name=other")
+    labels = find(documents, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert labels["team"] == "platform"
+    assert labels["app.kubernetes.io/name"] == "ssm-operator", "selector labels are the chart's"
+
+
+def test_chart_crd_is_a_copy_of_the_repository_crd():
+    assert CHART_CRD.read_bytes() == REPOSITORY_CRD.read_bytes(), (
+        "deploy/ssm-operator/crd/ is stale: cp crds/ssmparameters.ssm-operator.io.yaml "
+        "deploy/ssm-operator/crd/")
+
+
+def test_crd_template_renders_the_repository_crd_and_is_kept(default_render):
+    rendered = find(default_render, "CustomResourceDefinition")
+    repository = yaml.safe_load(REPOSITORY_CRD.read_text())
+    assert rendered["spec"] == repository["spec"]
+    assert rendered["metadata"]["name"] == repository["metadata"]["name"]
+    assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_crd_switches(helm):
+    assert "CustomResourceDefinition" not in kinds(
+        helm.template(*values_file("default"), "--set", "crds.install=false"))
+    unkept = find(helm.template(*values_file("default"), "--set", "crds.keep=false"),
+                  "CustomResourceDefinition")
+    assert "annotations" not in unkept["metadata"]
+
+
+# --- against a real API server -----------------------------------------------
+
+class Cluster:
+    def __init__(self, kubeconfig: str):
+        self.kubeconfig = kubeconfig
+
+    def kubectl(self, *args: str, stdin: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args],
+                                input=stdin, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def get(self, *args: str) -> dict | None:
+        result = self.kubectl("get", *args, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+        namespace = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": name, "labels": labels or {}}}
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
+        return name
+
+    def helm(self, helm: Helm, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return helm.run(*args, "--kubeconfig", self.kubeconfig, check=check)
+
+
+# Just enough of the Prometheus Operator's CRD for the API server to know the kind.
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com", "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList",
+                  "plural": "servicemonitors", "singular": "servicemonitor"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("testenv")
+    process = subprocess.Popen(
+        [sys.executable, str(ENV_PY), "--workdir", str(workdir), "--components", "kube"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        readable, _, _ = select.select([process.stdout], [], [], STARTUP_DEADLINE_SECONDS)
+        if not readable:
+            pytest.fail(f"testenv/env.py printed nothing within {STARTUP_DEADLINE_SECONDS} s; "
+                        f"logs in {workdir}/logs")
+        line = process.stdout.readline()
+        endpoints = json.loads(line) if line else {"error": "env.py exited without a line"}
+        if "error" in endpoints:
+            pytest.fail(f"the test environment did not start: {endpoints['error']} "
+                        "(run testenv/setup.sh first)")
+        running = Cluster(endpoints["kubeconfig"])
+        running.create_namespace(RELEASE_NAMESPACE)
+        for namespace in ("payments", "orders"):
+            running.create_namespace(namespace)
+        running.kubectl("apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
+        running.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                        "crd/servicemonitors.monitoring.coreos.com")
+        yield running
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=STOP_DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("values", ["default", "namespaced", "all-features"])
+def test_rendered_manifests_are_accepted_by_the_api_server(helm, cluster, values):
+    manifests = helm.run("template", "ssm-operator", str(CHART), "--namespace",
+                         RELEASE_NAMESPACE, *values_file(values)).stdout
+    # Server-side dry run with strict field validation: schema, unknown fields,
+    # defaulting and admission, nothing stored.
+    applied = cluster.kubectl("apply", "--dry-run=server", "--validate=strict",
+                              "-f", "-", stdin=manifests)
+    assert applied.stdout.count("(server dry run)") == manifests.count("\nkind: ")
+
+
+def test_deployment_is_admitted_in_a_restricted_namespace(helm, cluster):
+    namespace = cluster.create_namespace(unique_name("restricted"), RESTRICTED)
+    release = unique_name("psa")
+    cluster.helm(helm, "install", release, str(CHART), "--namespace", namespace,
+                 *values_file("default"), "--set", "crds.install=false")
+    assert cluster.get("deployment", f"{release}-ssm-operator", "-n", namespace)
+    # Pod Security admission judges Pods, not Deployments: the ReplicaSet
+    # controller creating the Pod is the proof (it never runs: no nodes).
+    pods = poll(lambda: (cluster.get("pods", "-n", namespace,
+                                     "-l", f"app.kubernetes.io/instance={release}") or {})
+                .get("items"), CONTROLLER_DEADLINE_SECONDS, f"a Pod of the operator in {namespace}")
+    assert pods[0]["spec"]["serviceAccountName"] == f"{release}-ssm-operator"
+
+
+def test_a_weakened_pod_is_refused_in_a_restricted_namespace(helm, cluster):
+    """The check above means something: the same namespace refuses a Pod that
+    may escalate privileges."""
+    namespace = cluster.create_namespace(unique_name("restricted"), RESTRICTED)
+    cluster.helm(helm, "install", unique_name("weak"), str(CHART), "--namespace", namespace,
+                 *values_file("default"), "--set", "crds.install=false",
+                 "--set", "securityContext.allowPrivilegeEscalation=true")
+
+    def refusal():
+        replica_sets = (cluster.get("replicasets", "-n", namespace) or {}).get("items", [])
+        return [condition["message"] for replica_set in replica_sets
+                for condition in replica_set.get("status", {}).get("conditions", [])
+                if condition["type"] == "ReplicaFailure"]
+
+    messages = poll(refusal, CONTROLLER_DEADLINE_SECONDS, "the ReplicaSet's ReplicaFailure")
+    assert "allowPrivilegeEscalation" in messages[0]
+
+
+def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
+    namespace = cluster.create_namespace(unique_name("install"))
+    release = "lifecycle"
+    fullname = f"{release}-ssm-operator"
+    cluster.helm(helm, "install", release, str(CHART), "--namespace", namespace,
+                 *values_file("default"), "--set", "podDisruptionBudget.enabled=true",
+                 "--set", "networkPolicy.enabled=true")
+    status = json.loads(cluster.helm(helm, "status", release, "--namespace", namespace,
+                                     "--output", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    installed = [("deployment", fullname, namespace), ("serviceaccount", fullname, namespace),
+                 ("service", f"{fullname}-metrics", namespace),
+                 ("role", f"{fullname}-leader-election", namespace),
+                 ("rolebinding", f"{fullname}-leader-election", namespace),
+                 ("poddisruptionbudget", fullname, namespace),
+                 ("networkpolicy", fullname, namespace),
+                 ("clusterrole", fullname, None), ("clusterrolebinding", fullname, None)]
+    for kind, name, in_namespace in installed:
+        scope = ["-n", in_namespace] if in_namespace else []
+        assert cluster.get(kind, name, *scope), f"{kind} {name} was not installed"
+    crd = cluster.get("crd", "ssmparameters.ssm-operator.io")
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+
+    cluster.helm(helm, "uninstall", release, "--namespace", namespace, "--wait",
+                 "--timeout", f"{CONTROLLER_DEADLINE_SECONDS}s")
+    for kind, name, in_namespace in installed:
+        scope = ["-n", in_namespace] if in_namespace else []
+        poll(lambda: cluster.get(kind, name, *scope) is None, CONTROLLER_DEADLINE_SECONDS,
+             f"the deletion of {kind} {name}")
+    assert cluster.get("crd", "ssmparameters.ssm-operator.io"), \
+        "crds.keep leaves the CRD (and every SsmParameter) in place"
+    listed = json.loads(cluster.helm(helm, "list", "--namespace", namespace,
+                                     "--output", "json").stdout)
+    assert listed == []
+
+
+def test_namespaced_install_grants_only_the_watched_namespaces(helm, cluster):
+    release = "scoped"
+    cluster.helm(helm, "install", release, str(CHART), "--namespace", RELEASE_NAMESPACE,
+                 *values_file("namespaced"), "--set", "crds.install=false")
+    operator = f"system:serviceaccount:{RELEASE_NAMESPACE}:{release}-ssm-operator"
+
+    def allowed(*question: str) -> bool:
+        answer = cluster.kubectl("auth", "can-i", *question, "--as", operator, check=False)
+        return answer.stdout.strip() == "yes"
+
+    for namespace in ("payments", "orders"):
+        assert allowed("watch", "secrets", "-n", namespace)
+        assert allowed("patch", "ssmparameters.ssm-operator.io", "--subresource=status",
+                       "-n", namespace)
+        assert allowed("create", "serviceaccounts", "--subresource=token", "-n", namespace)
+    assert not allowed("list", "secrets", "-n", "default")
+    assert not allowed("list", "secrets", "--all-namespaces")
+    assert not allowed("get", "namespaces", "payments")
+    assert allowed("update", "leases.coordination.k8s.io", "-n", RELEASE_NAMESPACE)
+    assert not allowed("update", "leases.coordination.k8s.io", "-n", "payments")
+    assert not allowed("delete", "ssmparameters.ssm-operator.io", "-n", "payments")

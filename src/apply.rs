@@ -1,0 +1,81 @@
+//! Writing the Secret: server-side apply when it differs, replacement of an
+//! immutable one, removal under `deletionPolicy: Delete`.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::crd::CreationPolicy;
+use crate::plan::Plan;
+use crate::reconcile::FIELD_MANAGER;
+use crate::secret;
+
+/// What a sync did to the Secret, for Events and rollouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    Created(Vec<String>),
+    Updated(Vec<String>),
+    /// An immutable Secret was deleted and created again.
+    Replaced(Vec<String>),
+    /// `deletionPolicy: Delete`: the Secret, or with `Merge` our keys, removed.
+    Removed,
+}
+
+impl Written {
+    /// Whether existing consumers now see other data.
+    pub fn changed_data(&self) -> bool {
+        matches!(self, Self::Updated(_) | Self::Replaced(_))
+    }
+}
+
+/// Makes the Secret `desired`; `reapply` forces a write of a merged Secret
+/// whose keys may have been dropped from the spec.
+pub async fn apply(
+    secrets: &Api<Secret>,
+    plan: &Plan,
+    existing: Option<&Secret>,
+    desired: &Secret,
+    reapply: bool,
+) -> Result<Option<Written>, kube::Error> {
+    let merge = plan.creation == CreationPolicy::Merge;
+    if existing.is_some_and(|s| secret::is_current(s, desired)) && !(merge && reapply) {
+        return Ok(None);
+    }
+    let changed = secret::changed_keys(existing, desired);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if existing.is_some_and(|s| secret::needs_replacement(s, desired)) {
+        secrets.delete(&plan.secret_name, &DeleteParams::default()).await?;
+        secrets.patch(&plan.secret_name, &params, &Patch::Apply(desired)).await?;
+        return Ok(Some(Written::Replaced(changed)));
+    }
+    secrets.patch(&plan.secret_name, &params, &Patch::Apply(desired)).await?;
+    Ok(match existing {
+        None => Some(Written::Created(changed)),
+        Some(_) if !changed.is_empty() => Some(Written::Updated(changed)),
+        Some(_) => None,
+    })
+}
+
+/// Removes the Secret — or, when merging, only what this SsmParameter wrote.
+pub async fn remove(
+    secrets: &Api<Secret>,
+    plan: &Plan,
+    existing: Option<&Secret>,
+) -> Result<Option<Written>, kube::Error> {
+    if existing.is_none() {
+        return Ok(None);
+    }
+    if plan.creation == CreationPolicy::Merge {
+        // Applying nothing gives up every field this manager owned.
+        let nothing = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": plan.secret_name},
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        secrets.patch(&plan.secret_name, &params, &Patch::Apply(&nothing)).await?;
+    } else {
+        secrets.delete(&plan.secret_name, &DeleteParams::default()).await?;
+    }
+    Ok(Some(Written::Removed))
+}

@@ -1,0 +1,221 @@
+//! The operator's own SSM read rate, per account and region.
+//!
+//! AWS shares one GetParameter(s)/GetParametersByPath quota (40/s by
+//! default) among everyone in an account and region; the operator keeps
+//! under its budget (80% of that by default) so it never starves the
+//! account's other users. Reads for new and changed SsmParameters go before
+//! routine refreshes, so a new Secret never waits behind hundreds of
+//! refreshes. After a ThrottlingException the rate halves, then creeps back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::aws::Scope;
+
+/// Whose read it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// A refresh whose interval came round.
+    Routine,
+    /// A new or changed SsmParameter, a forced sync, a repair.
+    Interactive,
+}
+
+/// Default reads per second per account and region.
+pub const DEFAULT_READS_PER_SECOND: f64 = 32.0;
+const MIN_READS_PER_SECOND: f64 = 1.0;
+
+/// One rate budget per scope.
+pub struct Budgets {
+    ceiling: f64,
+    scopes: Mutex<HashMap<Scope, Arc<Budget>>>,
+}
+
+struct Budget {
+    interactive: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    routine: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    rate: Arc<Mutex<f64>>,
+}
+
+impl Budgets {
+    /// At most `reads_per_second` reads per scope.
+    pub fn new(reads_per_second: f64) -> Self {
+        Self {
+            ceiling: reads_per_second.max(MIN_READS_PER_SECOND),
+            scopes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn budget(&self, scope: &Scope) -> Arc<Budget> {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
+        scopes
+            .entry(scope.clone())
+            .or_insert_with(|| Arc::new(Budget::start(self.ceiling)))
+            .clone()
+    }
+
+    /// Waits until one read of `scope` may go out.
+    pub async fn acquire(&self, scope: &Scope, priority: Priority) {
+        let budget = self.budget(scope);
+        let (grant, granted) = oneshot::channel();
+        let queue = match priority {
+            Priority::Interactive => &budget.interactive,
+            Priority::Routine => &budget.routine,
+        };
+        if queue.send(grant).is_ok() {
+            // A closed dispatcher only happens at shutdown; do not block then.
+            let _ = granted.await;
+        }
+    }
+
+    /// AWS throttled a read of `scope`: halve its rate.
+    pub fn throttled(&self, scope: &Scope) {
+        let budget = self.budget(scope);
+        let mut rate = budget.rate.lock().unwrap_or_else(|p| p.into_inner());
+        *rate = (*rate / 2.0).max(MIN_READS_PER_SECOND);
+    }
+
+    /// A read of `scope` went through: let its rate creep back up.
+    pub fn succeeded(&self, scope: &Scope) {
+        let budget = self.budget(scope);
+        let mut rate = budget.rate.lock().unwrap_or_else(|p| p.into_inner());
+        *rate = (*rate + 0.5).min(self.ceiling);
+    }
+
+    /// The current rate of `scope`, reads per second.
+    pub fn rate(&self, scope: &Scope) -> f64 {
+        *self.budget(scope).rate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Budget {
+    fn start(ceiling: f64) -> Self {
+        let (interactive, interactive_queue) = mpsc::unbounded_channel();
+        let (routine, routine_queue) = mpsc::unbounded_channel();
+        let rate = Arc::new(Mutex::new(ceiling));
+        tokio::spawn(dispatch(interactive_queue, routine_queue, rate.clone()));
+        Self {
+            interactive,
+            routine,
+            rate,
+        }
+    }
+}
+
+type Grant = oneshot::Sender<()>;
+
+/// Hands out tokens of a bucket that holds one second's worth, interactive
+/// requests first.
+async fn dispatch(
+    mut interactive: mpsc::UnboundedReceiver<Grant>,
+    mut routine: mpsc::UnboundedReceiver<Grant>,
+    rate: Arc<Mutex<f64>>,
+) {
+    let current = || *rate.lock().unwrap_or_else(|p| p.into_inner());
+    let mut tokens = current();
+    let mut filled_at = Instant::now();
+    let mut held: Option<Grant> = None;
+    loop {
+        let (next, is_routine) = match interactive.try_recv() {
+            Ok(grant) => (grant, false),
+            Err(_) => match held.take() {
+                Some(grant) => (grant, true),
+                None => tokio::select! {
+                    biased;
+                    Some(grant) = interactive.recv() => (grant, false),
+                    Some(grant) = routine.recv() => (grant, true),
+                    else => return,
+                },
+            },
+        };
+        let rate = current();
+        let now = Instant::now();
+        tokens = (tokens + now.duration_since(filled_at).as_secs_f64() * rate).min(rate);
+        filled_at = now;
+        if tokens < 1.0 {
+            tokio::time::sleep(Duration::from_secs_f64((1.0 - tokens) / rate)).await;
+            let now = Instant::now();
+            tokens += now.duration_since(filled_at).as_secs_f64() * rate;
+            filled_at = now;
+        }
+        tokens -= 1.0;
+        // An interactive read that arrived while we waited overtakes.
+        let grant = match (is_routine, interactive.try_recv()) {
+            (true, Ok(urgent)) => {
+                held = Some(next);
+                urgent
+            }
+            _ => next,
+        };
+        let _ = grant.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            region: "ap-northeast-1".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_beyond_the_budget_wait() {
+        let budgets = Budgets::new(10.0);
+        let start = Instant::now();
+        for _ in 0..30 {
+            budgets.acquire(&scope(), Priority::Routine).await;
+        }
+        // 10 in the first burst, then 10 per second.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(2100), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interactive_reads_overtake_waiting_routine_ones() {
+        let budgets = Arc::new(Budgets::new(2.0));
+        // Use up the burst.
+        for _ in 0..2 {
+            budgets.acquire(&scope(), Priority::Routine).await;
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let (budgets, order) = (budgets.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                budgets.acquire(&scope(), Priority::Routine).await;
+                order.lock().unwrap().push(format!("routine-{i}"));
+            }));
+        }
+        tokio::task::yield_now().await;
+        let (b, o) = (budgets.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            b.acquire(&scope(), Priority::Interactive).await;
+            o.lock().unwrap().push("interactive".to_owned());
+        }));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap();
+        let position = order.iter().position(|s| s == "interactive").unwrap();
+        assert!(position <= 1, "interactive served at {position}: {order:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_halves_the_rate_and_success_restores_it() {
+        let budgets = Budgets::new(32.0);
+        budgets.throttled(&scope());
+        assert_eq!(budgets.rate(&scope()), 16.0);
+        for _ in 0..100 {
+            budgets.succeeded(&scope());
+        }
+        assert_eq!(budgets.rate(&scope()), 32.0);
+    }
+}

@@ -1,0 +1,171 @@
+//! The Secret's keys and values from what was read (pure): a JSON property,
+//! keys of parameters read by path, and template keys.
+//!
+//! Every error names the parameter, key or placeholder at fault — never a
+//! value or a fragment of one.
+
+use std::collections::BTreeMap;
+
+use crate::crd::KeyFrom;
+use crate::error::SyncError;
+use crate::value::SecretValue;
+
+/// The top-level field `property` of the JSON object `value`.
+pub fn property(parameter: &str, value: &SecretValue, property: &str) -> Result<SecretValue, SyncError> {
+    let invalid = |why: &str| SyncError::InvalidSpec {
+        detail: format!("parameter {parameter}: property {property:?} {why}"),
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(value.expose()).map_err(|_| invalid("cannot be read: the value is not JSON"))?;
+    let object = json
+        .as_object()
+        .ok_or_else(|| invalid("cannot be read: the value is not a JSON object"))?;
+    match object.get(property) {
+        None => Err(invalid("is missing from the JSON value")),
+        Some(serde_json::Value::String(text)) => Ok(SecretValue::new(text.clone())),
+        Some(other) => Ok(SecretValue::new(other.to_string())),
+    }
+}
+
+/// The Secret key of a parameter read under `prefix`.
+pub fn path_key(prefix: &str, name: &str, key_from: KeyFrom) -> Result<String, SyncError> {
+    let key = match key_from {
+        KeyFrom::Basename => name.rsplit('/').next().unwrap_or(name).to_owned(),
+        KeyFrom::RelativePath => {
+            let below = name.strip_prefix(prefix.trim_end_matches('/')).unwrap_or(name);
+            below.trim_start_matches('/').replace('/', ".")
+        }
+    };
+    let valid = !key.is_empty()
+        && key.len() <= 253
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    if valid {
+        Ok(key)
+    } else {
+        Err(SyncError::InvalidSpec {
+            detail: format!("parameter {name} under {prefix} gives no valid Secret key"),
+        })
+    }
+}
+
+/// Adds `key` → `value` read from `parameter`, refusing to overwrite.
+pub fn insert(
+    data: &mut BTreeMap<String, SecretValue>,
+    sources: &mut BTreeMap<String, String>,
+    key: String,
+    value: SecretValue,
+    parameter: &str,
+) -> Result<(), SyncError> {
+    if let Some(first) = sources.get(&key) {
+        return Err(SyncError::InvalidSpec {
+            detail: format!("parameters {first} and {parameter} both map to Secret key {key:?}"),
+        });
+    }
+    sources.insert(key.clone(), parameter.to_owned());
+    data.insert(key, value);
+    Ok(())
+}
+
+/// The template keys, each `{{ key }}` replaced by the value of `key`.
+pub fn template(
+    templates: &BTreeMap<String, String>,
+    values: &BTreeMap<String, SecretValue>,
+) -> Result<BTreeMap<String, SecretValue>, SyncError> {
+    let mut rendered = BTreeMap::new();
+    for (key, text) in templates {
+        if values.contains_key(key) {
+            return Err(SyncError::InvalidSpec {
+                detail: format!("template key {key:?} is also a parameter's key"),
+            });
+        }
+        rendered.insert(key.clone(), SecretValue::new(render(key, text, values)?));
+    }
+    Ok(rendered)
+}
+
+fn render(key: &str, text: &str, values: &BTreeMap<String, SecretValue>) -> Result<String, SyncError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| SyncError::InvalidSpec {
+            detail: format!("template {key:?} has an unclosed {{{{"),
+        })?;
+        let name = after[..end].trim();
+        let value = values.get(name).ok_or_else(|| SyncError::InvalidSpec {
+            detail: format!("template {key:?} refers to unknown key {name:?}"),
+        })?;
+        out.push_str(value.expose());
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn v(text: &str) -> SecretValue {
+        SecretValue::new(text)
+    }
+
+    #[test]
+    fn property_takes_a_top_level_field() {
+        let json = v(r#"{"username":"app","password":"s3cr3t","port":5432}"#);
+        assert_eq!(property("db", &json, "password").unwrap().expose(), "s3cr3t");
+        assert_eq!(property("db", &json, "port").unwrap().expose(), "5432");
+    }
+
+    #[test]
+    fn property_errors_name_the_field_never_the_value() {
+        let json = v(r#"{"password":"CANARY"}"#);
+        let missing = property("db", &json, "user").unwrap_err();
+        assert_eq!(missing.reason(), Reason::InvalidSpec);
+        assert!(missing.message().contains("\"user\""));
+        let not_json = property("db", &v("CANARY-not-json"), "user").unwrap_err();
+        assert!(!format!("{not_json} {not_json:?}").contains("CANARY"));
+    }
+
+    #[test]
+    fn path_keys_from_basename_or_relative_path() {
+        assert_eq!(path_key("/prd/app", "/prd/app/db/pass", KeyFrom::Basename).unwrap(), "pass");
+        assert_eq!(
+            path_key("/prd/app", "/prd/app/db/pass", KeyFrom::RelativePath).unwrap(),
+            "db.pass"
+        );
+        assert_eq!(path_key("/prd/app/", "/prd/app/user", KeyFrom::RelativePath).unwrap(), "user");
+    }
+
+    #[test]
+    fn two_parameters_on_one_key_are_refused() {
+        let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
+        insert(&mut data, &mut sources, "pass".into(), v("a"), "/a/pass").unwrap();
+        let clash = insert(&mut data, &mut sources, "pass".into(), v("b"), "/b/pass").unwrap_err();
+        assert!(clash.message().contains("/a/pass") && clash.message().contains("/b/pass"));
+        assert_eq!(data["pass"].expose(), "a");
+    }
+
+    #[test]
+    fn template_substitutes_keys_with_or_without_spaces() {
+        let values = BTreeMap::from([("password".to_owned(), v("pw")), ("user".to_owned(), v("app"))]);
+        let templates = BTreeMap::from([(
+            "DATABASE_URL".to_owned(),
+            "postgres://{{user}}:{{ password }}@db/app".to_owned(),
+        )]);
+        let rendered = template(&templates, &values).unwrap();
+        assert_eq!(rendered["DATABASE_URL"].expose(), "postgres://app:pw@db/app");
+    }
+
+    #[test]
+    fn unknown_placeholders_and_functions_are_invalid_spec() {
+        let values = BTreeMap::from([("password".to_owned(), v("pw"))]);
+        for text in ["{{ nope }}", "{{ password | b64enc }}", "{{ env \"HOME\" }}", "{{ password"] {
+            let templates = BTreeMap::from([("x".to_owned(), text.to_owned())]);
+            let err = template(&templates, &values).unwrap_err();
+            assert_eq!(err.reason(), Reason::InvalidSpec, "{text}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Reading AWS for one SsmParameter.
+//!
+//! First a probe without decryption, which never touches KMS and returns
+//! every parameter's version (and the value of plain Strings). Then a
+//! decrypting read of only the SecureStrings that changed since the Secret
+//! was written — or of all of them, when the Secret cannot be trusted to hold
+//! the last values (first sync, spec change, forced sync, edited Secret).
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::join_all;
+use k8s_openapi::ByteString;
+
+use crate::aws::{FetchedParameter, Scope};
+use crate::batch::{Batcher, Fetch};
+use crate::budget::Priority;
+use crate::compose;
+use crate::crd::ParameterStatus;
+use crate::error::SyncError;
+use crate::plan::{Entry, Plan};
+use crate::secret::SecretData;
+use crate::value::SecretValue;
+
+/// How much to decrypt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Every SecureString: the Secret's current data is not to be trusted.
+    Full,
+    /// Only SecureStrings whose version changed; the others are in the Secret.
+    Changed,
+}
+
+/// What the Secret holds now, as far as a read can rely on it.
+pub struct Known<'a> {
+    /// Versions by Secret key, from `status.parameters`.
+    pub versions: HashMap<&'a str, i64>,
+    /// The Secret's data.
+    pub data: Option<&'a BTreeMap<String, ByteString>>,
+}
+
+/// What a read found.
+pub enum Read {
+    /// Every parameter has the version the Secret holds: nothing to write.
+    Unchanged(Vec<ParameterStatus>),
+    /// The data the Secret should hold.
+    Values(SecretData, Vec<ParameterStatus>),
+}
+
+/// One parameter found by the probe.
+struct Found {
+    /// The spec's name, or the full name of a parameter read by path.
+    name: String,
+    key: String,
+    /// What to ask GetParameters to decrypt it.
+    request: String,
+    scope: Scope,
+    decrypt: bool,
+    property: Option<String>,
+    probe: FetchedParameter,
+}
+
+impl Found {
+    fn secure(&self) -> bool {
+        self.decrypt && self.probe.type_ == "SecureString"
+    }
+}
+
+/// Reads what `plan` asks for.
+pub async fn read(
+    plan: &Plan,
+    batcher: &Batcher,
+    priority: Priority,
+    depth: Depth,
+    known: &Known<'_>,
+) -> Result<Read, SyncError> {
+    let found = probe(plan, batcher, priority).await?;
+    let holds = |f: &Found| {
+        known.versions.get(f.key.as_str()) == Some(&f.probe.version)
+            && known.data.is_some_and(|d| d.contains_key(&f.key))
+    };
+    let same_keys = known.versions.len() == found.len();
+    if depth == Depth::Changed && same_keys && found.iter().all(holds) {
+        return Ok(Read::Unchanged(found.iter().map(|f| status(f, &f.probe)).collect()));
+    }
+
+    let to_decrypt: Vec<&Found> = found
+        .iter()
+        .filter(|f| f.secure() && (depth == Depth::Full || !holds(f)))
+        .collect();
+    let decrypted = decrypt(&to_decrypt, batcher, priority).await?;
+
+    let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
+    let mut parameters = Vec::new();
+    for f in &found {
+        let (value, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
+            Some(p) => (shaped(f, &p.value)?, p),
+            None if f.secure() => (current(known, &f.key), &f.probe),
+            None => (shaped(f, &f.probe.value)?, &f.probe),
+        };
+        compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
+        parameters.push(status(f, fetched));
+    }
+    let templated = compose::template(&plan.template, &data)?;
+    data.extend(templated);
+    Ok(Read::Values(data, parameters))
+}
+
+/// The value of one key, with the property taken when the spec asks.
+fn shaped(f: &Found, value: &SecretValue) -> Result<SecretValue, SyncError> {
+    match &f.property {
+        Some(property) => compose::property(&f.name, value, property),
+        None => Ok(value.clone()),
+    }
+}
+
+/// The value the Secret holds for `key` (an unchanged SecureString).
+fn current(known: &Known<'_>, key: &str) -> SecretValue {
+    let bytes = known.data.and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
+    SecretValue::new(String::from_utf8_lossy(bytes))
+}
+
+fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
+    ParameterStatus {
+        name: f.name.clone(),
+        key: f.key.clone(),
+        version: fetched.version,
+        type_: fetched.type_.clone(),
+        key_id: None,
+        last_modified: fetched.last_modified.clone(),
+    }
+}
+
+/// Every parameter of the plan, without decryption. The first failure in
+/// spec order wins; missing parameters are reported together.
+async fn probe(plan: &Plan, batcher: &Batcher, priority: Priority) -> Result<Vec<Found>, SyncError> {
+    let answers = read_grouped(batcher, priority, false, plan.entries.iter().map(|e| (&e.scope, e.request.clone()))).await;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    let mut first_error = None;
+    for entry in &plan.entries {
+        match answers.get(&(entry.scope.clone(), entry.request.clone())) {
+            Some(Fetch::Found(p)) => found.push(explicit(entry, p.clone())),
+            Some(Fetch::SelectorMissing) => {
+                first_error.get_or_insert(SyncError::ParameterVersionNotFound {
+                    parameter: entry.name.clone(),
+                    selector: selector_text(entry),
+                });
+            }
+            Some(Fetch::Failed(e)) => {
+                first_error.get_or_insert(e.clone());
+            }
+            Some(Fetch::Missing) | None => missing.push(entry.name.clone()),
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    if !missing.is_empty() {
+        return Err(SyncError::ParameterNotFound { parameters: missing });
+    }
+    if let Some(path) = &plan.path {
+        for p in batcher.read_path(&path.scope, &path.query, priority).await? {
+            let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
+            found.push(Found {
+                name: p.name.clone(),
+                key,
+                request: p.name.clone(),
+                scope: path.scope.clone(),
+                decrypt: true,
+                property: None,
+                probe: p,
+            });
+        }
+    }
+    Ok(found)
+}
+
+fn explicit(entry: &Entry, probe: FetchedParameter) -> Found {
+    Found {
+        name: entry.name.clone(),
+        key: entry.key.clone(),
+        request: entry.request.clone(),
+        scope: entry.scope.clone(),
+        decrypt: entry.decrypt,
+        property: entry.property.clone(),
+        probe,
+    }
+}
+
+/// Decrypting reads of `found`, by scope and name.
+async fn decrypt(
+    found: &[&Found],
+    batcher: &Batcher,
+    priority: Priority,
+) -> Result<HashMap<(Scope, String), FetchedParameter>, SyncError> {
+    let answers = read_grouped(batcher, priority, true, found.iter().map(|f| (&f.scope, f.request.clone()))).await;
+    let mut values = HashMap::new();
+    for f in found {
+        let key = (f.scope.clone(), f.request.clone());
+        match answers.get(&key) {
+            Some(Fetch::Found(p)) => {
+                values.insert(key, p.clone());
+            }
+            Some(Fetch::Failed(e)) => return Err(e.clone()),
+            // Deleted between the probe and this read.
+            _ => {
+                return Err(SyncError::ParameterNotFound {
+                    parameters: vec![f.name.clone()],
+                });
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Reads `requests` through the batcher, one call per scope.
+async fn read_grouped<'a>(
+    batcher: &Batcher,
+    priority: Priority,
+    decrypt: bool,
+    requests: impl Iterator<Item = (&'a Scope, String)>,
+) -> HashMap<(Scope, String), Fetch> {
+    let mut groups: BTreeMap<Scope, Vec<String>> = BTreeMap::new();
+    for (scope, request) in requests {
+        groups.entry(scope.clone()).or_default().push(request);
+    }
+    let answers = join_all(groups.into_iter().map(|(scope, names)| async move {
+        let fetched = batcher.read(scope.clone(), decrypt, priority, names).await;
+        fetched.into_iter().map(move |(name, f)| ((scope.clone(), name), f))
+    }))
+    .await;
+    answers.into_iter().flatten().collect()
+}
+
+fn selector_text(entry: &Entry) -> String {
+    match crate::batch::split_selector(&entry.request).1 {
+        Some(s) if s.chars().all(|c| c.is_ascii_digit()) => format!("version {s}"),
+        Some(s) => format!("label {s}"),
+        None => "such version".to_owned(),
+    }
+}
