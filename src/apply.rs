@@ -44,11 +44,17 @@ pub async fn apply(
     let changed = secret::changed_keys(existing, desired);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     if existing.is_some_and(|s| secret::needs_replacement(s, desired)) {
-        secrets.delete(&plan.secret_name, &DeleteParams::default()).await?;
-        secrets.patch(&plan.secret_name, &params, &Patch::Apply(desired)).await?;
+        secrets
+            .delete(&plan.secret_name, &DeleteParams::default())
+            .await?;
+        secrets
+            .patch(&plan.secret_name, &params, &Patch::Apply(desired))
+            .await?;
         return Ok(Some(Written::Replaced(changed)));
     }
-    secrets.patch(&plan.secret_name, &params, &Patch::Apply(desired)).await?;
+    secrets
+        .patch(&plan.secret_name, &params, &Patch::Apply(desired))
+        .await?;
     Ok(match existing {
         None => Some(Written::Created(changed)),
         Some(_) if !changed.is_empty() => Some(Written::Updated(changed)),
@@ -73,9 +79,13 @@ pub async fn remove(
             "metadata": {"name": plan.secret_name},
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        secrets.patch(&plan.secret_name, &params, &Patch::Apply(&nothing)).await?;
+        secrets
+            .patch(&plan.secret_name, &params, &Patch::Apply(&nothing))
+            .await?;
     } else {
-        secrets.delete(&plan.secret_name, &DeleteParams::default()).await?;
+        secrets
+            .delete(&plan.secret_name, &DeleteParams::default())
+            .await?;
     }
     Ok(Some(Written::Removed))
 }

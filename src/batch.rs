@@ -84,7 +84,10 @@ impl Batcher {
             let error = SyncError::AwsUnavailable {
                 detail: "the operator is shutting down".to_owned(),
             };
-            names.iter().map(|n| (n.clone(), Fetch::Failed(error.clone()))).collect()
+            names
+                .iter()
+                .map(|n| (n.clone(), Fetch::Failed(error.clone())))
+                .collect()
         };
         if self.requests.send(request).is_err() {
             return stopped();
@@ -103,7 +106,11 @@ impl Batcher {
         let mut next_token = None;
         loop {
             self.aws.budgets.acquire(scope, priority).await;
-            let page = self.aws.store.get_parameters_by_path(scope, query, next_token).await;
+            let page = self
+                .aws
+                .store
+                .get_parameters_by_path(scope, query, next_token)
+                .await;
             let page = self.aws.account(scope, page)?;
             found.extend(page.found);
             match page.next_token {
@@ -168,19 +175,23 @@ async fn serve(aws: Aws, batch: Vec<Request>) {
         *priority = (*priority).max(request.priority);
         names.extend(request.names.iter().cloned());
     }
-    let answers = join_all(groups.into_iter().map(|((scope, decrypt), (priority, names))| {
-        let aws = aws.clone();
-        async move {
-            let names: Vec<String> = names.into_iter().collect();
-            let group = Group {
-                aws: &aws,
-                scope: &scope,
-                priority,
-            };
-            let fetched = group.read(decrypt, &names).await;
-            ((scope, decrypt), fetched)
-        }
-    }))
+    let answers = join_all(
+        groups
+            .into_iter()
+            .map(|((scope, decrypt), (priority, names))| {
+                let aws = aws.clone();
+                async move {
+                    let names: Vec<String> = names.into_iter().collect();
+                    let group = Group {
+                        aws: &aws,
+                        scope: &scope,
+                        priority,
+                    };
+                    let fetched = group.read(decrypt, &names).await;
+                    ((scope, decrypt), fetched)
+                }
+            }),
+    )
     .await;
     let answers: HashMap<(Scope, bool), HashMap<String, Fetch>> = answers.into_iter().collect();
     for request in batch {
@@ -237,7 +248,10 @@ impl Group<'_> {
     }
 
     async fn read_chunk(&self, decrypt: bool, chunk: &[String]) -> Vec<(String, Fetch)> {
-        let answer = self.aws.get_parameters(self.scope, chunk, decrypt, self.priority).await;
+        let answer = self
+            .aws
+            .get_parameters(self.scope, chunk, decrypt, self.priority)
+            .await;
         match answer {
             Ok(page) => chunk
                 .iter()
@@ -274,7 +288,7 @@ fn answers(p: &FetchedParameter, name: &str) -> bool {
     let (base, selector) = split_selector(name);
     let same_selector = p.selector.as_deref().map(|s| s.trim_start_matches(':')) == selector;
     let same_name = p.name == base || p.arn.as_deref() == Some(base);
-    same_name && (same_selector || selector.is_none())
+    same_name && same_selector
 }
 
 /// `name:3` → (`name`, Some(`3`)); ARNs keep their own colons.
@@ -297,7 +311,7 @@ mod tests {
     use futures::future::BoxFuture;
 
     use super::*;
-        use crate::value::SecretValue;
+    use crate::value::SecretValue;
 
     /// Parameter Store with fixed contents; `denied` names fail any call
     /// they are part of, like an undecryptable SecureString does.
@@ -407,7 +421,9 @@ mod tests {
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         let store = Arc::new(FakeStore::with(&refs));
         let batcher = start(store.clone(), 10);
-        let fetched = batcher.read(scope(), true, Priority::Interactive, all.clone()).await;
+        let fetched = batcher
+            .read(scope(), true, Priority::Interactive, all.clone())
+            .await;
         assert_eq!(fetched.len(), 25);
         let sizes: Vec<usize> = store.calls().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![10, 10, 5]);

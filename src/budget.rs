@@ -88,7 +88,11 @@ impl Budgets {
 
     /// The current rate of `scope`, reads per second.
     pub fn rate(&self, scope: &Scope) -> f64 {
-        *self.budget(scope).rate.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .budget(scope)
+            .rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -11,12 +11,16 @@ use crate::error::SyncError;
 use crate::value::SecretValue;
 
 /// The top-level field `property` of the JSON object `value`.
-pub fn property(parameter: &str, value: &SecretValue, property: &str) -> Result<SecretValue, SyncError> {
+pub fn property(
+    parameter: &str,
+    value: &SecretValue,
+    property: &str,
+) -> Result<SecretValue, SyncError> {
     let invalid = |why: &str| SyncError::InvalidSpec {
         detail: format!("parameter {parameter}: property {property:?} {why}"),
     };
-    let json: serde_json::Value =
-        serde_json::from_str(value.expose()).map_err(|_| invalid("cannot be read: the value is not JSON"))?;
+    let json: serde_json::Value = serde_json::from_str(value.expose())
+        .map_err(|_| invalid("cannot be read: the value is not JSON"))?;
     let object = json
         .as_object()
         .ok_or_else(|| invalid("cannot be read: the value is not a JSON object"))?;
@@ -32,13 +36,17 @@ pub fn path_key(prefix: &str, name: &str, key_from: KeyFrom) -> Result<String, S
     let key = match key_from {
         KeyFrom::Basename => name.rsplit('/').next().unwrap_or(name).to_owned(),
         KeyFrom::RelativePath => {
-            let below = name.strip_prefix(prefix.trim_end_matches('/')).unwrap_or(name);
+            let below = name
+                .strip_prefix(prefix.trim_end_matches('/'))
+                .unwrap_or(name);
             below.trim_start_matches('/').replace('/', ".")
         }
     };
     let valid = !key.is_empty()
         && key.len() <= 253
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
     if valid {
         Ok(key)
     } else {
@@ -83,7 +91,11 @@ pub fn template(
     Ok(rendered)
 }
 
-fn render(key: &str, text: &str, values: &BTreeMap<String, SecretValue>) -> Result<String, SyncError> {
+fn render(
+    key: &str,
+    text: &str,
+    values: &BTreeMap<String, SecretValue>,
+) -> Result<String, SyncError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -115,7 +127,10 @@ mod tests {
     #[test]
     fn property_takes_a_top_level_field() {
         let json = v(r#"{"username":"app","password":"s3cr3t","port":5432}"#);
-        assert_eq!(property("db", &json, "password").unwrap().expose(), "s3cr3t");
+        assert_eq!(
+            property("db", &json, "password").unwrap().expose(),
+            "s3cr3t"
+        );
         assert_eq!(property("db", &json, "port").unwrap().expose(), "5432");
     }
 
@@ -131,12 +146,18 @@ mod tests {
 
     #[test]
     fn path_keys_from_basename_or_relative_path() {
-        assert_eq!(path_key("/prd/app", "/prd/app/db/pass", KeyFrom::Basename).unwrap(), "pass");
+        assert_eq!(
+            path_key("/prd/app", "/prd/app/db/pass", KeyFrom::Basename).unwrap(),
+            "pass"
+        );
         assert_eq!(
             path_key("/prd/app", "/prd/app/db/pass", KeyFrom::RelativePath).unwrap(),
             "db.pass"
         );
-        assert_eq!(path_key("/prd/app/", "/prd/app/user", KeyFrom::RelativePath).unwrap(), "user");
+        assert_eq!(
+            path_key("/prd/app/", "/prd/app/user", KeyFrom::RelativePath).unwrap(),
+            "user"
+        );
     }
 
     #[test]
@@ -150,19 +171,30 @@ mod tests {
 
     #[test]
     fn template_substitutes_keys_with_or_without_spaces() {
-        let values = BTreeMap::from([("password".to_owned(), v("pw")), ("user".to_owned(), v("app"))]);
+        let values = BTreeMap::from([
+            ("password".to_owned(), v("pw")),
+            ("user".to_owned(), v("app")),
+        ]);
         let templates = BTreeMap::from([(
             "DATABASE_URL".to_owned(),
             "postgres://{{user}}:{{ password }}@db/app".to_owned(),
         )]);
         let rendered = template(&templates, &values).unwrap();
-        assert_eq!(rendered["DATABASE_URL"].expose(), "postgres://app:pw@db/app");
+        assert_eq!(
+            rendered["DATABASE_URL"].expose(),
+            "postgres://app:pw@db/app"
+        );
     }
 
     #[test]
     fn unknown_placeholders_and_functions_are_invalid_spec() {
         let values = BTreeMap::from([("password".to_owned(), v("pw"))]);
-        for text in ["{{ nope }}", "{{ password | b64enc }}", "{{ env \"HOME\" }}", "{{ password"] {
+        for text in [
+            "{{ nope }}",
+            "{{ password | b64enc }}",
+            "{{ env \"HOME\" }}",
+            "{{ password",
+        ] {
             let templates = BTreeMap::from([("x".to_owned(), text.to_owned())]);
             let err = template(&templates, &values).unwrap_err();
             assert_eq!(err.reason(), Reason::InvalidSpec, "{text}");

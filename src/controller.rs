@@ -14,10 +14,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::batch::Batcher;
+use crate::budget::Budgets;
 use crate::crd::{FORCE_SYNC_ANNOTATION, SsmParameter};
 use crate::reconcile::{self, Context, ReconcileError};
 use crate::schedule::Schedule;
-use crate::budget::Budgets;
 use crate::secret::{OWNER_ANNOTATION, WATCH_LABEL};
 
 /// How the controller runs.
@@ -38,7 +38,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctx = Arc::new(Context {
-        batcher: Batcher::start(store, Arc::new(Budgets::new(settings.aws_read_rate)), settings.batch_window),
+        batcher: Batcher::start(
+            store,
+            Arc::new(Budgets::new(settings.aws_read_rate)),
+            settings.batch_window,
+        ),
         default_region: settings.default_region,
         recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
         schedule: Schedule::default(),

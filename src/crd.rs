@@ -96,7 +96,9 @@ pub struct PathRef {
 }
 
 /// How a parameter read by path is named in the Secret.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum KeyFrom {
     #[default]
     Basename,
@@ -225,7 +227,9 @@ pub struct SecretTarget {
 }
 
 /// Who owns the Secret.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum CreationPolicy {
     #[default]
     Owner,
@@ -234,7 +238,9 @@ pub enum CreationPolicy {
 }
 
 /// What happens to the Secret when its parameters disappear from AWS.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum DeletionPolicy {
     #[default]
     Retain,

@@ -17,31 +17,60 @@ pub struct Announcement<'a> {
     pub restart_failures: &'a [(WorkloadRef, kube::Error)],
 }
 
-pub async fn publish(obj: &SsmParameter, recorder: &Recorder, status: &SsmParameterStatus, what: Announcement<'_>) {
+pub async fn publish(
+    obj: &SsmParameter,
+    recorder: &Recorder,
+    status: &SsmParameterStatus,
+    what: Announcement<'_>,
+) {
     let mut events = Vec::new();
     let secret = status.secret_name.clone().unwrap_or_default();
     if let Some(written) = what.written {
         let (reason, note) = match written {
-            Written::Created(keys) => ("Created", format!("Secret {secret} created with {}", versions(status, keys))),
-            Written::Updated(keys) => ("Updated", format!("Secret {secret} updated: {}", versions(status, keys))),
+            Written::Created(keys) => (
+                "Created",
+                format!("Secret {secret} created with {}", versions(status, keys)),
+            ),
+            Written::Updated(keys) => (
+                "Updated",
+                format!("Secret {secret} updated: {}", versions(status, keys)),
+            ),
             Written::Replaced(keys) => (
                 "Replaced",
-                format!("immutable Secret {secret} replaced: {}", versions(status, keys)),
+                format!(
+                    "immutable Secret {secret} replaced: {}",
+                    versions(status, keys)
+                ),
             ),
             Written::Removed => (
                 "Deleted",
-                format!("Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"),
+                format!(
+                    "Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"
+                ),
             ),
         };
         events.push(event(EventType::Normal, reason, note, "WriteSecret"));
     }
     if let Some(reason) = what.new_failure {
         let message = status::find(Some(status), status::SYNCED).map(|c| c.message.clone());
-        events.push(event(EventType::Warning, &reason, message.unwrap_or_default(), "Sync"));
+        events.push(event(
+            EventType::Warning,
+            &reason,
+            message.unwrap_or_default(),
+            "Sync",
+        ));
     }
     for (workload, error) in what.restart_failures {
-        let note = format!("could not restart {:?} {}: {}", workload.kind, workload.name, error);
-        events.push(event(EventType::Warning, "RolloutRestartFailed", note, "RolloutRestart"));
+        let note = format!(
+            "could not restart {:?} {}: {}",
+            workload.kind, workload.name, error
+        );
+        events.push(event(
+            EventType::Warning,
+            "RolloutRestartFailed",
+            note,
+            "RolloutRestart",
+        ));
     }
     let reference = obj.object_ref(&());
     for event in events {

@@ -80,7 +80,9 @@ pub async fn read(
     };
     let same_keys = known.versions.len() == found.len();
     if depth == Depth::Changed && same_keys && found.iter().all(holds) {
-        return Ok(Read::Unchanged(found.iter().map(|f| status(f, &f.probe)).collect()));
+        return Ok(Read::Unchanged(
+            found.iter().map(|f| status(f, &f.probe)).collect(),
+        ));
     }
 
     let to_decrypt: Vec<&Found> = found
@@ -115,7 +117,11 @@ fn shaped(f: &Found, value: &SecretValue) -> Result<SecretValue, SyncError> {
 
 /// The value the Secret holds for `key` (an unchanged SecureString).
 fn current(known: &Known<'_>, key: &str) -> SecretValue {
-    let bytes = known.data.and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
+    let bytes = known
+        .data
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
     SecretValue::new(String::from_utf8_lossy(bytes))
 }
 
@@ -132,8 +138,18 @@ fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
 
 /// Every parameter of the plan, without decryption. The first failure in
 /// spec order wins; missing parameters are reported together.
-async fn probe(plan: &Plan, batcher: &Batcher, priority: Priority) -> Result<Vec<Found>, SyncError> {
-    let answers = read_grouped(batcher, priority, false, plan.entries.iter().map(|e| (&e.scope, e.request.clone()))).await;
+async fn probe(
+    plan: &Plan,
+    batcher: &Batcher,
+    priority: Priority,
+) -> Result<Vec<Found>, SyncError> {
+    let answers = read_grouped(
+        batcher,
+        priority,
+        false,
+        plan.entries.iter().map(|e| (&e.scope, e.request.clone())),
+    )
+    .await;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut first_error = None;
@@ -156,10 +172,15 @@ async fn probe(plan: &Plan, batcher: &Batcher, priority: Priority) -> Result<Vec
         return Err(error);
     }
     if !missing.is_empty() {
-        return Err(SyncError::ParameterNotFound { parameters: missing });
+        return Err(SyncError::ParameterNotFound {
+            parameters: missing,
+        });
     }
     if let Some(path) = &plan.path {
-        for p in batcher.read_path(&path.scope, &path.query, priority).await? {
+        for p in batcher
+            .read_path(&path.scope, &path.query, priority)
+            .await?
+        {
             let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
             found.push(Found {
                 name: p.name.clone(),
@@ -193,7 +214,13 @@ async fn decrypt(
     batcher: &Batcher,
     priority: Priority,
 ) -> Result<HashMap<(Scope, String), FetchedParameter>, SyncError> {
-    let answers = read_grouped(batcher, priority, true, found.iter().map(|f| (&f.scope, f.request.clone()))).await;
+    let answers = read_grouped(
+        batcher,
+        priority,
+        true,
+        found.iter().map(|f| (&f.scope, f.request.clone())),
+    )
+    .await;
     let mut values = HashMap::new();
     for f in found {
         let key = (f.scope.clone(), f.request.clone());
@@ -226,7 +253,9 @@ async fn read_grouped<'a>(
     }
     let answers = join_all(groups.into_iter().map(|(scope, names)| async move {
         let fetched = batcher.read(scope.clone(), decrypt, priority, names).await;
-        fetched.into_iter().map(move |(name, f)| ((scope.clone(), name), f))
+        fetched
+            .into_iter()
+            .map(move |(name, f)| ((scope.clone(), name), f))
     }))
     .await;
     answers.into_iter().flatten().collect()

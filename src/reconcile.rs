@@ -44,12 +44,17 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
 }
 
-pub async fn reconcile(obj: Arc<SsmParameter>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    obj: Arc<SsmParameter>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let object = ObjectRef::from_obj(&*obj);
     let namespace = obj.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let plan = Plan::of(&obj, &ctx.default_region);
-    let secret_name = plan.as_ref().map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
+    let secret_name = plan
+        .as_ref()
+        .map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
     let existing = secrets.get_opt(&secret_name).await?;
 
     let basis = sync_basis(&obj, existing.as_ref());
@@ -64,13 +69,25 @@ pub async fn reconcile(obj: Arc<SsmParameter>, ctx: Arc<Context>) -> Result<Acti
         Err(error) => (failure(error.clone(), false), None),
     };
 
-    let new_status = status::next(obj.status.as_ref(), obj.metadata.generation, &secret_name, &outcome, &now());
+    let new_status = status::next(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        &secret_name,
+        &outcome,
+        &now(),
+    );
     if obj.status.as_ref() != Some(&new_status) {
         write_status(&obj, &new_status, &ctx.client).await?;
     }
     let restarts = match (&plan, &written) {
         (Ok(plan), Some(w)) if w.changed_data() => {
-            rollout::restart(&ctx.client, &namespace, &plan.rollout_restart, &now().0.to_string()).await
+            rollout::restart(
+                &ctx.client,
+                &namespace,
+                &plan.rollout_restart,
+                &now().0.to_string(),
+            )
+            .await
         }
         _ => Vec::new(),
     };
@@ -85,11 +102,21 @@ pub async fn reconcile(obj: Arc<SsmParameter>, ctx: Arc<Context>) -> Result<Acti
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
     Ok(match &outcome {
         SyncOutcome::Synced { .. } => {
-            let secret_version = secrets.get_metadata_opt(&secret_name).await?.and_then(|m| m.metadata.resource_version);
-            let basis = SyncBasis { secret_version, ..basis };
-            ctx.schedule.synced(object, basis, refresh).map_or_else(Action::await_change, Action::requeue)
+            let secret_version = secrets
+                .get_metadata_opt(&secret_name)
+                .await?
+                .and_then(|m| m.metadata.resource_version);
+            let basis = SyncBasis {
+                secret_version,
+                ..basis
+            };
+            ctx.schedule
+                .synced(object, basis, refresh)
+                .map_or_else(Action::await_change, Action::requeue)
         }
-        SyncOutcome::Failed { error, .. } => next_attempt(error, refresh, ctx.schedule.failed(object)),
+        SyncOutcome::Failed { error, .. } => {
+            next_attempt(error, refresh, ctx.schedule.failed(object))
+        }
     })
 }
 
@@ -106,12 +133,24 @@ async fn sync(
         let secret = plan.secret_name.clone();
         return Ok((failure(SyncError::SecretConflict { secret }, false), None));
     }
-    let recorded = obj.status.as_ref().map(|s| s.parameters.as_slice()).unwrap_or_default();
+    let recorded = obj
+        .status
+        .as_ref()
+        .map(|s| s.parameters.as_slice())
+        .unwrap_or_default();
     let explicit_keys = plan.entries.iter().map(|e| e.key.as_str());
     let last_good = !recorded.is_empty()
-        && existing.is_some_and(|s| secret::holds_keys(s, recorded.iter().map(|p| p.key.as_str()).chain(explicit_keys)));
+        && existing.is_some_and(|s| {
+            secret::holds_keys(
+                s,
+                recorded.iter().map(|p| p.key.as_str()).chain(explicit_keys),
+            )
+        });
     let known = Known {
-        versions: recorded.iter().map(|p| (p.key.as_str(), p.version)).collect(),
+        versions: recorded
+            .iter()
+            .map(|p| (p.key.as_str(), p.version))
+            .collect(),
         data: existing.and_then(|s| s.data.as_ref()),
     };
     let priority = match depth {
@@ -121,7 +160,10 @@ async fn sync(
     let (data, parameters) = match read::read(plan, batcher, priority, depth, &known).await {
         Ok(Read::Unchanged(parameters)) => return Ok((SyncOutcome::Synced { parameters }, None)),
         Ok(Read::Values(data, parameters)) => (data, parameters),
-        Err(error) if error.reason() == Reason::ParameterNotFound && plan.deletion == DeletionPolicy::Delete => {
+        Err(error)
+            if error.reason() == Reason::ParameterNotFound
+                && plan.deletion == DeletionPolicy::Delete =>
+        {
             let removed = apply::remove(secrets, plan, existing).await?;
             return Ok((failure(error, false), removed));
         }
@@ -131,7 +173,8 @@ async fn sync(
         Ok(desired) => desired,
         Err(error) => return Ok((failure(error, last_good), None)),
     };
-    let spec_changed = obj.status.as_ref().and_then(|s| s.observed_generation) != obj.metadata.generation;
+    let spec_changed =
+        obj.status.as_ref().and_then(|s| s.observed_generation) != obj.metadata.generation;
     let written = apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
     Ok((SyncOutcome::Synced { parameters }, written))
 }
@@ -161,15 +204,21 @@ fn next_attempt(error: &SyncError, refresh: Option<Duration>, backoff: Duration)
     }
 }
 
-async fn write_status(obj: &SsmParameter, status: &SsmParameterStatus, client: &kube::Client) -> Result<(), ReconcileError> {
-    let api: Api<SsmParameter> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+async fn write_status(
+    obj: &SsmParameter,
+    status: &SsmParameterStatus,
+    client: &kube::Client,
+) -> Result<(), ReconcileError> {
+    let api: Api<SsmParameter> =
+        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": SsmParameter::api_version(&()),
         "kind": SsmParameter::kind(&()),
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch)).await?;
+    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
     Ok(())
 }
 
@@ -177,7 +226,14 @@ fn log_outcome(obj: &SsmParameter, outcome: &SyncOutcome, depth: Depth) {
     let (namespace, name, generation) = (obj.namespace(), obj.name_any(), obj.metadata.generation);
     match outcome {
         SyncOutcome::Synced { parameters } => {
-            tracing::info!(namespace, name, generation, ?depth, parameters = parameters.len(), "synced");
+            tracing::info!(
+                namespace,
+                name,
+                generation,
+                ?depth,
+                parameters = parameters.len(),
+                "synced"
+            );
         }
         SyncOutcome::Failed { error, .. } => {
             tracing::warn!(namespace, name, generation, reason = %error.reason(), message = %error.message(), "sync failed");

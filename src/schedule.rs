@@ -64,7 +64,11 @@ impl Schedule {
             None => Due::Later(None),
             Some(due) => {
                 let left = due.saturating_duration_since(Instant::now());
-                if left.is_zero() { Due::Refresh } else { Due::Later(Some(left)) }
+                if left.is_zero() {
+                    Due::Refresh
+                } else {
+                    Due::Later(Some(left))
+                }
             }
         }
     }

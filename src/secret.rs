@@ -131,7 +131,10 @@ pub fn changed_keys(existing: Option<&Secret>, desired: &Secret) -> Vec<String> 
     let empty = BTreeMap::new();
     let before = existing.and_then(|s| s.data.as_ref()).unwrap_or(&empty);
     let after = desired.data.as_ref().unwrap_or(&empty);
-    let removed = before.keys().filter(|k| !merge && !after.contains_key(*k)).cloned();
+    let removed = before
+        .keys()
+        .filter(|k| !merge && !after.contains_key(*k))
+        .cloned();
     let mut keys: Vec<String> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))

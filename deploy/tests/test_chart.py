@@ -41,7 +41,7 @@ CONTROLLER_DEADLINE_SECONDS = 60
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
               "pod-security.kubernetes.io/enforce-version": "latest"}
 
-# The permissions of the operator, as the lead pinned them.
+# The operator's permissions, exactly (deploy/ssm-operator/README.md, "Permissions").
 COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
      "verbs": ["get", "list", "watch"]},
@@ -209,6 +209,55 @@ def test_service_monitor_requires_the_metrics_service(helm):
     assert "requires metrics.service.enabled" in error
 
 
+# Objects whose fields are Kubernetes' own; the README describes them whole.
+KUBERNETES_OBJECT_VALUES = {"resources", "podSecurityContext", "securityContext", "affinity"}
+
+
+def value_paths(values: dict, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in KUBERNETES_OBJECT_VALUES:
+            paths += value_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_readme_documents_every_value():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    missing = [path for path in value_paths(values) if f"| `{path}` |" not in readme]
+    assert not missing, f"deploy/ssm-operator/README.md has no row for {missing}"
+
+
+def test_schema_describes_exactly_the_values_of_values_yaml():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def compare(values: dict, schema: dict, path: str, exact: bool = True):
+        """Every key of values.yaml is in the schema; for the chart's own
+        objects also the reverse (Kubernetes objects have more fields than
+        their defaults)."""
+        assert schema.get("additionalProperties") is False, f"{path or 'the root'} allows any key"
+        if exact:
+            assert set(values) == set(schema["properties"]), path
+        else:
+            assert set(values) <= set(schema["properties"]), path
+        for key, value in values.items():
+            child = schema_definitions(schema["properties"][key])
+            if isinstance(value, dict) and child.get("properties"):
+                compare(value, child, f"{path}{key}.",
+                        exact and key not in KUBERNETES_OBJECT_VALUES)
+
+    def schema_definitions(node: dict) -> dict:
+        if "$ref" in node:
+            return schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    compare(values, schema, "")
+
+
 # --- what the chart renders ----------------------------------------------------
 
 def test_default_render_has_exactly_the_expected_objects(default_render):
@@ -367,7 +416,8 @@ def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_cluste
 
 
 def test_optional_objects_are_off_by_default(default_render):
-    assert not {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"} & set(kinds(default_render))
+    optional = {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"}
+    assert not optional & set(kinds(default_render))
 
 
 def test_every_optional_switch_renders_its_object(helm):
@@ -577,8 +627,8 @@ def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
                  "--timeout", f"{CONTROLLER_DEADLINE_SECONDS}s")
     for kind, name, in_namespace in installed:
         scope = ["-n", in_namespace] if in_namespace else []
-        poll(lambda: cluster.get(kind, name, *scope) is None, CONTROLLER_DEADLINE_SECONDS,
-             f"the deletion of {kind} {name}")
+        poll(lambda kind=kind, name=name, scope=scope: cluster.get(kind, name, *scope) is None,
+             CONTROLLER_DEADLINE_SECONDS, f"the deletion of {kind} {name}")
     assert cluster.get("crd", "ssmparameters.ssm-operator.io"), \
         "crds.keep leaves the CRD (and every SsmParameter) in place"
     listed = json.loads(cluster.helm(helm, "list", "--namespace", namespace,

@@ -77,7 +77,9 @@ impl SsmParameterStore {
                     .collect(),
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
-            Err(err) => Err(self.failed(AwsFailure::of(&err), "GetParameters", first).await),
+            Err(err) => Err(self
+                .failed(AwsFailure::of(&err), "GetParameters", first)
+                .await),
         }
     }
 
@@ -99,20 +101,35 @@ impl SsmParameterStore {
             .await;
         match out {
             Ok(out) => Ok(PathPage {
-                found: out.parameters.unwrap_or_default().into_iter().map(fetched).collect(),
+                found: out
+                    .parameters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(fetched)
+                    .collect(),
                 next_token: out.next_token.filter(|t| !t.is_empty()),
             }),
             Err(err) => {
                 let failure = AwsFailure::of(&err);
-                Err(self.failed(failure, "GetParametersByPath", &query.prefix).await)
+                Err(self
+                    .failed(failure, "GetParametersByPath", &query.prefix)
+                    .await)
             }
         }
     }
 
     /// Classifies a failed call; credentials AWS no longer accepts are dropped.
     async fn failed(&self, failure: AwsFailure, operation: &str, parameter: &str) -> SyncError {
-        let rejected = ["ExpiredTokenException", "UnrecognizedClientException", "InvalidSignatureException"];
-        if failure.code.as_deref().is_some_and(|c| rejected.contains(&c)) {
+        let rejected = [
+            "ExpiredTokenException",
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+        ];
+        if failure
+            .code
+            .as_deref()
+            .is_some_and(|c| rejected.contains(&c))
+        {
             self.credentials.invalidate().await;
         }
         classify::ssm_read(&failure, operation, parameter)

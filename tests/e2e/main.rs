@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admission;
+mod api;
 mod redaction;
 mod seed;
 mod support;
+mod sync;

@@ -9,6 +9,7 @@ from .counters import Counters
 from .errors import AwsError, error_code_of, status_line, throttling
 from .faults import Faults
 from .rates import RateCeilings
+from .selectors import add_selectors
 from .ssm_guard import check as check_ssm
 from .sts_guard import StsGuard
 from .web_identity import WebIdentityVerifier
@@ -44,6 +45,8 @@ class FidelityMiddleware:
                 body = self.ciphertexts.hide_values(
                     request.action, body, caller.account, request.region
                 )
+            if status == 200 and request.service == "ssm" and request.action == "GetParameters":
+                body = add_selectors(request.params, body, caller.account, request.region)
         self.counters.add(request.operation, caller.name, outcome)
         start_response(status_line(status), headers + [("Content-Length", str(len(body)))])
         return [body]

@@ -89,6 +89,28 @@ pub async fn counters(info: &EnvInfo) -> anyhow::Result<Counters> {
     serde_json::from_str(&body).context("parsing the emulator's counters")
 }
 
+/// Makes the next `count` calls of `action` by `caller` (a role ARN) fail
+/// with `kind`: `throttle`, `unavailable` or `hang`.
+pub async fn inject_fault(
+    info: &EnvInfo,
+    caller: &str,
+    action: &str,
+    kind: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    let body =
+        json!({ "action": action, "kind": kind, "count": count, "caller": caller, "seconds": 8 });
+    control(info, "POST", "/_fidelity/faults", Some(body))
+        .await
+        .map(drop)
+}
+
+/// Clears the faults injected for `caller`.
+pub async fn clear_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<()> {
+    let path = format!("/_fidelity/faults?caller={caller}");
+    control(info, "DELETE", &path, None).await.map(drop)
+}
+
 /// A plain HTTP/1.1 request to the emulator's control endpoints.
 async fn control(
     info: &EnvInfo,

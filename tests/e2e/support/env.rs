@@ -28,6 +28,8 @@ pub struct EnvInfo {
     pub ca_file: PathBuf,
     pub aws_endpoint: String,
     pub oidc_issuer: String,
+    /// One JSON line per write request the API server served.
+    pub audit_log: PathBuf,
 }
 
 #[derive(Deserialize)]

@@ -121,6 +121,54 @@ impl Scenario {
             .expect("put parameter");
     }
 
+    /// A String parameter (no encryption).
+    pub async fn put_string(&self, name: &str, value: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+
+    /// A key, and an operator whose role may read every parameter whose name
+    /// starts with this test's id (`<id>-…` or `/<id>/…`) and decrypt with
+    /// the key. Returns (key ARN, role ARN).
+    pub async fn with_operator(&mut self) -> (String, String) {
+        let key = self.create_key().await;
+        let params = format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}*", self.id);
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParametersByPath"], "Resource": params},
+                {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key},
+            ],
+        });
+        let role = self.create_operator_role(&policy).await;
+        self.start_operator(&role).await;
+        (key, role)
+    }
+
+    /// Write requests (create, update, patch, delete) the operator's
+    /// ServiceAccount made to the API server so far.
+    pub fn operator_writes(&self) -> usize {
+        let user = format!("system:serviceaccount:{}:ssm-operator", self.namespace);
+        let log = std::fs::read_to_string(&self.env.audit_log).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user.as_str())
+            .filter(|e| {
+                matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete")
+                )
+            })
+            .count()
+    }
+
     pub fn parameter_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}",
@@ -250,6 +298,7 @@ impl Scenario {
                 {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"], "verbs": ["get", "patch", "update"]},
                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
                 {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "patch"]},
             ],
         }))
         .unwrap();
@@ -321,7 +370,8 @@ impl Scenario {
         self.ssm_parameters().get(name).await.ok()?.status
     }
 
-    /// Waits until condition `type_` of `name` has `status` and `reason`.
+    /// Waits until condition `type_` of `name` has `status` and `reason`;
+    /// on timeout, says what the conditions were.
     pub async fn wait_for_condition(
         &self,
         name: &str,
@@ -329,16 +379,22 @@ impl Scenario {
         status: &str,
         reason: &str,
     ) -> SsmParameterStatus {
-        eventually(
-            &format!("{name}: {type_}={status} ({reason})"),
-            DEADLINE,
-            || async {
-                let s = self.status(name).await?;
-                let c = s.conditions.iter().find(|c| c.type_ == type_)?;
-                (c.status == status && c.reason == reason).then_some(s)
-            },
-        )
-        .await
+        let until = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let current = self.status(name).await;
+            let matched = current
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+            if matched.is_some_and(|c| c.status == status && c.reason == reason) {
+                return current.unwrap_or_default();
+            }
+            if tokio::time::Instant::now() > until {
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for {name}: {type_}={status} ({reason}); status: {current:#?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The value of `key` in Secret `name`, as text.
