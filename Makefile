@@ -14,7 +14,7 @@ demo: testenv
 
 ## test: lint, then every test (unit, emulator, integration)
 test: testenv lint
-	cargo test --all-targets
+	cargo test --all-targets -- --test-threads 6
 	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv
 
 ## testenv: build the control plane and the AWS emulator (once; cached)
