@@ -15,16 +15,19 @@ demo: testenv
 ## test: lint, then every test (unit, emulator, integration)
 test: testenv lint
 	cargo test --all-targets -- --test-threads 6
-	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv
+	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 
 ## testenv: build the control plane and the AWS emulator (once; cached)
 testenv:
 	testenv/setup.sh
+	deploy/helm.sh >/dev/null
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-## crd: regenerate crds/ from the Rust types
+## crd: regenerate crds/ and the chart's copy from the Rust types
 crd:
-	cargo run --quiet -- crd > crds/ssmparameters.ssm-operator.io.yaml
+	cargo run --quiet -- crd > crds/.ssmparameters.yaml.new
+	mv crds/.ssmparameters.yaml.new crds/ssmparameters.ssm-operator.io.yaml
+	cp crds/ssmparameters.ssm-operator.io.yaml deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml

@@ -393,9 +393,7 @@ mod tests {
     }
 
     fn scope() -> Scope {
-        Scope {
-            region: "ap-northeast-1".into(),
-        }
+        Scope::operator("ap-northeast-1")
     }
 
     fn names(n: &[&str]) -> Vec<String> {

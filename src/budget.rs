@@ -32,7 +32,8 @@ const MIN_READS_PER_SECOND: f64 = 1.0;
 /// One rate budget per scope.
 pub struct Budgets {
     ceiling: f64,
-    scopes: Mutex<HashMap<Scope, Arc<Budget>>>,
+    // Keyed by what AWS's quota is shared by: account and region.
+    scopes: Mutex<HashMap<(String, String), Arc<Budget>>>,
 }
 
 struct Budget {
@@ -53,7 +54,7 @@ impl Budgets {
     fn budget(&self, scope: &Scope) -> Arc<Budget> {
         let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         scopes
-            .entry(scope.clone())
+            .entry(scope.quota())
             .or_insert_with(|| Arc::new(Budget::start(self.ceiling)))
             .clone()
     }
@@ -164,9 +165,7 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        Scope {
-            region: "ap-northeast-1".into(),
-        }
+        Scope::operator("ap-northeast-1")
     }
 
     #[tokio::test(start_paused = true)]

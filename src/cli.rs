@@ -42,6 +42,26 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_AWS_READ_RATE", default_value_t = crate::budget::DEFAULT_READS_PER_SECOND)]
     pub aws_read_rate: f64,
 
+    /// Let SsmParameters read AWS as a ServiceAccount of their namespace
+    /// (`identity.serviceAccountName`). Needs `serviceaccounts/token` create.
+    #[arg(long, env = "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub service_account_identities: bool,
+
+    /// Namespaces (comma-separated globs) whose SsmParameters may read AWS
+    /// with the operator's own identity. In a shared cluster, name only the
+    /// platform's namespaces, so that tenants must bring their own identity.
+    #[arg(
+        long,
+        env = "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub operator_identity_namespaces: Vec<String>,
+
+    /// Lifetime asked of STS for every identity's credentials.
+    #[arg(long, env = "SSM_OPERATOR_AWS_SESSION_DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub aws_session_duration: Duration,
+
     /// Log format.
     #[arg(long, env = "SSM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -55,6 +75,13 @@ pub struct RunArgs {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match crate::plan::parse_interval(text) {
+        Ok(Some(duration)) => Ok(duration),
+        _ => Err(format!("{text:?} is not a duration such as 15m or 1h")),
+    }
 }
 
 fn parse_millis(text: &str) -> Result<Duration, String> {

@@ -28,6 +28,7 @@ pub struct Settings {
     pub batch_window: Duration,
     /// SSM reads per second per account and region.
     pub aws_read_rate: f64,
+    pub tenancy: crate::identity::Tenancy,
 }
 
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
@@ -46,6 +47,7 @@ pub async fn run(
         default_region: settings.default_region,
         recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
         schedule: Schedule::default(),
+        tenancy: settings.tenancy,
         client: client.clone(),
     });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

@@ -55,6 +55,10 @@ pub struct SsmParameterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathRef>,
 
+    /// The AWS identity to read with. Default: the operator's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityRef>,
+
     /// The Secret to write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<SecretTarget>,
@@ -73,6 +77,32 @@ pub struct SsmParameterSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub rollout_restart: Vec<WorkloadRef>,
+}
+
+/// Whose AWS permissions a read uses.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityRef {
+    /// Read AWS as this ServiceAccount of the same namespace: the operator
+    /// asks the API server for a token for it (audience `sts.amazonaws.com`)
+    /// and assumes the role named by its `eks.amazonaws.com/role-arn`
+    /// annotation with it. There is no namespace field, on purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub service_account_name: Option<String>,
+
+    /// A role to assume from that identity (a chained `sts:AssumeRole`).
+    /// Allowed only when the Namespace's annotation
+    /// `ssm-operator.io/allowed-role-arns` (comma-separated ARN globs) matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$")
+    )]
+    pub role_arn: Option<String>,
 }
 
 /// Bulk import of the parameters under a path.
@@ -381,14 +411,26 @@ mod tests {
 
 #[cfg(test)]
 mod drift {
-    /// `crds/` is what users apply; it must be what the types generate.
+    /// `crds/` and the chart's copy are what users apply; they must be what
+    /// the types generate.
     #[test]
-    fn committed_crd_matches_the_rust_types() {
-        let committed = include_str!("../crds/ssmparameters.ssm-operator.io.yaml");
+    fn committed_crds_match_the_rust_types() {
         let generated = crate::crd_yaml().unwrap();
-        assert!(
-            committed == generated,
-            "crds/ssmparameters.ssm-operator.io.yaml is stale: run `make crd`"
-        );
+        let committed = [
+            (
+                "crds/",
+                include_str!("../crds/ssmparameters.ssm-operator.io.yaml"),
+            ),
+            (
+                "the chart",
+                include_str!("../deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml"),
+            ),
+        ];
+        for (place, crd) in committed {
+            assert!(
+                crd == generated,
+                "the CRD in {place} is stale: run `make crd`"
+            );
+        }
     }
 }

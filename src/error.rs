@@ -130,7 +130,7 @@ pub enum SyncError {
     },
     #[error("{detail}")]
     ServiceAccountNotFound { detail: String },
-    #[error("role {role} is not allowed in namespace {namespace}")]
+    #[error("{role} may not be used by SsmParameters of namespace {namespace}")]
     RoleNotAllowed { role: String, namespace: String },
     #[error("Secret {secret} exists and is not managed by this SsmParameter; nothing was written")]
     SecretConflict { secret: String },
@@ -185,7 +185,7 @@ impl SyncError {
     pub fn retry(&self) -> Retry {
         match self {
             Self::Throttled { .. } | Self::AwsUnavailable { .. } => Retry::Soon,
-            Self::InvalidSpec { .. } | Self::RoleNotAllowed { .. } => Retry::OnSpecChange,
+            Self::InvalidSpec { .. } => Retry::OnSpecChange,
             _ => Retry::AtRefresh,
         }
     }

@@ -17,6 +17,7 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod events;
+pub mod identity;
 pub mod plan;
 pub mod read;
 pub mod reconcile;
@@ -40,18 +41,26 @@ pub fn crd_yaml() -> anyhow::Result<String> {
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let base = aws::base_config(&args.region).await;
-    let identity = aws::operator_identity(&args.region).await;
-    let credentials = Arc::new(aws::credentials::CredentialsCache::new(
-        identity,
-        aws_sdk_sts::Client::new(&base),
-    ));
-    let store = Arc::new(aws::SsmParameterStore::new(base, credentials));
+    let operator = aws::operator_identity(&args.region).await;
+    // Tenant tokens need the API server; without the feature, none are asked.
+    let tokens = args.service_account_identities.then(|| client.clone());
+    let identities = aws::credentials::Identities::new(
+        operator,
+        base.clone(),
+        tokens,
+        args.aws_session_duration,
+    );
+    let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
     tracing::info!(region = %args.region, namespaces = ?args.watch_namespaces, "starting");
     let settings = controller::Settings {
         default_region: args.region,
         watch_namespaces: args.watch_namespaces,
         batch_window: args.batch_window,
         aws_read_rate: args.aws_read_rate,
+        tenancy: identity::Tenancy {
+            service_account_identities: args.service_account_identities,
+            operator_identity_namespaces: args.operator_identity_namespaces,
+        },
     };
     controller::run(client, settings, store, shutdown_signal()).await;
     tracing::info!("stopped");

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 
 use std::collections::BTreeMap;
 
-use crate::aws::{PathQuery, Scope};
+use crate::aws::{Identity, PathQuery, Scope};
 use crate::crd::{
     CreationPolicy, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter, WorkloadRef,
 };
@@ -55,12 +55,21 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `obj`; parameters without a region use `default_region`.
-    pub fn of(obj: &SsmParameter, default_region: &str) -> Result<Self, SyncError> {
+    /// The plan of `obj`, read as `identity`; parameters without a region
+    /// use `default_region`.
+    pub fn of(
+        obj: &SsmParameter,
+        default_region: &str,
+        identity: Identity,
+    ) -> Result<Self, SyncError> {
         let spec = &obj.spec;
         let region = spec.region.as_deref().unwrap_or(default_region);
         let target = spec.target.clone().unwrap_or_default();
-        let entries = spec.parameters.iter().map(|p| entry(p, region)).collect();
+        let entries = spec
+            .parameters
+            .iter()
+            .map(|p| entry(p, region, &identity))
+            .collect();
         let refresh = match spec.refresh_interval.as_deref() {
             None => Some(DEFAULT_REFRESH),
             Some(text) => parse_interval(text)?,
@@ -68,6 +77,7 @@ impl Plan {
         let path = spec.path.as_ref().map(|p| PathEntry {
             scope: Scope {
                 region: region.to_owned(),
+                identity: identity.clone(),
             },
             query: PathQuery {
                 prefix: p.prefix.clone(),
@@ -92,7 +102,7 @@ impl Plan {
     }
 }
 
-fn entry(p: &ParameterRef, default_region: &str) -> Entry {
+fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
     let selector = match (&p.version, &p.label) {
         (Some(version), _) => format!(":{version}"),
         (None, Some(label)) => format!(":{label}"),
@@ -104,6 +114,7 @@ fn entry(p: &ParameterRef, default_region: &str) -> Entry {
         request: format!("{}{selector}", p.name),
         scope: Scope {
             region: arn_region(&p.name).unwrap_or(default_region).to_owned(),
+            identity: identity.clone(),
         },
         decrypt: p.decrypts(),
         property: p.property.clone(),
@@ -157,6 +168,12 @@ mod tests {
     use super::*;
     use crate::crd::SsmParameterSpec;
 
+    impl Plan {
+        fn of_operator(obj: &SsmParameter, region: &str) -> Result<Self, SyncError> {
+            Self::of(obj, region, Identity::default())
+        }
+    }
+
     fn param(name: &str) -> ParameterRef {
         ParameterRef {
             name: name.into(),
@@ -175,6 +192,7 @@ mod tests {
                 region: None,
                 parameters,
                 path: None,
+                identity: None,
                 target: None,
                 refresh_interval: None,
                 rollout_restart: Vec::new(),
@@ -184,7 +202,8 @@ mod tests {
 
     #[test]
     fn secret_defaults_to_the_objects_name_and_opaque() {
-        let plan = Plan::of(&object(vec![param("prd-db-pass")]), "ap-northeast-1").unwrap();
+        let plan =
+            Plan::of_operator(&object(vec![param("prd-db-pass")]), "ap-northeast-1").unwrap();
         assert_eq!(plan.secret_name, "db-credentials");
         assert_eq!(plan.secret_type, SecretType::Opaque);
         assert_eq!(plan.refresh, Some(DEFAULT_REFRESH));
@@ -196,7 +215,7 @@ mod tests {
         v.version = Some(3);
         let mut l = param("c");
         l.label = Some("prod".into());
-        let plan = Plan::of(&object(vec![v, l]), "eu-west-1").unwrap();
+        let plan = Plan::of_operator(&object(vec![v, l]), "eu-west-1").unwrap();
         assert_eq!(plan.entries[0].request, "/a/b:3");
         assert_eq!(plan.entries[0].key, "b");
         assert_eq!(plan.entries[1].request, "c:prod");
@@ -204,7 +223,7 @@ mod tests {
 
     #[test]
     fn an_arns_region_wins_over_the_default() {
-        let plan = Plan::of(
+        let plan = Plan::of_operator(
             &object(vec![
                 param("arn:aws:ssm:us-west-2:111122223333:parameter/x"),
                 param("y"),

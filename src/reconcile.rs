@@ -19,6 +19,7 @@ use crate::budget::Priority;
 use crate::crd::{DeletionPolicy, FORCE_SYNC_ANNOTATION, SsmParameter, SsmParameterStatus};
 use crate::error::{Reason, Retry, SyncError};
 use crate::events::{self, Announcement};
+use crate::identity::{self, Tenancy};
 use crate::plan::Plan;
 use crate::read::{self, Depth, Known, Read};
 use crate::schedule::{Due, Schedule, SyncBasis};
@@ -35,6 +36,7 @@ pub struct Context {
     pub default_region: String,
     pub recorder: Recorder,
     pub schedule: Schedule,
+    pub tenancy: Tenancy,
 }
 
 /// Failures of the Kubernetes API; retried with backoff by the controller.
@@ -51,7 +53,10 @@ pub async fn reconcile(
     let object = ObjectRef::from_obj(&*obj);
     let namespace = obj.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let plan = Plan::of(&obj, &ctx.default_region);
+    let plan = match identity::resolve(&obj, &ctx.tenancy, &ctx.client).await? {
+        Ok(identity) => Plan::of(&obj, &ctx.default_region, identity),
+        Err(error) => Err(error),
+    };
     let secret_name = plan
         .as_ref()
         .map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());

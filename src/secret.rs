@@ -175,6 +175,7 @@ mod tests {
                     property: None,
                 }],
                 path: None,
+                identity: None,
                 rollout_restart: Vec::new(),
                 target: Some(SecretTarget {
                     labels: Some([("team".to_owned(), "payments".to_owned())].into()),
@@ -199,7 +200,7 @@ mod tests {
     #[test]
     fn desired_secret_is_owned_labelled_and_holds_the_values() {
         let obj = object();
-        let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
+        let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let secret = desired_(&obj, &plan, &data("PASSWORD")).unwrap();
         assert_eq!(secret.metadata.namespace.as_deref(), Some("payments"));
         assert_eq!(secret.labels()[MANAGED_BY_LABEL], MANAGED_BY);
@@ -213,7 +214,7 @@ mod tests {
     #[test]
     fn over_one_mebibyte_is_refused() {
         let obj = object();
-        let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
+        let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let err = desired_(&obj, &plan, &data(&"x".repeat(MAX_SECRET_BYTES))).unwrap_err();
         assert_eq!(err.reason(), crate::error::Reason::SecretTooLarge);
         assert!(!err.message().contains("xxxx"));
@@ -222,7 +223,7 @@ mod tests {
     #[test]
     fn a_foreign_secret_is_not_ours() {
         let obj = object();
-        let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
+        let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let ours = desired_(&obj, &plan, &data("a")).unwrap();
         assert!(is_ours(&ours, &obj, &plan));
         let foreign = Secret {
@@ -238,7 +239,7 @@ mod tests {
     #[test]
     fn changed_keys_and_currency_follow_the_data() {
         let obj = object();
-        let plan = Plan::of(&obj, "ap-northeast-1").unwrap();
+        let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let old = desired_(&obj, &plan, &data("a")).unwrap();
         let new = desired_(&obj, &plan, &data("b")).unwrap();
         assert!(is_current(&old, &old));

@@ -292,6 +292,8 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_BATCH_WINDOW": "50ms",
         "SSM_OPERATOR_AWS_READ_RATE": "32",
         "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
+        "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "*",
+        "SSM_OPERATOR_AWS_SESSION_DURATION": "1h",
         "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
         "SSM_OPERATOR_LEADER_ELECT": "true",
         "SSM_OPERATOR_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
@@ -323,6 +325,8 @@ def test_settings_reach_the_operator_environment(helm):
     assert environment["SSM_OPERATOR_LOG_LEVEL"] == "ssm_operator=debug,kube=info"
     assert environment["SSM_OPERATOR_BATCH_WINDOW"] == "20ms"
     assert environment["SSM_OPERATOR_AWS_READ_RATE"] == "16"
+    assert environment["SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES"] == "platform,platform-*"
+    assert environment["SSM_OPERATOR_AWS_SESSION_DURATION"] == "30m"
     assert environment["AWS_ENDPOINT_URL_SSM"] == "https://ssm.eu-central-1.amazonaws.com"
     names = [var["name"] for var in operator_container(documents)["env"]]
     assert names[-2:] == ["AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY"], "extraEnv comes last and wins"

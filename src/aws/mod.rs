@@ -16,6 +16,60 @@ use crate::value::SecretValue;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope {
     pub region: String,
+    pub identity: Identity,
+}
+
+impl Scope {
+    /// A scope of the operator's own identity.
+    pub fn operator(region: &str) -> Self {
+        Self {
+            region: region.to_owned(),
+            identity: Identity::default(),
+        }
+    }
+
+    /// What AWS's read quota is shared by: the account (as far as the role
+    /// ARNs tell it) and the region.
+    pub fn quota(&self) -> (String, String) {
+        (
+            self.identity.account().unwrap_or_default(),
+            self.region.clone(),
+        )
+    }
+}
+
+/// Whose AWS permissions a read uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    pub source: IdentitySource,
+    /// A role assumed from `source` (chained `sts:AssumeRole`).
+    pub chained_role: Option<String>,
+}
+
+/// The first link of an identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdentitySource {
+    /// The operator's own IRSA role (or ambient credentials).
+    #[default]
+    Operator,
+    /// A ServiceAccount's token exchanged for its annotated role.
+    ServiceAccount {
+        namespace: String,
+        name: String,
+        role_arn: String,
+    },
+}
+
+impl Identity {
+    /// The account of the role the reads run as, when a role ARN says it.
+    pub fn account(&self) -> Option<String> {
+        let role = match (&self.chained_role, &self.source) {
+            (Some(role), _) => role.as_str(),
+            (None, IdentitySource::ServiceAccount { role_arn, .. }) => role_arn.as_str(),
+            (None, IdentitySource::Operator) => return None,
+        };
+        role.split(':').nth(4).map(str::to_owned)
+    }
 }
 
 /// One parameter as Parameter Store returned it.

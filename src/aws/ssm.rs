@@ -10,37 +10,41 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::classify::{self, AwsFailure};
-use super::credentials::{CachedProvider, CredentialsCache};
+use super::credentials::{CachedProvider, Identities};
 use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
 use crate::error::SyncError;
 use crate::value::SecretValue;
 
-/// Parameter Store through the SDK, with one client per region.
+/// Parameter Store through the SDK, with one client per identity and region.
 pub struct SsmParameterStore {
     base: SdkConfig,
-    credentials: Arc<CredentialsCache>,
-    clients: Mutex<HashMap<String, aws_sdk_ssm::Client>>,
+    identities: Arc<Identities>,
+    clients: Mutex<HashMap<Scope, aws_sdk_ssm::Client>>,
 }
 
 impl SsmParameterStore {
     /// `base` carries endpoint, retry and timeout settings; credentials come
     /// from `credentials` only.
-    pub fn new(base: SdkConfig, credentials: Arc<CredentialsCache>) -> Self {
+    pub fn new(base: SdkConfig, identities: Arc<Identities>) -> Self {
         Self {
             base,
-            credentials,
+            identities,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(&self, region: &str) -> aws_sdk_ssm::Client {
+    fn client(&self, scope: &Scope) -> aws_sdk_ssm::Client {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients
-            .entry(region.to_owned())
+            .entry(scope.clone())
             .or_insert_with(|| {
+                let provider = CachedProvider {
+                    identities: self.identities.clone(),
+                    identity: scope.identity.clone(),
+                };
                 let config = aws_sdk_ssm::config::Builder::from(&self.base)
-                    .region(aws_sdk_ssm::config::Region::new(region.to_owned()))
-                    .credentials_provider(CachedProvider(self.credentials.clone()))
+                    .region(aws_sdk_ssm::config::Region::new(scope.region.clone()))
+                    .credentials_provider(provider)
                     // The credentials cache is ours; a second one would hide
                     // an invalidation.
                     .identity_cache(IdentityCache::no_cache())
@@ -58,10 +62,10 @@ impl SsmParameterStore {
     ) -> Result<ParametersPage, SyncError> {
         // Resolve credentials first: an STS refusal is then reported as
         // what it is, not as a failed SSM call.
-        self.credentials.credentials().await?;
+        self.identities.credentials(&scope.identity).await?;
         let first = names.first().map(String::as_str).unwrap_or_default();
         let out = self
-            .client(&scope.region)
+            .client(scope)
             .get_parameters()
             .set_names(Some(names.to_vec()))
             .with_decryption(decrypt)
@@ -78,7 +82,7 @@ impl SsmParameterStore {
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
             Err(err) => Err(self
-                .failed(AwsFailure::of(&err), "GetParameters", first)
+                .failed(scope, AwsFailure::of(&err), "GetParameters", first)
                 .await),
         }
     }
@@ -89,9 +93,9 @@ impl SsmParameterStore {
         query: &PathQuery,
         next_token: Option<String>,
     ) -> Result<PathPage, SyncError> {
-        self.credentials.credentials().await?;
+        self.identities.credentials(&scope.identity).await?;
         let out = self
-            .client(&scope.region)
+            .client(scope)
             .get_parameters_by_path()
             .path(&query.prefix)
             .recursive(query.recursive)
@@ -112,14 +116,20 @@ impl SsmParameterStore {
             Err(err) => {
                 let failure = AwsFailure::of(&err);
                 Err(self
-                    .failed(failure, "GetParametersByPath", &query.prefix)
+                    .failed(scope, failure, "GetParametersByPath", &query.prefix)
                     .await)
             }
         }
     }
 
     /// Classifies a failed call; credentials AWS no longer accepts are dropped.
-    async fn failed(&self, failure: AwsFailure, operation: &str, parameter: &str) -> SyncError {
+    async fn failed(
+        &self,
+        scope: &Scope,
+        failure: AwsFailure,
+        operation: &str,
+        parameter: &str,
+    ) -> SyncError {
         let rejected = [
             "ExpiredTokenException",
             "UnrecognizedClientException",
@@ -130,7 +140,7 @@ impl SsmParameterStore {
             .as_deref()
             .is_some_and(|c| rejected.contains(&c))
         {
-            self.credentials.invalidate().await;
+            self.identities.invalidate(&scope.identity).await;
         }
         classify::ssm_read(&failure, operation, parameter)
     }
@@ -206,13 +216,16 @@ mod replay_tests {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
         let static_credentials = Credentials::new("AKID", "SECRET", None, None, "replay");
-        let identity =
+        let operator =
             OperatorIdentity::Ambient(SharedCredentialsProvider::new(static_credentials));
-        let sts = aws_sdk_sts::Client::new(&base);
-        let store = SsmParameterStore::new(base, Arc::new(CredentialsCache::new(identity, sts)));
-        let scope = Scope {
-            region: "ap-northeast-1".into(),
-        };
+        let identities = Identities::new(
+            operator,
+            base.clone(),
+            None,
+            std::time::Duration::from_secs(3600),
+        );
+        let store = SsmParameterStore::new(base, Arc::new(identities));
+        let scope = Scope::operator("ap-northeast-1");
         store
             .get_parameters(&scope, &["prd-db-pass".to_owned()], true)
             .await

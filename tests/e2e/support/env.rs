@@ -118,6 +118,28 @@ fn start_supervisor() -> anyhow::Result<EnvInfo> {
     }
 }
 
+/// The helm binary `deploy/helm.sh` builds (once) into the cache.
+pub fn helm() -> PathBuf {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        let out = Command::new(repo().join("deploy/helm.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("deploy/helm.sh could not run: {e}"));
+        assert!(
+            out.status.success(),
+            "deploy/helm.sh could not provide helm"
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+    .clone()
+}
+
+/// The chart's directory.
+pub fn chart() -> PathBuf {
+    repo().join("deploy/ssm-operator")
+}
+
 /// A client with the administrator's kubeconfig, for this test's runtime.
 pub async fn admin_client(info: &EnvInfo) -> anyhow::Result<Client> {
     let kubeconfig = Kubeconfig::read_from(&info.kubeconfig)?;

@@ -11,14 +11,13 @@ use anyhow::Context as _;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use ssm_operator::crd::{SsmParameter, SsmParameterStatus};
 
 use super::aws::{admin_iam, admin_kms, admin_ssm};
-use super::env::{ACCOUNT, EnvInfo, REGION, admin_client, shared};
+use super::env::{ACCOUNT, EnvInfo, REGION, admin_client, chart, helm, shared};
 
 /// How long anything the operator should do "within seconds" may take.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -282,45 +281,35 @@ impl Scenario {
         std::fs::read_to_string(&self.operator().log).unwrap_or_default()
     }
 
+    /// Installs the chart into this namespace (release = namespace): the
+    /// ServiceAccount `sa` and exactly the chart's RBAC, which the operator
+    /// process then runs with.
     async fn grant_operator_rbac(&self, sa: &str) {
-        let sas: Api<ServiceAccount> = Api::namespaced(self.kube.clone(), &self.namespace);
-        sas.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap(),
-        )
-        .await
-        .expect("create service account");
-        let roles: Api<ClusterRole> = Api::all(self.kube.clone());
-        let role: ClusterRole = serde_json::from_value(json!({
-            "metadata": {"name": "ssm-operator-tests"},
-            "rules": [
-                {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"], "verbs": ["get", "list", "watch"]},
-                {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"], "verbs": ["get", "patch", "update"]},
-                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
-                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-                {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "patch"]},
-            ],
-        }))
-        .unwrap();
-        roles
-            .patch(
-                "ssm-operator-tests",
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&role),
-            )
+        let out = tokio::process::Command::new(helm())
+            .args(["install", &self.namespace])
+            .arg(chart())
+            .args(["--namespace", &self.namespace, "--kubeconfig"])
+            .arg(&self.env.kubeconfig)
+            .args([
+                "--set",
+                &format!("region={REGION}"),
+                "--set",
+                "crds.install=false",
+            ])
+            .args([
+                "--set",
+                &format!("serviceAccount.name={sa}"),
+                "--set",
+                "leaderElection.enabled=false",
+            ])
+            .output()
             .await
-            .expect("cluster role");
-        let bindings: Api<ClusterRoleBinding> = Api::all(self.kube.clone());
-        let binding: ClusterRoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": format!("ssm-operator-{}", self.namespace)},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ssm-operator-tests"},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": self.namespace}],
-        }))
-        .unwrap();
-        bindings
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("binding");
+            .expect("helm runs");
+        assert!(
+            out.status.success(),
+            "helm install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A token for ServiceAccount `sa` with `audience` ("" = the API server's).

@@ -1,0 +1,168 @@
+//! Which AWS identity an SsmParameter reads with, and whether its namespace
+//! may use it.
+//!
+//! The operator must never become the deputy through which one namespace
+//! reads what only another namespace's role may read. So: a ServiceAccount
+//! identity is always one of the SsmParameter's own namespace (the API has no
+//! namespace field for it); a chained role needs the Namespace's own consent
+//! (an annotation only cluster admins should be able to write); and the
+//! operator's own identity can be limited to the platform's namespaces.
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::aws::{Identity, IdentitySource};
+use crate::crd::SsmParameter;
+use crate::error::SyncError;
+
+/// Namespace annotation: comma-separated globs of role ARNs its SsmParameters
+/// may assume with `identity.roleArn`.
+pub const ALLOWED_ROLE_ARNS: &str = "ssm-operator.io/allowed-role-arns";
+/// ServiceAccount annotation naming its IAM role (as on EKS).
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// The operator's multi-tenancy settings.
+#[derive(Clone, Debug)]
+pub struct Tenancy {
+    /// Whether `identity.serviceAccountName` may be used at all.
+    pub service_account_identities: bool,
+    /// Globs of the namespaces that may use the operator's own identity.
+    pub operator_identity_namespaces: Vec<String>,
+}
+
+/// The identity `obj` reads with, or why it may not read.
+pub async fn resolve(
+    obj: &SsmParameter,
+    tenancy: &Tenancy,
+    client: &Client,
+) -> Result<Result<Identity, SyncError>, kube::Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let wanted = obj.spec.identity.clone().unwrap_or_default();
+    let source = match &wanted.service_account_name {
+        None if tenancy
+            .operator_identity_namespaces
+            .iter()
+            .any(|g| glob_match(g, &namespace)) =>
+        {
+            IdentitySource::Operator
+        }
+        None => {
+            return Ok(Err(SyncError::RoleNotAllowed {
+                role: "the operator's own identity".to_owned(),
+                namespace,
+            }));
+        }
+        Some(_) if !tenancy.service_account_identities => {
+            return Ok(Err(SyncError::ServiceAccountNotFound {
+                detail: "identity.serviceAccountName is turned off in this operator (--service-account-identities=false)"
+                    .to_owned(),
+            }));
+        }
+        Some(name) => match service_account_role(client, &namespace, name).await? {
+            Ok(role_arn) => IdentitySource::ServiceAccount {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                role_arn,
+            },
+            Err(error) => return Ok(Err(error)),
+        },
+    };
+    if let Some(role) = &wanted.role_arn {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let allowed = namespaces
+            .get_opt(&namespace)
+            .await?
+            .and_then(|ns| ns.annotations().get(ALLOWED_ROLE_ARNS).cloned())
+            .unwrap_or_default();
+        if !allowed
+            .split(',')
+            .map(str::trim)
+            .any(|glob| !glob.is_empty() && glob_match(glob, role))
+        {
+            return Ok(Err(SyncError::RoleNotAllowed {
+                role: format!("role {role}"),
+                namespace,
+            }));
+        }
+    }
+    Ok(Ok(Identity {
+        source,
+        chained_role: wanted.role_arn,
+    }))
+}
+
+/// The role ARN annotated on ServiceAccount `namespace/name`.
+async fn service_account_role(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Result<String, SyncError>, kube::Error> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let Some(account) = accounts.get_opt(name).await? else {
+        return Ok(Err(SyncError::ServiceAccountNotFound {
+            detail: format!("ServiceAccount {namespace}/{name} not found"),
+        }));
+    };
+    Ok(account
+        .annotations()
+        .get(ROLE_ARN_ANNOTATION)
+        .cloned()
+        .ok_or_else(|| SyncError::ServiceAccountNotFound {
+            detail: format!(
+                "ServiceAccount {namespace}/{name} has no {ROLE_ARN_ANNOTATION} annotation"
+            ),
+        }))
+}
+
+/// `*` matches any run of characters, `?` any one; everything else itself.
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let (glob, text): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    // Classic wildcard matching with backtracking to the last `*`.
+    let (mut g, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match glob.get(g) {
+            Some('*') => {
+                star = Some((g, t));
+                g += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                g += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sg, st)) => {
+                    g = sg + 1;
+                    t = st + 1;
+                    star = Some((sg, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    glob[g..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shell_patterns() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match(
+            "arn:aws:iam::111122223333:role/team-a-*",
+            "arn:aws:iam::111122223333:role/team-a-reader"
+        ));
+        assert!(!glob_match(
+            "arn:aws:iam::111122223333:role/team-a-*",
+            "arn:aws:iam::111122223333:role/team-b-reader"
+        ));
+        assert!(glob_match("platform-?", "platform-1"));
+        assert!(!glob_match("platform-?", "platform-12"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(!glob_match("", "x"));
+    }
+}
