@@ -74,7 +74,10 @@ async fn readyz(State(admin): State<Admin>) -> (StatusCode, &'static str) {
 }
 
 async fn render_metrics(State(admin): State<Admin>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], admin.metrics.render())
+    (
+        [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        admin.metrics.render(),
+    )
 }
 
 #[cfg(test)]
@@ -112,8 +115,7 @@ mod tests {
 
     /// A plain HTTP/1.1 GET, the way the kubelet's probes and Prometheus ask.
     async fn get(addr: SocketAddr, path: &str) -> Response {
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         let raw = tokio::task::spawn_blocking(move || {
             let mut stream = std::net::TcpStream::connect(addr).unwrap();
             stream.write_all(request.as_bytes()).unwrap();

@@ -115,7 +115,9 @@ impl Leadership {
 /// Waits until this process holds the Lease, creating it if missing.
 ///
 /// Fails only when retrying cannot help, e.g. when RBAC forbids the Lease;
-/// other errors are logged and retried every `retry_every`.
+/// other errors are logged and retried every `retry_every`. Dropping the
+/// future while it waits (on shutdown) leaves at most a Lease of ours that
+/// nobody renews, and so expires.
 pub async fn acquire(client: kube::Client, config: LeaseConfig) -> Result<Leadership, kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client, &config.namespace);
     let mut seen_holder: Option<String> = None;
@@ -124,7 +126,7 @@ pub async fn acquire(client: kube::Client, config: LeaseConfig) -> Result<Leader
         match try_take(&leases, &config).await {
             Ok(Attempt::Taken(lease)) => {
                 tracing::info!(lease = %config.name, identity = %config.identity, "leading");
-                return Ok(Leadership::start(leases, config, lease, sent_at));
+                return Ok(Leadership::start(leases, config, *lease, sent_at));
             }
             Ok(Attempt::HeldBy(holder)) => {
                 if seen_holder.as_ref() != Some(&holder) {
@@ -134,7 +136,9 @@ pub async fn acquire(client: kube::Client, config: LeaseConfig) -> Result<Leader
             }
             Ok(Attempt::Outraced) => {}
             Err(error) if !worth_retrying(&error) => return Err(error),
-            Err(error) => tracing::warn!(%error, lease = %config.name, "could not take the lease; retrying"),
+            Err(error) => {
+                tracing::warn!(%error, lease = %config.name, "could not take the lease; retrying")
+            }
         }
         tokio::time::sleep(config.retry_every).await;
     }
@@ -142,7 +146,7 @@ pub async fn acquire(client: kube::Client, config: LeaseConfig) -> Result<Leader
 
 /// What one try to take the Lease came to.
 enum Attempt {
-    Taken(Lease),
+    Taken(Box<Lease>),
     HeldBy(String),
     /// Another process wrote the Lease between our read and our write.
     Outraced,
@@ -174,7 +178,7 @@ async fn try_take(leases: &Api<Lease>, config: &LeaseConfig) -> Result<Attempt, 
 
 fn outraced_if_conflict(written: Result<Lease, kube::Error>) -> Result<Attempt, kube::Error> {
     match written {
-        Ok(lease) => Ok(Attempt::Taken(lease)),
+        Ok(lease) => Ok(Attempt::Taken(Box::new(lease))),
         Err(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists() => {
             Ok(Attempt::Outraced)
         }
@@ -201,9 +205,9 @@ struct Holder {
 
 /// What one renewal came to.
 enum Renewal {
-    Renewed(Lease),
+    Renewed(Box<Lease>),
     /// Someone else wrote the Lease, but it is still ours: renew that version.
-    Stale(Lease),
+    Stale(Box<Lease>),
     /// Someone else holds the Lease (`None`: nobody, or it was deleted).
     Lost(Option<String>),
 }
@@ -242,12 +246,12 @@ impl Holder {
             let sent_at = Instant::now();
             let error = match tokio::time::timeout_at(deadline, self.try_renew()).await {
                 Ok(Ok(Renewal::Renewed(lease))) => {
-                    self.lease = lease;
+                    self.lease = *lease;
                     self.renewed_at = sent_at;
                     return Ok(());
                 }
                 Ok(Ok(Renewal::Stale(lease))) => {
-                    self.lease = lease;
+                    self.lease = *lease;
                     continue;
                 }
                 Ok(Ok(Renewal::Lost(holder))) => return Err(holder),
@@ -266,9 +270,8 @@ impl Holder {
 
     async fn try_renew(&self) -> Result<Renewal, kube::Error> {
         let spec = renewed(self.lease.spec.as_ref(), Timestamp::now());
-        let lease = with_spec(&self.lease, spec);
-        match self.leases.replace(&self.config.name, &post_params(), &lease).await {
-            Ok(lease) => Ok(Renewal::Renewed(lease)),
+        match self.write(&with_spec(&self.lease, spec)).await {
+            Ok(lease) => Ok(Renewal::Renewed(Box::new(lease))),
             Err(kube::Error::Api(status)) if status.is_conflict() || status.is_not_found() => {
                 self.reread().await
             }
@@ -282,34 +285,46 @@ impl Holder {
         };
         let spec = current.spec.as_ref();
         Ok(match claim(spec, &self.config.identity, Timestamp::now()) {
-            Claim::Ours => Renewal::Stale(current),
+            Claim::Ours => Renewal::Stale(Box::new(current)),
             _ => Renewal::Lost(spec.and_then(|s| s.holder_identity.clone())),
         })
     }
 
     /// Frees the Lease; if that fails, it expires after `lease_duration`.
     async fn release(&self) {
-        let released = async {
-            let mut lease = with_spec(&self.lease, released(self.lease.spec.as_ref()));
-            match self.leases.replace(&self.config.name, &post_params(), &lease).await {
-                Err(kube::Error::Api(status)) if status.is_conflict() => {
-                    // Our last write raced a renewal; free the Lease only if it
-                    // is still ours.
-                    let current = self.leases.get(&self.config.name).await?;
-                    if claim(current.spec.as_ref(), &self.config.identity, Timestamp::now()) != Claim::Ours {
-                        return Ok(());
-                    }
-                    lease = with_spec(&current, released(current.spec.as_ref()));
-                    self.leases.replace(&self.config.name, &post_params(), &lease).await.map(drop)
-                }
-                written => written.map(drop),
+        let name = &self.config.name;
+        match tokio::time::timeout(self.config.renew_every, self.free()).await {
+            Ok(Ok(())) => tracing::info!(lease = %name, "released the lease"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, lease = %name, "could not release the lease; a standby takes over when it expires")
             }
-        };
-        match tokio::time::timeout(self.config.renew_every, released).await {
-            Ok(Ok(())) => tracing::info!(lease = %self.config.name, "released the lease"),
-            Ok(Err(error)) => tracing::warn!(%error, lease = %self.config.name, "could not release the lease; a standby takes over when it expires"),
-            Err(_) => tracing::warn!(lease = %self.config.name, "releasing the lease timed out; a standby takes over when it expires"),
+            Err(_) => {
+                tracing::warn!(lease = %name, "releasing the lease timed out; a standby takes over when it expires")
+            }
         }
+    }
+
+    async fn free(&self) -> Result<(), kube::Error> {
+        let lease = with_spec(&self.lease, released(self.lease.spec.as_ref()));
+        match self.write(&lease).await {
+            Err(kube::Error::Api(status)) if status.is_conflict() => {}
+            written => return written.map(drop),
+        }
+        // Someone else wrote the Lease since our renewal: free it only if it
+        // is still ours.
+        let current = self.leases.get(&self.config.name).await?;
+        let spec = current.spec.as_ref();
+        if claim(spec, &self.config.identity, Timestamp::now()) == Claim::Ours {
+            self.write(&with_spec(&current, released(spec))).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the Lease, if nobody wrote it since `lease` was read.
+    async fn write(&self, lease: &Lease) -> Result<Lease, kube::Error> {
+        self.leases
+            .replace(&self.config.name, &post_params(), lease)
+            .await
     }
 }
 
@@ -384,7 +399,12 @@ fn taken(previous: Option<&LeaseSpec>, config: &LeaseConfig, now: Timestamp) -> 
         lease_duration_seconds: Some(whole_seconds(config.lease_duration)),
         acquire_time: Some(acquire_time),
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(previous.lease_transitions.unwrap_or(0) + i32::from(changes_hands)),
+        lease_transitions: Some(
+            previous
+                .lease_transitions
+                .unwrap_or(0)
+                .saturating_add(i32::from(changes_hands)),
+        ),
         ..previous
     }
 }

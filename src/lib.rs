@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod plan;
+pub mod policy;
 pub mod read;
 pub mod reconcile;
 pub mod rollout;

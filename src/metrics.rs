@@ -211,10 +211,9 @@ impl LastSyncs {
     /// in its own status and in the failed reconciles, not here.
     fn oldest_age(&self, now: Instant) -> Duration {
         let syncs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        syncs
-            .values()
-            .min()
-            .map_or(Duration::ZERO, |oldest| now.saturating_duration_since(*oldest))
+        syncs.values().min().map_or(Duration::ZERO, |oldest| {
+            now.saturating_duration_since(*oldest)
+        })
     }
 }
 

@@ -131,7 +131,11 @@ pub trait SsmLookup: Sync {
 pub struct WithoutAws;
 
 impl SsmLookup for WithoutAws {
-    fn parameter<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, anyhow::Result<Encryption>> {
+    fn parameter<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Encryption>> {
         async { Ok(Encryption::Unknown) }.boxed()
     }
 
@@ -204,7 +208,10 @@ impl AwsLookup {
             );
             return Ok(Encryption::Unknown);
         };
-        self.encryption(region, parameter).await
+        match secure_string_key(parameter) {
+            Some(key_id) => self.key(region, key_id).await,
+            None => Ok(Encryption::Plain),
+        }
     }
 
     async fn describe_path(
@@ -218,9 +225,18 @@ impl AwsLookup {
             .option(if recursive { "Recursive" } else { "OneLevel" })
             .values(prefix)
             .build()?;
+        let parameters = self.describe(region, filter).await?;
         let mut encryptions = BTreeSet::new();
-        for parameter in self.describe(region, filter).await? {
-            encryptions.insert(self.encryption(region, &parameter).await?);
+        let mut key_ids = BTreeSet::new();
+        for parameter in &parameters {
+            match secure_string_key(parameter) {
+                Some(key_id) => key_ids.insert(key_id),
+                None => encryptions.insert(Encryption::Plain),
+            };
+        }
+        // Parameters under a path tend to share a key: ask KMS once per key.
+        for key_id in key_ids {
+            encryptions.insert(self.key(region, key_id).await?);
         }
         Ok(encryptions.into_iter().collect())
     }
@@ -232,32 +248,25 @@ impl AwsLookup {
         region: &str,
         filter: ParameterStringFilter,
     ) -> anyhow::Result<Vec<ParameterMetadata>> {
-        self.ssm_in(region)
+        let pages: Vec<_> = self
+            .ssm_in(region)
             .describe_parameters()
             .parameter_filters(filter)
             .into_paginator()
-            .items()
             .send()
             .try_collect()
             .await
-            .with_context(|| format!("SSM DescribeParameters in {region} (--no-aws skips it)"))
-    }
-
-    async fn encryption(
-        &self,
-        region: &str,
-        parameter: &ParameterMetadata,
-    ) -> anyhow::Result<Encryption> {
-        if parameter.r#type() != Some(&ParameterType::SecureString) {
-            return Ok(Encryption::Plain);
-        }
-        self.key(region, parameter.key_id().unwrap_or(AWS_MANAGED_SSM_KEY))
-            .await
+            .with_context(|| format!("SSM DescribeParameters in {region} (--no-aws skips it)"))?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|page| page.parameters.unwrap_or_default())
+            .collect())
     }
 
     /// The key SSM stores as `key_id`: a key id, key ARN, alias or alias ARN.
     async fn key(&self, region: &str, key_id: &str) -> anyhow::Result<Encryption> {
-        // Reserved aliases are not resolvable before the key's first use.
+        // No grant is needed whatever the key's ARN; and KMS would create
+        // the key behind a reserved alias not used yet.
         if key_id.starts_with("alias/aws/") || key_id.contains(":alias/aws/") {
             return Ok(Encryption::AwsManagedKey);
         }
@@ -300,6 +309,12 @@ impl SsmLookup for AwsLookup {
     }
 }
 
+/// The key of a SecureString as SSM stores it; `None` for other types.
+fn secure_string_key(parameter: &ParameterMetadata) -> Option<&str> {
+    (parameter.r#type() == Some(&ParameterType::SecureString))
+        .then(|| parameter.key_id().unwrap_or(AWS_MANAGED_SSM_KEY))
+}
+
 /// The name DescribeParameters knows `name` by in `account`, or `None` for an
 /// ARN of another account. In an ARN, a hierarchical name loses its leading
 /// `/` (`parameter/prd/db` is `/prd/db`).
@@ -307,8 +322,8 @@ fn name_in_account<'a>(name: &'a str, account: &str) -> Option<std::borrow::Cow<
     let Some(arn) = name.strip_prefix("arn:") else {
         return Some(name.into());
     };
-    let mut parts = arn.splitn(5, ':');
-    let (_partition, _service, _region) = (parts.next()?, parts.next()?, parts.next()?);
+    // <partition>:ssm:<region>:<account>:parameter/<name>
+    let mut parts = arn.splitn(5, ':').skip(3);
     let (arn_account, resource) = (parts.next()?, parts.next()?);
     let bare = resource.strip_prefix("parameter/")?;
     if arn_account != account {
@@ -366,7 +381,7 @@ impl Grants {
         }
         if let Some(under_path) = self.under_path {
             statements.push(allow(
-                "DecryptParametersUnderPath",
+                "ReadSecureStringsUnderPath",
                 "ssm:GetParameters",
                 [under_path].into(),
             ));
@@ -494,7 +509,12 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     let plan = Plan::of(&obj, &region, Identity::default())?;
     let (account, permissions) = permissions(&args, &plan, &region).await?;
     let (namespace, service_account) = reader(&args, &obj)?;
-    if let Some(role) = obj.spec.identity.as_ref().and_then(|i| i.role_arn.as_deref()) {
+    if let Some(role) = obj
+        .spec
+        .identity
+        .as_ref()
+        .and_then(|i| i.role_arn.as_deref())
+    {
         eprintln!(
             "note: the SsmParameter reads as {role}: the permissions policy belongs on that role, \
              which must trust the ServiceAccount's role for sts:AssumeRole; the trust policy \
@@ -554,8 +574,8 @@ async fn caller_account(config: &aws_config::SdkConfig) -> anyhow::Result<String
 /// The SsmParameter, from `--file` or from the cluster.
 async fn load(args: &PolicyArgs) -> anyhow::Result<SsmParameter> {
     if let Some(file) = &args.file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         return serde_yaml::from_str(&text)
             .with_context(|| format!("{} is not an SsmParameter manifest", file.display()));
     }
@@ -763,7 +783,10 @@ mod tests {
         let plan = plan(json!({"parameters": [{"name": arn}, {"name": "local"}]}));
         let lookup = fake(
             &[
-                ("arn:aws:ssm:us-west-2:444455556666:parameter/shared/token", Encryption::CustomerKey(KEY_WEST.into())),
+                (
+                    "arn:aws:ssm:us-west-2:444455556666:parameter/shared/token",
+                    Encryption::CustomerKey(KEY_WEST.into()),
+                ),
                 ("local", Encryption::CustomerKey(KEY_A.into())),
             ],
             vec![],
@@ -781,7 +804,10 @@ mod tests {
         assert_eq!(decrypt["Resource"], json!([KEY_A, KEY_WEST]));
         assert_eq!(
             decrypt["Condition"]["StringEquals"]["kms:ViaService"],
-            json!(["ssm.ap-northeast-1.amazonaws.com", "ssm.us-west-2.amazonaws.com"])
+            json!([
+                "ssm.ap-northeast-1.amazonaws.com",
+                "ssm.us-west-2.amazonaws.com"
+            ])
         );
     }
 
@@ -799,13 +825,17 @@ mod tests {
         let policy = permissions_policy(&plan, ACCOUNT, &lookup).await.unwrap();
         assert_eq!(
             sids(&policy),
-            ["ReadParametersByPath", "DecryptParametersUnderPath", "DecryptParameters"]
+            [
+                "ReadParametersByPath",
+                "ReadSecureStringsUnderPath",
+                "DecryptParameters"
+            ]
         );
         assert_eq!(
             statement(&policy, "ReadParametersByPath").unwrap()["Resource"],
             json!(["arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/payments"])
         );
-        let under = statement(&policy, "DecryptParametersUnderPath").unwrap();
+        let under = statement(&policy, "ReadSecureStringsUnderPath").unwrap();
         assert_eq!(under["Action"], "ssm:GetParameters");
         assert_eq!(
             under["Resource"],
@@ -831,13 +861,15 @@ mod tests {
             "parameters": [{"name": "prd-db-pass"}],
             "path": {"prefix": "/prd/payments"},
         }));
-        let policy = permissions_policy(&plan, ACCOUNT, &WithoutAws).await.unwrap();
+        let policy = permissions_policy(&plan, ACCOUNT, &WithoutAws)
+            .await
+            .unwrap();
         assert_eq!(
             sids(&policy),
             [
                 "ReadParameters",
                 "ReadParametersByPath",
-                "DecryptParametersUnderPath",
+                "ReadSecureStringsUnderPath",
                 "DecryptParameters"
             ]
         );
@@ -876,9 +908,18 @@ mod tests {
     #[test]
     fn arns_of_this_account_are_described_by_name() {
         let arn = |name: &str| format!("arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/{name}");
-        assert_eq!(name_in_account("prd-db-pass", ACCOUNT).as_deref(), Some("prd-db-pass"));
-        assert_eq!(name_in_account(&arn("prd-db-pass"), ACCOUNT).as_deref(), Some("prd-db-pass"));
-        assert_eq!(name_in_account(&arn("prd/db/pass"), ACCOUNT).as_deref(), Some("/prd/db/pass"));
+        assert_eq!(
+            name_in_account("prd-db-pass", ACCOUNT).as_deref(),
+            Some("prd-db-pass")
+        );
+        assert_eq!(
+            name_in_account(&arn("prd-db-pass"), ACCOUNT).as_deref(),
+            Some("prd-db-pass")
+        );
+        assert_eq!(
+            name_in_account(&arn("prd/db/pass"), ACCOUNT).as_deref(),
+            Some("/prd/db/pass")
+        );
         assert_eq!(name_in_account(&arn("x"), "444455556666"), None);
     }
 
@@ -954,7 +995,10 @@ mod tests {
             reader(&args, &operator).unwrap(),
             ("ssm-operator".into(), "ssm-operator".into())
         );
-        let own = object(Some(json!({"serviceAccountName": "payments-reader"})), Some("payments"));
+        let own = object(
+            Some(json!({"serviceAccountName": "payments-reader"})),
+            Some("payments"),
+        );
         assert_eq!(
             reader(&args, &own).unwrap(),
             ("payments".into(), "payments-reader".into())

@@ -4,6 +4,8 @@
 
 mod admission;
 mod api;
+mod identity;
+mod policy;
 mod redaction;
 mod seed;
 mod support;

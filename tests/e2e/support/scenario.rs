@@ -49,7 +49,19 @@ pub struct Scenario {
     /// Unique per test; prefixes every name it creates.
     pub id: String,
     pub namespace: String,
+    others: std::sync::Mutex<Vec<String>>,
     operator: Option<Operator>,
+}
+
+/// How to start the operator, beyond the defaults.
+#[derive(Default)]
+pub struct OperatorOptions {
+    /// More `ssm-operator run` flags.
+    pub args: Vec<String>,
+    /// More namespaces to watch.
+    pub also_watch: Vec<String>,
+    /// The web identity token file's content (default: a fresh token).
+    pub aws_token: Option<String>,
 }
 
 /// The operator process; killed when dropped.
@@ -90,6 +102,7 @@ impl Scenario {
             kube,
             id,
             namespace,
+            others: std::sync::Mutex::default(),
             operator: None,
         }
     }
@@ -187,6 +200,18 @@ impl Scenario {
 
     /// An IAM role whose trust policy admits the token subject `sub`.
     pub async fn create_role_trusting(&self, sub: &str, policy: &Value) -> String {
+        let name = format!("{}-op", self.id);
+        self.create_named_role_trusting(&name, sub, policy).await
+    }
+
+    /// An IAM role `name` that the web identity token subject `sub` of this
+    /// cluster may assume, with `policy` inline; returns its ARN.
+    pub async fn create_named_role_trusting(
+        &self,
+        name: &str,
+        sub: &str,
+        policy: &Value,
+    ) -> String {
         let issuer = self.env.oidc_issuer.trim_start_matches("https://");
         let trust = json!({
             "Version": "2012-10-17",
@@ -200,10 +225,17 @@ impl Scenario {
                 }},
             }],
         });
-        let name = format!("{}-op", self.id)
-            .chars()
-            .take(64)
-            .collect::<String>();
+        self.create_role_with_trust(name, &trust, policy).await
+    }
+
+    /// An IAM role with trust policy `trust` and `policy` inline.
+    pub async fn create_role_with_trust(
+        &self,
+        name: &str,
+        trust: &Value,
+        policy: &Value,
+    ) -> String {
+        let name: String = name.chars().take(64).collect();
         let role = self
             .iam
             .create_role()
@@ -214,6 +246,50 @@ impl Scenario {
             .expect("create role");
         self.put_role_policy(&name, policy).await;
         role.role.map(|r| r.arn).expect("role arn")
+    }
+
+    /// A web identity token for `sub` signed with the cluster's
+    /// ServiceAccount key, expiring `expires_in` seconds from now (negative:
+    /// already expired) — what the API server cannot be asked for.
+    pub fn mint_token(&self, sub: &str, expires_in: i64) -> String {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let header = json!({"alg": "RS256", "typ": "JWT"});
+        let claims = json!({"iss": self.env.oidc_issuer, "sub": sub, "aud": ["sts.amazonaws.com"],
+                            "iat": now - 3600, "nbf": now - 3600, "exp": now + expires_in});
+        let signed = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let key = self
+            .env
+            .kubeconfig
+            .parent()
+            .unwrap()
+            .join("pki/service-account.key");
+        let mut openssl = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("openssl must be installed");
+        {
+            use std::io::Write;
+            openssl
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(signed.as_bytes())
+                .unwrap();
+        }
+        let signature = openssl.wait_with_output().unwrap().stdout;
+        format!("{signed}.{}", b64(&signature))
     }
 
     pub async fn put_role_policy(&self, role_name: &str, policy: &Value) {
@@ -230,6 +306,13 @@ impl Scenario {
     /// Starts the operator as the ServiceAccount `ssm-operator` of this
     /// namespace, assuming `role_arn` through IRSA.
     pub async fn start_operator(&mut self, role_arn: &str) {
+        self.start_operator_with(role_arn, OperatorOptions::default())
+            .await;
+    }
+
+    /// Starts the operator as the ServiceAccount `ssm-operator` of this
+    /// namespace, with `options`.
+    pub async fn start_operator_with(&mut self, role_arn: &str, options: OperatorOptions) {
         let dir = tempfile::Builder::new()
             .prefix(&self.id)
             .tempdir()
@@ -237,7 +320,10 @@ impl Scenario {
             .keep();
         let sa = "ssm-operator";
         self.grant_operator_rbac(sa).await;
-        let aws_token = self.token_for(sa, "sts.amazonaws.com").await;
+        let aws_token = match options.aws_token {
+            Some(token) => token,
+            None => self.token_for(sa, "sts.amazonaws.com").await,
+        };
         let aws_token_file = dir.join("aws-token");
         std::fs::write(&aws_token_file, aws_token).unwrap();
         let kube_token = self.token_for(sa, "").await;
@@ -253,9 +339,12 @@ impl Scenario {
             .to_string(),
         )
         .unwrap();
+        let mut watched = vec![self.namespace.clone()];
+        watched.extend(options.also_watch);
         let log = dir.join("operator.log");
         let child = tokio::process::Command::new(operator_binary())
-            .args(["run", "--watch-namespaces", &self.namespace, "--log-format", "json"])
+            .args(["run", "--watch-namespaces", &watched.join(","), "--log-format", "json"])
+            .args(&options.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", &kubeconfig)
@@ -270,6 +359,21 @@ impl Scenario {
             .spawn()
             .expect("start the operator");
         self.operator = Some(Operator { child, log });
+    }
+
+    /// Another namespace, deleted with this scenario's.
+    pub async fn other_namespace(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.namespace);
+        let namespaces: Api<Namespace> = Api::all(self.kube.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await
+            .expect("create namespace");
+        self.others.lock().unwrap().push(name.clone());
+        name
     }
 
     pub fn operator(&self) -> &Operator {
@@ -344,19 +448,29 @@ impl Scenario {
 
     /// Creates an SsmParameter from a manifest (YAML or JSON).
     pub async fn apply(&self, manifest: &str) -> SsmParameter {
+        self.apply_in(&self.namespace, manifest).await
+    }
+
+    /// Creates an SsmParameter in namespace `ns`.
+    pub async fn apply_in(&self, ns: &str, manifest: &str) -> SsmParameter {
         let obj: SsmParameter = serde_yaml::from_str(manifest).expect("manifest");
-        self.ssm_parameters()
-            .patch(
-                &obj.name_any(),
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&obj),
-            )
-            .await
-            .expect("apply SsmParameter")
+        let api: Api<SsmParameter> = Api::namespaced(self.kube.clone(), ns);
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .expect("apply SsmParameter")
     }
 
     pub async fn status(&self, name: &str) -> Option<SsmParameterStatus> {
-        self.ssm_parameters().get(name).await.ok()?.status
+        self.status_in(&self.namespace, name).await
+    }
+
+    pub async fn status_in(&self, ns: &str, name: &str) -> Option<SsmParameterStatus> {
+        let api: Api<SsmParameter> = Api::namespaced(self.kube.clone(), ns);
+        api.get(name).await.ok()?.status
     }
 
     /// Waits until condition `type_` of `name` has `status` and `reason`;
@@ -368,9 +482,22 @@ impl Scenario {
         status: &str,
         reason: &str,
     ) -> SsmParameterStatus {
+        self.wait_for_condition_in(&self.namespace, name, type_, status, reason)
+            .await
+    }
+
+    /// [`Self::wait_for_condition`] in namespace `ns`.
+    pub async fn wait_for_condition_in(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> SsmParameterStatus {
         let until = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let current = self.status(name).await;
+            let current = self.status_in(ns, name).await;
             let matched = current
                 .as_ref()
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
@@ -379,7 +506,7 @@ impl Scenario {
             }
             if tokio::time::Instant::now() > until {
                 panic!(
-                    "timed out after {DEADLINE:?} waiting for {name}: {type_}={status} ({reason}); status: {current:#?}"
+                    "timed out after {DEADLINE:?} waiting for {ns}/{name}: {type_}={status} ({reason}); status: {current:#?}"
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -419,9 +546,10 @@ impl Scenario {
     /// Deletes the namespace (and so everything in it).
     pub async fn cleanup(self) {
         let namespaces: Api<Namespace> = Api::all(self.kube.clone());
-        let _ = namespaces
-            .delete(&self.namespace, &DeleteParams::default())
-            .await;
+        let others = self.others.lock().unwrap().clone();
+        for ns in others.iter().chain([&self.namespace]) {
+            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+        }
     }
 }
 

@@ -1,0 +1,433 @@
+//! Identities: the operator's cached IRSA role, tenants' ServiceAccounts,
+//! chained roles — and no way for one namespace to read through another's.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::aws::{allow, counters};
+use crate::support::env::ACCOUNT;
+use crate::support::{OperatorOptions, Scenario, eventually};
+
+fn manifest(name: &str, parameter: &str, identity: Value) -> String {
+    json!({
+        "apiVersion": "ssm-operator.io/v1alpha1",
+        "kind": "SsmParameter",
+        "metadata": {"name": name},
+        "spec": {"parameters": [{"name": parameter, "key": "value"}], "identity": identity},
+    })
+    .to_string()
+}
+
+/// A read policy for one parameter and key.
+fn reader(s: &Scenario, parameter: &str, key: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": s.parameter_arn(parameter)},
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key},
+        ],
+    })
+}
+
+/// A ServiceAccount `name` in `ns` annotated with `role`.
+async fn service_account(s: &Scenario, ns: &str, name: &str, role: &str) {
+    let accounts: Api<ServiceAccount> = Api::namespaced(s.kube.clone(), ns);
+    let account =
+        json!({"metadata": {"name": name, "annotations": {"eks.amazonaws.com/role-arn": role}}});
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(account).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A tenant: a namespace, its ServiceAccount `reader`, its role (trusting
+/// only that ServiceAccount), its key and its parameter.
+struct Tenant {
+    namespace: String,
+    role: String,
+    parameter: String,
+}
+
+async fn tenant(s: &Scenario, namespace: String, tag: &str) -> Tenant {
+    let key = s.create_key().await;
+    let parameter = format!("{}-{tag}-secret", s.id);
+    s.put_secure_string(&parameter, &format!("VALUE-OF-{tag}"), &key)
+        .await;
+    let sub = format!("system:serviceaccount:{namespace}:reader");
+    let role = s
+        .create_named_role_trusting(
+            &format!("{}-{tag}", s.id),
+            &sub,
+            &reader(s, &parameter, &key),
+        )
+        .await;
+    service_account(s, &namespace, "reader", &role).await;
+    Tenant {
+        namespace,
+        role,
+        parameter,
+    }
+}
+
+/// The operator's own role: allowed nothing.
+async fn powerless_operator(s: &mut Scenario, options: OperatorOptions) -> String {
+    let role = s
+        .create_operator_role(&allow(&["ssm:DescribeParameters"], &["*".to_owned()]))
+        .await;
+    s.start_operator_with(&role, options).await;
+    role
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_reads_with_its_own_service_account() {
+    let mut s = Scenario::new("tenant-reads").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    powerless_operator(&mut s, OperatorOptions::default()).await;
+    s.apply(&manifest(
+        "mine",
+        &a.parameter,
+        json!({"serviceAccountName": "reader"}),
+    ))
+    .await;
+    s.wait_for_condition("mine", "Ready", "True", "Synced")
+        .await;
+    assert_eq!(
+        s.secret_value("mine", "value").await.as_deref(),
+        Some("VALUE-OF-a")
+    );
+    let assumed = counters(s.env)
+        .await
+        .unwrap()
+        .calls("sts:AssumeRoleWithWebIdentity", &a.role);
+    assert_eq!(assumed, 1);
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_spec_a_tenant_can_write_reads_another_tenants_parameter() {
+    let mut s = Scenario::new("cross-tenant").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    let b_namespace = s.other_namespace("b").await;
+    let b = tenant(&s, b_namespace.clone(), "b").await;
+    // Tenant A also makes a ServiceAccount claiming B's role.
+    service_account(&s, &a.namespace, "impostor", &b.role).await;
+    let options = OperatorOptions {
+        args: vec!["--operator-identity-namespaces".into(), "platform-*".into()],
+        also_watch: vec![b_namespace.clone()],
+        ..OperatorOptions::default()
+    };
+    powerless_operator(&mut s, options).await;
+    s.apply_in(
+        &b.namespace,
+        &manifest(
+            "b-own",
+            &b.parameter,
+            json!({"serviceAccountName": "reader"}),
+        ),
+    )
+    .await;
+    s.wait_for_condition_in(&b.namespace, "b-own", "Ready", "True", "Synced")
+        .await;
+
+    let b_arn = s.parameter_arn(&b.parameter);
+    let attempts = [
+        (
+            "by-name",
+            b.parameter.as_str(),
+            json!({"serviceAccountName": "reader"}),
+            "SsmAccessDenied",
+        ),
+        (
+            "by-arn",
+            b_arn.as_str(),
+            json!({"serviceAccountName": "reader"}),
+            "SsmAccessDenied",
+        ),
+        (
+            "impostor",
+            b.parameter.as_str(),
+            json!({"serviceAccountName": "impostor"}),
+            "WebIdentityDenied",
+        ),
+        (
+            "their-role",
+            b.parameter.as_str(),
+            json!({"serviceAccountName": "reader", "roleArn": b.role}),
+            "RoleNotAllowed",
+        ),
+        (
+            "operator",
+            b.parameter.as_str(),
+            json!({}),
+            "RoleNotAllowed",
+        ),
+        (
+            "their-account",
+            b.parameter.as_str(),
+            json!({"serviceAccountName": "no-such-account"}),
+            "ServiceAccountNotFound",
+        ),
+    ];
+    for (name, parameter, identity, _) in &attempts {
+        s.apply(&manifest(name, parameter, identity.clone())).await;
+    }
+    for (name, _, _, reason) in &attempts {
+        let status = s.wait_for_condition(name, "Synced", "False", reason).await;
+        assert_eq!(status.ready.as_deref(), Some(*reason));
+        assert!(
+            s.secrets().get_opt(name).await.unwrap().is_none(),
+            "{name} wrote a Secret"
+        );
+    }
+    // B is unaffected.
+    let b_status = s.status_in(&b.namespace, "b-own").await.unwrap();
+    assert_eq!(b_status.ready.as_deref(), Some("True"));
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_service_account_or_role_annotation_is_service_account_not_found() {
+    let mut s = Scenario::new("sa-missing").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(s.kube.clone(), &s.namespace);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "plain"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    powerless_operator(&mut s, OperatorOptions::default()).await;
+    s.apply(&manifest(
+        "missing",
+        &a.parameter,
+        json!({"serviceAccountName": "ghost"}),
+    ))
+    .await;
+    s.apply(&manifest(
+        "plain",
+        &a.parameter,
+        json!({"serviceAccountName": "plain"}),
+    ))
+    .await;
+    let missing = s
+        .wait_for_condition("missing", "Synced", "False", "ServiceAccountNotFound")
+        .await;
+    assert!(missing.conditions[1].message.contains("ghost"));
+    let plain = s
+        .wait_for_condition("plain", "Synced", "False", "ServiceAccountNotFound")
+        .await;
+    assert!(
+        plain.conditions[1]
+            .message
+            .contains("eks.amazonaws.com/role-arn")
+    );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_account_identities_can_be_turned_off() {
+    let mut s = Scenario::new("sa-off").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    let options = OperatorOptions {
+        args: vec!["--service-account-identities=false".into()],
+        ..OperatorOptions::default()
+    };
+    powerless_operator(&mut s, options).await;
+    s.apply(&manifest(
+        "off",
+        &a.parameter,
+        json!({"serviceAccountName": "reader"}),
+    ))
+    .await;
+    let status = s
+        .wait_for_condition("off", "Synced", "False", "ServiceAccountNotFound")
+        .await;
+    assert!(status.conditions[1].message.contains("turned off"));
+    let assumed = counters(s.env)
+        .await
+        .unwrap()
+        .calls("sts:AssumeRoleWithWebIdentity", &a.role);
+    assert_eq!(assumed, 0);
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chained_role_needs_the_namespaces_consent_and_its_denial_is_assume_role_denied() {
+    let mut s = Scenario::new("chained").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    let key = s.create_key().await;
+    let shared = format!("{}-shared", s.id);
+    s.put_secure_string(&shared, "SHARED", &key).await;
+    // A role that trusts tenant A's role, and that A's role may assume.
+    let trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": a.role}, "Action": "sts:AssumeRole"}]});
+    let target = s
+        .create_role_with_trust(
+            &format!("{}-target", s.id),
+            &trust,
+            &reader(&s, &shared, &key),
+        )
+        .await;
+    let a_role_name = a.role.rsplit('/').next().unwrap().to_owned();
+    powerless_operator(&mut s, OperatorOptions::default()).await;
+    let identity = json!({"serviceAccountName": "reader", "roleArn": target});
+
+    s.apply(&manifest("chained", &shared, identity.clone()))
+        .await;
+    s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
+        .await;
+    assert_eq!(
+        counters(s.env)
+            .await
+            .unwrap()
+            .calls("sts:AssumeRole", &a.role),
+        0,
+        "STS was asked anyway"
+    );
+
+    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
+    let consent = json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": format!("arn:aws:iam::{ACCOUNT}:role/{}-*", s.id)}}});
+    namespaces
+        .patch(
+            &s.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(&consent),
+        )
+        .await
+        .unwrap();
+    // Consent given, but A's role may not sts:AssumeRole yet.
+    s.force_sync("chained").await;
+    let status = s
+        .wait_for_condition("chained", "Synced", "False", "AssumeRoleDenied")
+        .await;
+    assert!(status.conditions[1].message.contains(&target));
+
+    let mut policy = reader(&s, &a.parameter, &key);
+    policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": target}));
+    s.put_role_policy(&a_role_name, &policy).await;
+    s.force_sync("chained").await;
+    s.wait_for_condition("chained", "Ready", "True", "Synced")
+        .await;
+    assert_eq!(
+        s.secret_value("chained", "value").await.as_deref(),
+        Some("SHARED")
+    );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_and_invalid_web_identity_tokens_are_told_apart() {
+    let mut expired = Scenario::new("token-expired").await;
+    let sub = format!("system:serviceaccount:{}:ssm-operator", expired.namespace);
+    let token = expired.mint_token(&sub, -120);
+    let role = expired
+        .create_operator_role(&allow(&["ssm:GetParameters"], &["*".to_owned()]))
+        .await;
+    let options = OperatorOptions {
+        aws_token: Some(token),
+        ..OperatorOptions::default()
+    };
+    expired.start_operator_with(&role, options).await;
+    expired
+        .apply(&manifest(
+            "expired",
+            &format!("{}-x", expired.id),
+            json!({}),
+        ))
+        .await;
+    expired
+        .wait_for_condition("expired", "Synced", "False", "WebIdentityTokenExpired")
+        .await;
+    expired.cleanup().await;
+
+    let mut invalid = Scenario::new("token-invalid").await;
+    let role = invalid
+        .create_operator_role(&allow(&["ssm:GetParameters"], &["*".to_owned()]))
+        .await;
+    let options = OperatorOptions {
+        aws_token: Some("not-a-token".into()),
+        ..OperatorOptions::default()
+    };
+    invalid.start_operator_with(&role, options).await;
+    invalid
+        .apply(&manifest(
+            "invalid",
+            &format!("{}-x", invalid.id),
+            json!({}),
+        ))
+        .await;
+    invalid
+        .wait_for_condition("invalid", "Synced", "False", "WebIdentityInvalid")
+        .await;
+    invalid.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_fetched_once_per_identity_and_lifetime() {
+    let mut s = Scenario::new("sts-cache").await;
+    let tenants = [
+        tenant(&s, s.namespace.clone(), "a").await,
+        tenant(&s, s.other_namespace("b").await, "b").await,
+        tenant(&s, s.other_namespace("c").await, "c").await,
+    ];
+    let lifetime = Duration::from_secs(60);
+    let options = OperatorOptions {
+        args: vec!["--aws-session-duration".into(), "60s".into()],
+        also_watch: tenants[1..].iter().map(|t| t.namespace.clone()).collect(),
+        ..OperatorOptions::default()
+    };
+    powerless_operator(&mut s, options).await;
+    let started = Instant::now();
+    for t in &tenants {
+        for i in 0..50 {
+            let spec = json!({
+                "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
+                "metadata": {"name": format!("obj-{i:02}")},
+                "spec": {"parameters": [{"name": t.parameter, "key": "value"}],
+                         "identity": {"serviceAccountName": "reader"}, "refreshInterval": "10s"},
+            });
+            s.apply_in(&t.namespace, &spec.to_string()).await;
+        }
+    }
+    // Refresh for two credential lifetimes.
+    let until = started + 2 * lifetime + Duration::from_secs(10);
+    eventually(
+        "two credential lifetimes of refreshes",
+        3 * lifetime,
+        || async { (Instant::now() >= until).then_some(()) },
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let c = counters(s.env).await.unwrap();
+    let reads: u64 = tenants
+        .iter()
+        .map(|t| c.calls("ssm:GetParameters", &t.role))
+        .sum();
+    for t in &tenants {
+        let assumed = c.calls("sts:AssumeRoleWithWebIdentity", &t.role);
+        println!(
+            "{}: {assumed} AssumeRoleWithWebIdentity in {elapsed:?}",
+            t.namespace
+        );
+        // Renewed at three quarters of each lifetime, never per refresh.
+        let lifetimes = (elapsed.as_secs_f64() / (lifetime.as_secs_f64() * 0.75)).ceil() as u64;
+        assert!(
+            assumed >= 1 && assumed <= lifetimes + 1,
+            "{assumed} STS calls for {}",
+            t.namespace
+        );
+    }
+    println!("{reads} GetParameters calls by 150 SsmParameters over 3 identities in {elapsed:?}");
+    assert!(reads > 150, "the SsmParameters did not refresh");
+    s.cleanup().await;
+}
