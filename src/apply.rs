@@ -22,6 +22,16 @@ pub enum Written {
 }
 
 impl Written {
+    /// The metrics label of this write.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Created(_) => "created",
+            Self::Updated(_) => "updated",
+            Self::Replaced(_) => "replaced",
+            Self::Removed => "removed",
+        }
+    }
+
     /// Whether existing consumers now see other data.
     pub fn changed_data(&self) -> bool {
         matches!(self, Self::Updated(_) | Self::Replaced(_))

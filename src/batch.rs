@@ -20,6 +20,7 @@ use crate::aws::{
 };
 use crate::budget::{Budgets, Priority};
 use crate::error::SyncError;
+use crate::metrics::Metrics;
 
 /// The outcome of reading one name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,18 +49,28 @@ pub struct Batcher {
     aws: Aws,
 }
 
-/// The store and the budget every call goes through.
+/// The store, the budget and the metrics every call goes through.
 #[derive(Clone)]
 struct Aws {
     store: Arc<dyn ParameterStore>,
     budgets: Arc<Budgets>,
+    metrics: Arc<Metrics>,
 }
 
 impl Batcher {
     /// Starts the batching task; reads wait at most `window` for company.
-    pub fn start(store: Arc<dyn ParameterStore>, budgets: Arc<Budgets>, window: Duration) -> Self {
+    pub fn start(
+        store: Arc<dyn ParameterStore>,
+        budgets: Arc<Budgets>,
+        metrics: Arc<Metrics>,
+        window: Duration,
+    ) -> Self {
         let (requests, inbox) = mpsc::unbounded_channel();
-        let aws = Aws { store, budgets };
+        let aws = Aws {
+            store,
+            budgets,
+            metrics,
+        };
         tokio::spawn(run(aws.clone(), window, inbox));
         Self { requests, aws }
     }
@@ -111,7 +122,7 @@ impl Batcher {
                 .store
                 .get_parameters_by_path(scope, query, next_token)
                 .await;
-            let page = self.aws.account(scope, page)?;
+            let page = self.aws.account(scope, "GetParametersByPath", page)?;
             found.extend(page.found);
             match page.next_token {
                 Some(token) => next_token = Some(token),
@@ -122,13 +133,22 @@ impl Batcher {
 }
 
 impl Aws {
-    /// Tells the budget how AWS answered.
-    fn account<T>(&self, scope: &Scope, answer: Result<T, SyncError>) -> Result<T, SyncError> {
+    /// Tells the budget and the metrics how AWS answered.
+    fn account<T>(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        answer: Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
         match &answer {
             Err(SyncError::Throttled { .. }) => self.budgets.throttled(scope),
             Ok(_) => self.budgets.succeeded(scope),
             Err(_) => {}
         }
+        let outcome = answer
+            .as_ref()
+            .map_or_else(|e| e.reason().as_str(), |_| "ok");
+        self.metrics.aws_call(operation, outcome);
         answer
     }
 
@@ -141,7 +161,7 @@ impl Aws {
     ) -> Result<ParametersPage, SyncError> {
         self.budgets.acquire(scope, priority).await;
         let answer = self.store.get_parameters(scope, names, decrypt).await;
-        self.account(scope, answer)
+        self.account(scope, "GetParameters", answer)
     }
 }
 
@@ -389,7 +409,12 @@ mod tests {
 
     fn start(store: Arc<FakeStore>, window_ms: u64) -> Batcher {
         let budgets = Arc::new(Budgets::new(1000.0));
-        Batcher::start(store, budgets, Duration::from_millis(window_ms))
+        Batcher::start(
+            store,
+            budgets,
+            Arc::new(Metrics::new()),
+            Duration::from_millis(window_ms),
+        )
     }
 
     fn scope() -> Scope {

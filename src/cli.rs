@@ -18,9 +18,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the SsmParameter CustomResourceDefinition as YAML.
     Crd,
+    /// Print the least-privilege IAM permissions and IRSA trust policies an
+    /// SsmParameter's identity needs.
+    Policy(crate::policy::PolicyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -61,6 +64,27 @@ pub struct RunArgs {
     /// Lifetime asked of STS for every identity's credentials.
     #[arg(long, env = "SSM_OPERATOR_AWS_SESSION_DURATION", default_value = "1h", value_parser = parse_duration)]
     pub aws_session_duration: Duration,
+
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "SSM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+
+    /// Reconcile only while holding a Lease, so that several replicas can
+    /// run with one active.
+    #[arg(long, env = "SSM_OPERATOR_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Namespace of the Lease (the operator's own).
+    #[arg(long, env = "SSM_OPERATOR_LEASE_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// Name of the Lease.
+    #[arg(long, env = "SSM_OPERATOR_LEASE_NAME", default_value = "ssm-operator")]
+    pub lease_name: String,
+
+    /// This replica's name in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "ssm-operator")]
+    pub pod_name: String,
 
     /// Log format.
     #[arg(long, env = "SSM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

@@ -1,9 +1,10 @@
 //! Wiring of the controller: watches, triggers, shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, future::join_all};
+use futures::{StreamExt, TryStreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::api::PartialObjectMeta;
@@ -29,6 +30,9 @@ pub struct Settings {
     /// SSM reads per second per account and region.
     pub aws_read_rate: f64,
     pub tenancy: crate::identity::Tenancy,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set once every watched scope's cache is synced.
+    pub ready: tokio::sync::watch::Sender<bool>,
 }
 
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
@@ -42,12 +46,15 @@ pub async fn run(
         batcher: Batcher::start(
             store,
             Arc::new(Budgets::new(settings.aws_read_rate)),
+            settings.metrics.clone(),
             settings.batch_window,
         ),
         default_region: settings.default_region,
         recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
         schedule: Schedule::default(),
         tenancy: settings.tenancy,
+        metrics: settings.metrics,
+        in_flight: Default::default(),
         client: client.clone(),
     });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -57,10 +64,18 @@ pub async fn run(
     } else {
         settings.watch_namespaces.into_iter().map(Some).collect()
     };
-    join_all(scopes.into_iter().map(|namespace| {
-        let shutdown = shutdown.clone();
-        controller(client.clone(), namespace, ctx.clone())
-            .graceful_shutdown_on(shutdown)
+    let readiness = Arc::new(Readiness {
+        scopes: scopes.len(),
+        synced: AtomicUsize::new(0),
+        ready: settings.ready,
+    });
+    let controllers: Vec<_> = scopes
+        .into_iter()
+        .map(|namespace| controller(client.clone(), namespace, ctx.clone(), readiness.clone()))
+        .collect();
+    join_all(controllers.into_iter().map(|controller| {
+        controller
+            .graceful_shutdown_on(shutdown.clone())
             .run(reconcile::reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(error) = result {
@@ -81,13 +96,31 @@ where
     }
 }
 
+/// Ready once every watched scope has listed its SsmParameters.
+struct Readiness {
+    scopes: usize,
+    synced: AtomicUsize,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl Readiness {
+    fn scope_synced(&self) {
+        if self.synced.fetch_add(1, Ordering::Relaxed) + 1 == self.scopes {
+            tracing::info!("caches synced");
+            let _ = self.ready.send(true);
+        }
+    }
+}
+
 fn controller(
     client: Client,
     namespace: Option<String>,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
+    readiness: Arc<Readiness>,
 ) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
+    let synced_once = AtomicBool::new(false);
     // Status writes and other metadata noise do not trigger a reconcile;
     // a new generation or a new force-sync value does.
     let parameters = watcher(
@@ -96,6 +129,15 @@ fn controller(
     )
     .default_backoff()
     .reflect(writer)
+    .inspect_ok(move |event| match event {
+        // Deleted objects leave nothing to remember.
+        watcher::Event::Delete(obj) => ctx.forget(obj),
+        // Only the first full list counts; relists do not unready.
+        watcher::Event::InitDone if !synced_once.swap(true, Ordering::Relaxed) => {
+            readiness.scope_synced()
+        }
+        _ => {}
+    })
     .applied_objects()
     .predicate_filter(spec_or_force_sync, Default::default());
     // Owned Secrets by metadata only, label-selected: the operator never

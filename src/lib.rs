@@ -17,7 +17,10 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod identity;
+pub mod leader;
+pub mod metrics;
 pub mod plan;
 pub mod policy;
 pub mod read;
@@ -38,9 +41,11 @@ pub fn crd_yaml() -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(&crd::SsmParameter::crd())?)
 }
 
-/// Runs the operator until SIGTERM or Ctrl-C.
+/// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
+/// the controller once this process leads (with leader election on).
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let base = aws::base_config(&args.region).await;
     let operator = aws::operator_identity(&args.region).await;
     // Tenant tokens need the API server; without the feature, none are asked.
@@ -52,6 +57,28 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
         args.aws_session_duration,
     );
     let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
+
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
+    let (ready, readiness) = tokio::sync::watch::channel(false);
+    let admin = tokio::spawn(http::serve(
+        args.http_addr,
+        metrics.clone(),
+        readiness,
+        shutdown.clone(),
+    ));
+
+    let leadership = match &args.leader_elect.then(|| lease(&args)) {
+        None => None,
+        // A standby is ready: it serves its purpose by waiting, and a rolling
+        // update must not stall on it.
+        Some(config) => {
+            let _ = ready.send(true);
+            tokio::select! {
+                leading = leader::acquire(client.clone(), config.clone()) => Some(leading?),
+                () = shutdown.clone() => return Ok(()),
+            }
+        }
+    };
     tracing::info!(region = %args.region, namespaces = ?args.watch_namespaces, "starting");
     let settings = controller::Settings {
         default_region: args.region,
@@ -62,10 +89,31 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
             service_account_identities: args.service_account_identities,
             operator_identity_namespaces: args.operator_identity_namespaces,
         },
+        metrics,
+        ready,
     };
-    controller::run(client, settings, store, shutdown_signal()).await;
+    let controller = controller::run(client, settings, store, shutdown.clone());
+    match &leadership {
+        None => controller.await,
+        Some(leading) => tokio::select! {
+            () = controller => {},
+            () = leading.lost() => anyhow::bail!("lost the leader lease; exiting so that a standby takes over"),
+        },
+    }
+    if let Some(leading) = leadership {
+        leading.release().await;
+    }
+    admin.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn lease(args: &cli::RunArgs) -> leader::LeaseConfig {
+    leader::LeaseConfig::new(
+        args.lease_namespace.clone(),
+        args.lease_name.clone(),
+        args.pod_name.clone(),
+    )
 }
 
 async fn shutdown_signal() {

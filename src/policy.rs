@@ -43,9 +43,10 @@ const AWS_MANAGED_SSM_KEY: &str = "alias/aws/ssm";
 
 /// `ssm-operator policy`: print the IAM policies an SsmParameter's reader needs.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("ssm_parameter").required(true).args(["file", "name"])))]
 pub struct PolicyArgs {
     /// An SsmParameter manifest (YAML).
-    #[arg(long, short = 'f', conflicts_with_all = ["name", "namespace"], required_unless_present = "name")]
+    #[arg(long, short = 'f', conflicts_with = "namespace")]
     pub file: Option<PathBuf>,
 
     /// Namespace of the live SsmParameter. Default: the kubeconfig's.
@@ -630,7 +631,7 @@ async fn oidc_issuer(args: &PolicyArgs) -> String {
             eprintln!("note: the trust policy uses the cluster's OIDC issuer {issuer}");
             return issuer;
         }
-        Ok(Err(error)) => format!("{error:#}"),
+        Ok(Err(error)) => error.to_string(),
         Err(_) => format!("no answer within {ISSUER_TIMEOUT:?}"),
     };
     eprintln!(

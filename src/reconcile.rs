@@ -2,6 +2,7 @@
 //! plan → read AWS → build the Secret → apply → status, Events, rollouts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -20,6 +21,7 @@ use crate::crd::{DeletionPolicy, FORCE_SYNC_ANNOTATION, SsmParameter, SsmParamet
 use crate::error::{Reason, Retry, SyncError};
 use crate::events::{self, Announcement};
 use crate::identity::{self, Tenancy};
+use crate::metrics::{Metrics, Outcome};
 use crate::plan::Plan;
 use crate::read::{self, Depth, Known, Read};
 use crate::schedule::{Due, Schedule, SyncBasis};
@@ -37,6 +39,40 @@ pub struct Context {
     pub recorder: Recorder,
     pub schedule: Schedule,
     pub tenancy: Tenancy,
+    pub metrics: Arc<Metrics>,
+    /// Reconciles running now.
+    pub in_flight: AtomicI64,
+}
+
+impl Context {
+    /// Forgets a deleted SsmParameter.
+    pub fn forget(&self, obj: &SsmParameter) {
+        self.schedule.forget(&ObjectRef::from_obj(obj));
+        self.metrics.forget(&object_key(obj));
+    }
+}
+
+/// `namespace/name`, for the metrics' internal bookkeeping (never a label).
+fn object_key(obj: &SsmParameter) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Counts a reconcile in flight while it lives.
+struct InFlight<'a>(&'a Context);
+
+impl<'a> InFlight<'a> {
+    fn start(ctx: &'a Context) -> Self {
+        let n = ctx.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        ctx.metrics.queue_depth(n);
+        Self(ctx)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.0.metrics.queue_depth(n);
+    }
 }
 
 /// Failures of the Kubernetes API; retried with backoff by the controller.
@@ -50,6 +86,8 @@ pub async fn reconcile(
     obj: Arc<SsmParameter>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let _in_flight = InFlight::start(&ctx);
+    let started = tokio::time::Instant::now();
     let object = ObjectRef::from_obj(&*obj);
     let namespace = obj.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -103,6 +141,7 @@ pub async fn reconcile(
     };
     events::publish(&obj, &ctx.recorder, &new_status, announcement).await;
     log_outcome(&obj, &outcome, depth);
+    record(&ctx.metrics, &obj, &outcome, written.as_ref(), started);
 
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
     Ok(match &outcome {
@@ -225,6 +264,28 @@ async fn write_status(
     api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
         .await?;
     Ok(())
+}
+
+fn record(
+    metrics: &Metrics,
+    obj: &SsmParameter,
+    outcome: &SyncOutcome,
+    written: Option<&Written>,
+    started: tokio::time::Instant,
+) {
+    let now = tokio::time::Instant::now();
+    match outcome {
+        SyncOutcome::Synced { .. } => {
+            metrics.reconciled(Outcome::Synced, Reason::Synced.as_str(), now - started);
+            metrics.synced(&object_key(obj), now);
+        }
+        SyncOutcome::Failed { error, .. } => {
+            metrics.reconciled(Outcome::Failed, error.reason().as_str(), now - started)
+        }
+    }
+    if let Some(written) = written {
+        metrics.secret_written(written.action());
+    }
 }
 
 fn log_outcome(obj: &SsmParameter, outcome: &SyncOutcome, depth: Depth) {

@@ -5,6 +5,8 @@
 mod admission;
 mod api;
 mod identity;
+mod leader;
+mod operations;
 mod policy;
 mod redaction;
 mod seed;

@@ -50,7 +50,7 @@ pub struct Scenario {
     pub id: String,
     pub namespace: String,
     others: std::sync::Mutex<Vec<String>>,
-    operator: Option<Operator>,
+    operators: Vec<Operator>,
 }
 
 /// How to start the operator, beyond the defaults.
@@ -62,12 +62,36 @@ pub struct OperatorOptions {
     pub also_watch: Vec<String>,
     /// The web identity token file's content (default: a fresh token).
     pub aws_token: Option<String>,
+    /// Run with leader election, under this name in the Lease.
+    pub leader: Option<String>,
+    /// The process's name (for logs and the Lease).
+    pub name: String,
 }
 
 /// The operator process; killed when dropped.
 pub struct Operator {
     child: tokio::process::Child,
     pub log: PathBuf,
+    /// Address of its `/healthz`, `/readyz` and `/metrics`.
+    pub admin: String,
+    pub name: String,
+}
+
+impl Operator {
+    /// Kills the process at once (SIGKILL): no lease release, nothing.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        self.child.wait().await.expect("wait for the operator")
+    }
 }
 
 impl Drop for Operator {
@@ -103,7 +127,7 @@ impl Scenario {
             id,
             namespace,
             others: std::sync::Mutex::default(),
-            operator: None,
+            operators: Vec::new(),
         }
     }
 
@@ -319,7 +343,7 @@ impl Scenario {
             .unwrap()
             .keep();
         let sa = "ssm-operator";
-        self.grant_operator_rbac(sa).await;
+        self.grant_operator_rbac(sa, options.leader.is_some()).await;
         let aws_token = match options.aws_token {
             Some(token) => token,
             None => self.token_for(sa, "sts.amazonaws.com").await,
@@ -342,8 +366,14 @@ impl Scenario {
         let mut watched = vec![self.namespace.clone()];
         watched.extend(options.also_watch);
         let log = dir.join("operator.log");
+        let admin = free_port();
         let child = tokio::process::Command::new(operator_binary())
             .args(["run", "--watch-namespaces", &watched.join(","), "--log-format", "json"])
+            .args(["--http-addr", &format!("127.0.0.1:{admin}")])
+            .args(match &options.leader {
+                Some(_) => vec!["--leader-elect=true".to_owned(), "--lease-namespace".to_owned(), self.namespace.clone()],
+                None => Vec::new(),
+            })
             .args(&options.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -352,13 +382,19 @@ impl Scenario {
             .env("AWS_ENDPOINT_URL", &self.env.aws_endpoint)
             .env("AWS_ROLE_ARN", role_arn)
             .env("AWS_WEB_IDENTITY_TOKEN_FILE", &aws_token_file)
+            .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
             .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true)
             .spawn()
             .expect("start the operator");
-        self.operator = Some(Operator { child, log });
+        self.operators.push(Operator {
+            child,
+            log,
+            admin: format!("127.0.0.1:{admin}"),
+            name: options.name,
+        });
     }
 
     /// Another namespace, deleted with this scenario's.
@@ -376,8 +412,14 @@ impl Scenario {
         name
     }
 
+    /// The first operator started.
     pub fn operator(&self) -> &Operator {
-        self.operator.as_ref().expect("the operator was started")
+        self.operators.first().expect("the operator was started")
+    }
+
+    /// Every operator started, in order.
+    pub fn operators(&mut self) -> &mut Vec<Operator> {
+        &mut self.operators
     }
 
     /// Everything the operator logged so far.
@@ -388,9 +430,9 @@ impl Scenario {
     /// Installs the chart into this namespace (release = namespace): the
     /// ServiceAccount `sa` and exactly the chart's RBAC, which the operator
     /// process then runs with.
-    async fn grant_operator_rbac(&self, sa: &str) {
+    async fn grant_operator_rbac(&self, sa: &str, leader_election: bool) {
         let out = tokio::process::Command::new(helm())
-            .args(["install", &self.namespace])
+            .args(["upgrade", "--install", &self.namespace])
             .arg(chart())
             .args(["--namespace", &self.namespace, "--kubeconfig"])
             .arg(&self.env.kubeconfig)
@@ -400,11 +442,10 @@ impl Scenario {
                 "--set",
                 "crds.install=false",
             ])
+            .args(["--set", &format!("serviceAccount.name={sa}")])
             .args([
                 "--set",
-                &format!("serviceAccount.name={sa}"),
-                "--set",
-                "leaderElection.enabled=false",
+                &format!("leaderElection.enabled={leader_election}"),
             ])
             .output()
             .await
@@ -564,6 +605,12 @@ fn operator_binary() -> PathBuf {
         .and_then(|p| p.parent())
         .expect("target dir")
         .join("ssm-operator")
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }
 
 fn rand_suffix() -> u32 {
