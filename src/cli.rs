@@ -24,6 +24,9 @@ pub enum Command {
     /// Print the least-privilege IAM permissions and IRSA trust policies an
     /// SsmParameter's identity needs.
     Policy(crate::policy::PolicyArgs),
+    /// Tell, before any Secret is written, whether an SsmParameter's identity
+    /// can read and decrypt each of its parameters, and what is missing.
+    Check(crate::check::CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]

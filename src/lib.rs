@@ -11,6 +11,7 @@ pub mod apply;
 pub mod aws;
 pub mod batch;
 pub mod budget;
+pub mod check;
 pub mod cli;
 pub mod compose;
 pub mod controller;

@@ -297,6 +297,7 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
         "SSM_OPERATOR_LEADER_ELECT": "true",
         "SSM_OPERATOR_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        "SSM_OPERATOR_LEASE_NAME": "ssm-operator",
         "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
     }
     assert container["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"},

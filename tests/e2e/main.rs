@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod check;
 mod identity;
 mod leader;
 mod operations;

@@ -337,32 +337,9 @@ impl Scenario {
     /// Starts the operator as the ServiceAccount `ssm-operator` of this
     /// namespace, with `options`.
     pub async fn start_operator_with(&mut self, role_arn: &str, options: OperatorOptions) {
-        let dir = tempfile::Builder::new()
-            .prefix(&self.id)
-            .tempdir()
-            .unwrap()
-            .keep();
-        let sa = "ssm-operator";
-        self.grant_operator_rbac(sa, options.leader.is_some()).await;
-        let aws_token = match options.aws_token {
-            Some(token) => token,
-            None => self.token_for(sa, "sts.amazonaws.com").await,
-        };
-        let aws_token_file = dir.join("aws-token");
-        std::fs::write(&aws_token_file, aws_token).unwrap();
-        let kube_token = self.token_for(sa, "").await;
-        let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            json!({
-                "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-                "clusters": [{"name": "test", "cluster": {"server": self.env.apiserver, "certificate-authority": self.env.ca_file}}],
-                "users": [{"name": sa, "user": {"token": kube_token}}],
-                "contexts": [{"name": "operator", "context": {"cluster": "test", "user": sa}}],
-            })
-            .to_string(),
-        )
-        .unwrap();
+        let (dir, kubeconfig, aws_token_file) = self
+            .operator_identity(options.leader.is_some(), options.aws_token.clone())
+            .await;
         let mut watched = vec![self.namespace.clone()];
         watched.extend(options.also_watch);
         let log = dir.join("operator.log");
@@ -395,6 +372,61 @@ impl Scenario {
             admin: format!("127.0.0.1:{admin}"),
             name: options.name,
         });
+    }
+
+    /// What a Pod of the chart's Deployment would get: the chart's RBAC for
+    /// ServiceAccount `ssm-operator`, a kubeconfig with its token, and its
+    /// IRSA token file. Returns (directory, kubeconfig, token file).
+    async fn operator_identity(
+        &self,
+        leader_election: bool,
+        aws_token: Option<String>,
+    ) -> (PathBuf, PathBuf, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&self.id)
+            .tempdir()
+            .unwrap()
+            .keep();
+        let sa = "ssm-operator";
+        self.grant_operator_rbac(sa, leader_election).await;
+        let aws_token = match aws_token {
+            Some(token) => token,
+            None => self.token_for(sa, "sts.amazonaws.com").await,
+        };
+        let aws_token_file = dir.join("aws-token");
+        std::fs::write(&aws_token_file, aws_token).unwrap();
+        let kube_token = self.token_for(sa, "").await;
+        let kubeconfig = dir.join("kubeconfig");
+        let config = json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+            "clusters": [{"name": "test", "cluster": {"server": self.env.apiserver, "certificate-authority": self.env.ca_file}}],
+            "users": [{"name": sa, "user": {"token": kube_token}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "test", "user": sa}}],
+        });
+        std::fs::write(&kubeconfig, config.to_string()).unwrap();
+        (dir, kubeconfig, aws_token_file)
+    }
+
+    /// Runs `ssm-operator <args>` to completion with the operator's identity
+    /// and environment, as `kubectl exec` into its Pod would.
+    pub async fn run_operator_command(
+        &self,
+        role_arn: &str,
+        args: &[&str],
+    ) -> std::process::Output {
+        let (_, kubeconfig, aws_token_file) = self.operator_identity(false, None).await;
+        tokio::process::Command::new(operator_binary())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &self.env.aws_endpoint)
+            .env("AWS_ROLE_ARN", role_arn)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &aws_token_file)
+            .output()
+            .await
+            .expect("run ssm-operator")
     }
 
     /// Another namespace, deleted with this scenario's.

@@ -1,0 +1,214 @@
+//! `ssm-operator check`: before any Secret is written, whether the identity
+//! of an SsmParameter can read and decrypt each of its parameters — and if
+//! not, which permission is missing. Values are read, never printed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
+use crate::crd::SsmParameter;
+use crate::error::SyncError;
+use crate::identity::{self, Tenancy};
+use crate::plan::Plan;
+
+/// Check one SsmParameter, as the operator would read it.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// An SsmParameter manifest (YAML).
+    #[arg(long, short = 'f', conflicts_with = "name")]
+    pub file: Option<PathBuf>,
+
+    /// Namespace of a live SsmParameter (also the namespace of a manifest
+    /// that names none).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+
+    /// Name of a live SsmParameter.
+    pub name: Option<String>,
+
+    /// Region of parameters whose SsmParameter names none.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: String,
+}
+
+/// One line of the report.
+struct Finding {
+    subject: String,
+    problem: Option<SyncError>,
+    detail: String,
+}
+
+/// Runs the check; fails (exit 1) when anything would not sync.
+pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let obj = ssm_parameter(&args, &client).await?;
+    let tenancy = Tenancy {
+        service_account_identities: true,
+        operator_identity_namespaces: vec!["*".to_owned()],
+    };
+    let base = aws::base_config(&args.region).await;
+    let operator = aws::operator_identity(&args.region).await;
+    let identities = aws::credentials::Identities::new(
+        operator,
+        base.clone(),
+        Some(client.clone()),
+        std::time::Duration::from_secs(900),
+    );
+    let identities = Arc::new(identities);
+    let store = SsmParameterStore::new(base, identities.clone());
+
+    println!(
+        "SsmParameter {}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    let mut findings = Vec::new();
+    let identity = match identity::resolve(&obj, &tenancy, &client).await? {
+        Ok(identity) => identity,
+        Err(error) => return report(vec![refused("identity", error)]),
+    };
+    findings.push(match identities.credentials(&identity).await {
+        Ok(_) => ok("credentials", describe(&identity)),
+        Err(error) => return report(vec![refused("credentials", error)]),
+    });
+    let plan = match Plan::of(&obj, &args.region, identity) {
+        Ok(plan) => plan,
+        Err(error) => return report(vec![refused("spec", error)]),
+    };
+    for entry in &plan.entries {
+        let subject = format!("{} → {}", entry.name, entry.key);
+        findings
+            .push(check_one(&store, &entry.scope, &entry.request, entry.decrypt, subject).await);
+    }
+    if let Some(path) = &plan.path {
+        findings.extend(check_path(&store, &path.scope, &path.query).await);
+    }
+    report(findings)
+}
+
+async fn ssm_parameter(args: &CheckArgs, client: &kube::Client) -> anyhow::Result<SsmParameter> {
+    match (&args.file, &args.name) {
+        (Some(file), _) => {
+            let mut obj: SsmParameter = serde_yaml::from_str(&std::fs::read_to_string(file)?)?;
+            if obj.metadata.namespace.is_none() {
+                obj.metadata.namespace = Some(args.namespace.clone());
+            }
+            Ok(obj)
+        }
+        (None, Some(name)) => Ok(
+            Api::<SsmParameter>::namespaced(client.clone(), &args.namespace)
+                .get(name)
+                .await?,
+        ),
+        (None, None) => {
+            anyhow::bail!("name an SsmParameter: -f <manifest> or [-n <namespace>] <name>")
+        }
+    }
+}
+
+/// Reads `request` without, then with decryption: the first tells SSM
+/// permissions and existence, the second KMS permissions.
+async fn check_one(
+    store: &SsmParameterStore,
+    scope: &Scope,
+    request: &str,
+    decrypt: bool,
+    subject: String,
+) -> Finding {
+    let names = [request.to_owned()];
+    let probe = match store.get_parameters(scope, &names, false).await {
+        Ok(page) => page,
+        Err(error) => return refused(&subject, error),
+    };
+    let Some(found) = probe.found.first() else {
+        let missing = SyncError::ParameterNotFound {
+            parameters: vec![request.to_owned()],
+        };
+        return refused(&subject, missing);
+    };
+    let what = format!("{} version {}", found.type_, found.version);
+    if !decrypt || found.type_ != "SecureString" {
+        return ok(&subject, format!("readable ({what})"));
+    }
+    match store.get_parameters(scope, &names, true).await {
+        Ok(_) => ok(&subject, format!("readable and decryptable ({what})")),
+        Err(error) => refused(&subject, error),
+    }
+}
+
+async fn check_path(store: &SsmParameterStore, scope: &Scope, query: &PathQuery) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut next_token = None;
+    loop {
+        match store.get_parameters_by_path(scope, query, next_token).await {
+            Err(error) => {
+                findings.push(refused(&format!("path {}", query.prefix), error));
+                return findings;
+            }
+            Ok(page) => {
+                for p in &page.found {
+                    findings.push(check_one(store, scope, &p.name, true, p.name.clone()).await);
+                }
+                match page.next_token {
+                    Some(token) => next_token = Some(token),
+                    None => return findings,
+                }
+            }
+        }
+    }
+}
+
+fn describe(identity: &aws::Identity) -> String {
+    let first = match &identity.source {
+        aws::IdentitySource::Operator => "the operator's own identity".to_owned(),
+        aws::IdentitySource::ServiceAccount {
+            namespace,
+            name,
+            role_arn,
+        } => {
+            format!("ServiceAccount {namespace}/{name} as {role_arn}")
+        }
+    };
+    match &identity.chained_role {
+        Some(role) => format!("{first}, then {role}"),
+        None => first,
+    }
+}
+
+fn ok(subject: &str, detail: String) -> Finding {
+    Finding {
+        subject: subject.to_owned(),
+        problem: None,
+        detail,
+    }
+}
+
+fn refused(subject: &str, error: SyncError) -> Finding {
+    Finding {
+        subject: subject.to_owned(),
+        detail: error.message(),
+        problem: Some(error),
+    }
+}
+
+fn report(findings: Vec<Finding>) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for f in &findings {
+        match &f.problem {
+            None => println!("  ok      {}: {}", f.subject, f.detail),
+            Some(error) => {
+                failed += 1;
+                println!("  FAILED  {}: {}: {}", f.subject, error.reason(), f.detail);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed: this SsmParameter would not sync");
+    }
+    println!("every parameter can be read and decrypted");
+    Ok(())
+}

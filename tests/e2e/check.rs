@@ -1,0 +1,69 @@
+//! `ssm-operator check`: the missing permission, named before any Secret is
+//! written.
+
+use serde_json::json;
+
+use crate::support::Scenario;
+use crate::support::aws::allow;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_missing_permission_before_any_secret_is_written() {
+    let s = Scenario::new("check").await;
+    let key = s.create_key().await;
+    let (plain, secure) = (format!("{}-plain", s.id), format!("{}-secure", s.id));
+    s.put_string(&plain, "CANARY-PLAIN").await;
+    s.put_secure_string(&secure, "CANARY-SECURE", &key).await;
+    let readable = vec![s.parameter_arn(&plain), s.parameter_arn(&secure)];
+    let role = s
+        .create_operator_role(&allow(&["ssm:GetParameters"], &readable))
+        .await;
+    let manifest = json!({
+        "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
+        "metadata": {"name": "app", "namespace": s.namespace},
+        "spec": {"parameters": [{"name": plain, "key": "plain"}, {"name": secure, "key": "secure"}]},
+    });
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest.to_string()).unwrap();
+    let path = file.path().to_str().unwrap();
+
+    let out = s.run_operator_command(&role, &["check", "-f", path]).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    let secure_line = stdout
+        .lines()
+        .find(|l| l.contains(&secure))
+        .unwrap_or_default();
+    assert!(
+        secure_line.contains("FAILED") && secure_line.contains("KmsAccessDenied"),
+        "{stdout}"
+    );
+    assert!(secure_line.contains(&key), "the key is not named: {stdout}");
+    let plain_line = stdout
+        .lines()
+        .find(|l| l.contains(&plain))
+        .unwrap_or_default();
+    assert!(plain_line.trim_start().starts_with("ok"), "{stdout}");
+    assert!(
+        !stdout.contains("CANARY") && !stderr.contains("CANARY"),
+        "a value was printed"
+    );
+    assert!(s.secrets().get_opt("app").await.unwrap().is_none());
+
+    let role_name = role.rsplit('/').next().unwrap().to_owned();
+    let granted = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": readable},
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key}]});
+    s.put_role_policy(&role_name, &granted).await;
+    let out = s.run_operator_command(&role, &["check", "-f", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("every parameter can be read and decrypted"));
+    s.cleanup().await;
+}
