@@ -37,6 +37,16 @@ async fn data(s: &Scenario, secret: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A scenario with an operator that may read `<id>*`, and one SecureString
+/// `<id>-pw` holding `value`; returns (scenario, key ARN, parameter name).
+async fn with_secret(test: &str, value: &str) -> (Scenario, String, String) {
+    let mut s = Scenario::new(test).await;
+    let (key, _) = s.with_operator().await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, value, &key).await;
+    (s, key, name)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn path_imports_every_parameter_below_it_across_pages() {
     let mut s = Scenario::new("path-import").await;
@@ -199,10 +209,7 @@ async fn version_and_label_pins_and_missing_pins_are_parameter_version_not_found
 
 #[tokio::test(flavor = "multi_thread")]
 async fn template_builds_extra_keys_and_an_unknown_placeholder_is_invalid_spec() {
-    let mut s = Scenario::new("template").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "pw", &key).await;
+    let (s, _, name) = with_secret("template", "pw").await;
     let target = |template: &str| {
         json!({"parameters": [{"name": name, "key": "password"}],
                "target": {"type": "kubernetes.io/basic-auth",
@@ -234,10 +241,7 @@ async fn template_builds_extra_keys_and_an_unknown_placeholder_is_invalid_spec()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn immutable_secret_is_replaced_when_its_data_changes() {
-    let mut s = Scenario::new("immutable").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "one", &key).await;
+    let (s, key, name) = with_secret("immutable", "one").await;
     s.apply(&manifest(
         "frozen",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"immutable": true}}),
@@ -266,10 +270,7 @@ async fn immutable_secret_is_replaced_when_its_data_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_that_is_not_ours_is_a_conflict_and_stays_untouched() {
-    let mut s = Scenario::new("conflict").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "ours", &key).await;
+    let (s, _, name) = with_secret("conflict", "ours").await;
     let foreign: Secret = serde_json::from_value(json!({
         "metadata": {"name": "argocd-secret"},
         "stringData": {"admin.password": "theirs"},
@@ -298,10 +299,7 @@ async fn a_secret_that_is_not_ours_is_a_conflict_and_stays_untouched() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn orphan_secret_survives_its_ssm_parameter() {
-    let mut s = Scenario::new("orphan").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "kept", &key).await;
+    let (s, _, name) = with_secret("orphan", "kept").await;
     s.apply(&manifest(
         "orphan",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"creationPolicy": "Orphan"}}),
@@ -395,10 +393,7 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_policy_delete_removes_the_secret_when_its_parameters_are_gone() {
-    let mut s = Scenario::new("deletion-delete").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "x", &key).await;
+    let (s, _, name) = with_secret("deletion-delete", "x").await;
     s.apply(&manifest(
         "ephemeral",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"deletionPolicy": "Delete"}}),
@@ -418,10 +413,7 @@ async fn deletion_policy_delete_removes_the_secret_when_its_parameters_are_gone(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_or_deleted_secret_is_repaired_within_seconds() {
-    let mut s = Scenario::new("drift").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "right", &key).await;
+    let (s, _, name) = with_secret("drift", "right").await;
     s.apply(&manifest(
         "drift",
         json!({"parameters": [{"name": name, "key": "pw"}]}),
@@ -451,10 +443,7 @@ async fn an_edited_or_deleted_secret_is_repaired_within_seconds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rollout_restart_annotates_workloads_on_change_but_not_at_creation() {
-    let mut s = Scenario::new("rollout").await;
-    let (key, _) = s.with_operator().await;
-    let name = format!("{}-pw", s.id);
-    s.put_secure_string(&name, "one", &key).await;
+    let (s, key, name) = with_secret("rollout", "one").await;
     let pod = json!({"metadata": {"labels": {"app": "web"}},
                      "spec": {"containers": [{"name": "web", "image": "web:1"}]}});
     let selector = json!({"matchLabels": {"app": "web"}});

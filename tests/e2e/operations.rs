@@ -71,8 +71,13 @@ async fn health_readiness_and_metrics_tell_what_happened() {
     s.wait_for_condition("counted", "Synced", "False", "KmsAccessDenied")
         .await;
 
-    let (code, text) = get(&admin, "/metrics").await.unwrap();
-    assert_eq!(code, 200);
+    // The reconcile records its metrics just after it writes the status.
+    let denied = r#"ssm_operator_reconciles_total{outcome="failed",reason="KmsAccessDenied"}"#;
+    let text = eventually("the metrics to count the denial", DEADLINE, || async {
+        let (code, text) = get(&admin, "/metrics").await?;
+        (code == 200 && sample(&text, denied) >= 1.0).then_some(text)
+    })
+    .await;
     let counts: BTreeMap<&str, f64> = [
         ("synced", sample(&text, r#"ssm_operator_reconciles_total{outcome="synced",reason="Synced"}"#)),
         ("denied", sample(&text, r#"ssm_operator_reconciles_total{outcome="failed",reason="KmsAccessDenied"}"#)),
