@@ -39,37 +39,40 @@ impl Written {
 }
 
 /// Makes the Secret `desired`; `reapply` forces a write of a merged Secret
-/// whose keys may have been dropped from the spec.
+/// whose keys may have been dropped from the spec. Returns what was written
+/// and the Secret's `resourceVersion` as this left it — taken from the write
+/// itself, so that a change made right after it is never mistaken for ours.
 pub async fn apply(
     secrets: &Api<Secret>,
     plan: &Plan,
     existing: Option<&Secret>,
     desired: &Secret,
     reapply: bool,
-) -> Result<Option<Written>, kube::Error> {
+) -> Result<(Option<Written>, Option<String>), kube::Error> {
     let merge = plan.creation == CreationPolicy::Merge;
-    if existing.is_some_and(|s| secret::is_current(s, desired)) && !(merge && reapply) {
-        return Ok(None);
+    if let Some(current) =
+        existing.filter(|s| secret::is_current(s, desired) && !(merge && reapply))
+    {
+        return Ok((None, current.metadata.resource_version.clone()));
     }
     let changed = secret::changed_keys(existing, desired);
     let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = &plan.secret_name;
     if existing.is_some_and(|s| secret::needs_replacement(s, desired)) {
-        secrets
-            .delete(&plan.secret_name, &DeleteParams::default())
-            .await?;
-        secrets
-            .patch(&plan.secret_name, &params, &Patch::Apply(desired))
-            .await?;
-        return Ok(Some(Written::Replaced(changed)));
+        secrets.delete(name, &DeleteParams::default()).await?;
+        let written = secrets.patch(name, &params, &Patch::Apply(desired)).await?;
+        return Ok((
+            Some(Written::Replaced(changed)),
+            written.metadata.resource_version,
+        ));
     }
-    secrets
-        .patch(&plan.secret_name, &params, &Patch::Apply(desired))
-        .await?;
-    Ok(match existing {
+    let written = secrets.patch(name, &params, &Patch::Apply(desired)).await?;
+    let what = match existing {
         None => Some(Written::Created(changed)),
         Some(_) if !changed.is_empty() => Some(Written::Updated(changed)),
         Some(_) => None,
-    })
+    };
+    Ok((what, written.metadata.resource_version))
 }
 
 /// Removes the Secret — or, when merging, only what this SsmParameter wrote.

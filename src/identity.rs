@@ -70,9 +70,12 @@ pub async fn resolve(
     };
     if let Some(role) = &wanted.role_arn {
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        let allowed = namespaces
-            .get_opt(&namespace)
-            .await?
+        let found = match namespaces.get_opt(&namespace).await {
+            // A namespaced install may not read Namespaces: no consent then.
+            Err(kube::Error::Api(e)) if e.code == 403 => None,
+            other => other?,
+        };
+        let allowed = found
             .and_then(|ns| ns.annotations().get(ALLOWED_ROLE_ARNS).cloned())
             .unwrap_or_default();
         if !allowed

@@ -107,9 +107,9 @@ pub async fn reconcile(
         Due::Refresh => Depth::Changed,
         Due::Full => Depth::Full,
     };
-    let (outcome, written) = match &plan {
+    let (outcome, written, secret_version) = match &plan {
         Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, depth, &ctx.batcher).await?,
-        Err(error) => (failure(error.clone(), false), None),
+        Err(error) => (failure(error.clone(), false), None, None),
     };
 
     let new_status = status::next(
@@ -146,10 +146,6 @@ pub async fn reconcile(
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
     Ok(match &outcome {
         SyncOutcome::Synced { .. } => {
-            let secret_version = secrets
-                .get_metadata_opt(&secret_name)
-                .await?
-                .and_then(|m| m.metadata.resource_version);
             let basis = SyncBasis {
                 secret_version,
                 ..basis
@@ -165,6 +161,8 @@ pub async fn reconcile(
 }
 
 /// Reads AWS and writes the Secret when its data or metadata differ.
+/// Returns the outcome, what was written, and the Secret's `resourceVersion`
+/// as the sync left it.
 async fn sync(
     obj: &SsmParameter,
     plan: &Plan,
@@ -172,10 +170,14 @@ async fn sync(
     secrets: &Api<Secret>,
     depth: Depth,
     batcher: &Batcher,
-) -> Result<(SyncOutcome, Option<Written>), ReconcileError> {
+) -> Result<(SyncOutcome, Option<Written>, Option<String>), ReconcileError> {
     if existing.is_some_and(|s| !secret::is_ours(s, obj, plan)) {
         let secret = plan.secret_name.clone();
-        return Ok((failure(SyncError::SecretConflict { secret }, false), None));
+        return Ok((
+            failure(SyncError::SecretConflict { secret }, false),
+            None,
+            None,
+        ));
     }
     let recorded = obj
         .status
@@ -202,25 +204,28 @@ async fn sync(
         Depth::Changed => Priority::Routine,
     };
     let (data, parameters) = match read::read(plan, batcher, priority, depth, &known).await {
-        Ok(Read::Unchanged(parameters)) => return Ok((SyncOutcome::Synced { parameters }, None)),
+        Ok(Read::Unchanged(parameters)) => {
+            let version = existing.and_then(|s| s.metadata.resource_version.clone());
+            return Ok((SyncOutcome::Synced { parameters }, None, version));
+        }
         Ok(Read::Values(data, parameters)) => (data, parameters),
         Err(error)
             if error.reason() == Reason::ParameterNotFound
                 && plan.deletion == DeletionPolicy::Delete =>
         {
             let removed = apply::remove(secrets, plan, existing).await?;
-            return Ok((failure(error, false), removed));
+            return Ok((failure(error, false), removed, None));
         }
-        Err(error) => return Ok((failure(error, last_good), None)),
+        Err(error) => return Ok((failure(error, last_good), None, None)),
     };
     let desired = match secret::desired(obj, plan, &data, existing) {
         Ok(desired) => desired,
-        Err(error) => return Ok((failure(error, last_good), None)),
+        Err(error) => return Ok((failure(error, last_good), None, None)),
     };
     let spec_changed =
         obj.status.as_ref().and_then(|s| s.observed_generation) != obj.metadata.generation;
-    let written = apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
-    Ok((SyncOutcome::Synced { parameters }, written))
+    let (written, version) = apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
+    Ok((SyncOutcome::Synced { parameters }, written, version))
 }
 
 fn failure(error: SyncError, last_good: bool) -> SyncOutcome {

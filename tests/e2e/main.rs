@@ -5,6 +5,7 @@
 mod admission;
 mod api;
 mod check;
+mod cross_account;
 mod identity;
 mod leader;
 mod operations;

@@ -216,3 +216,34 @@ async fn a_standby_takes_over_within_20_seconds_of_the_leaders_death() {
     );
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespaced_install_syncs_without_cluster_wide_roles() {
+    let mut s = Scenario::new("namespaced").await;
+    let key = s.create_key().await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, "v", &key).await;
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": s.parameter_arn(&name)},
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key}]});
+    let role = s.create_operator_role(&policy).await;
+    let options = OperatorOptions {
+        namespaced_rbac: true,
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&role, options).await;
+    s.apply(&manifest("scoped", &name)).await;
+    s.wait_for_condition("scoped", "Ready", "True", "Synced")
+        .await;
+    // A chained role needs Namespace annotations a namespaced install cannot read.
+    let chained = json!({
+        "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
+        "metadata": {"name": "chained"},
+        "spec": {"parameters": [{"name": name, "key": "pw"}],
+                 "identity": {"roleArn": "arn:aws:iam::123456789012:role/elsewhere"}},
+    });
+    s.apply(&chained.to_string()).await;
+    s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
+        .await;
+    s.cleanup().await;
+}

@@ -1,12 +1,15 @@
 """The WSGI middleware: every AWS call goes through faults, rate ceilings and
 the service's guard before moto answers it, and is counted."""
 
+import json
+
+from . import shared_parameters
 from .awsrequest import AwsRequest
 from .callers import identify
 from .ciphertexts import VALUE_CARRYING_READS, Ciphertexts
 from .control import PREFIX, ControlEndpoints
 from .counters import Counters
-from .errors import AwsError, error_code_of, status_line, throttling
+from .errors import AwsError, error_code_of, json_headers, status_line, throttling
 from .faults import Faults
 from .rates import RateCeilings
 from .selectors import add_selectors
@@ -39,14 +42,8 @@ class FidelityMiddleware:
             status, headers, body = error.render(request)
             outcome = error.code
         else:
-            status, headers, body = self._moto_answer(environ)
+            status, headers, body = self._answer(environ, request, caller)
             outcome = "ok" if status < 400 else error_code_of(status, body)
-            if status == 200 and _returns_ciphertext(request):
-                body = self.ciphertexts.hide_values(
-                    request.action, body, caller.account, request.region
-                )
-            if status == 200 and request.service == "ssm" and request.action == "GetParameters":
-                body = add_selectors(request.params, body, caller.account, request.region)
         self.counters.add(request.operation, caller.name, outcome)
         start_response(status_line(status), headers + [("Content-Length", str(len(body)))])
         return [body]
@@ -60,6 +57,33 @@ class FidelityMiddleware:
             check_ssm(request, caller, self.counters)
         elif request.service == "sts":
             self.sts_guard.check(request, caller)
+
+    def _answer(self, environ, request: AwsRequest, caller):
+        """moto's answer with what the layer adds, or the layer's own answer
+        for a GetParameter of a parameter shared from another account."""
+        shared = (
+            shared_parameters.requested(request.action, request.params, caller.account)
+            if request.service == "ssm"
+            else []
+        )
+        with_decryption = request.params.get("WithDecryption") is True
+        if shared and request.action == "GetParameter":
+            entry = shared_parameters.entry(shared[0], with_decryption, self.ciphertexts)
+            return 200, json_headers(request), json.dumps({"Parameter": entry}).encode()
+        status, headers, body = self._moto_answer(environ)
+        if status != 200:
+            return status, headers, body
+        if _returns_ciphertext(request):
+            body = self.ciphertexts.hide_values(
+                request.action, body, caller.account, request.region
+            )
+        if request.service == "ssm" and request.action == "GetParameters":
+            body = add_selectors(request.params, body, caller.account, request.region)
+            if shared:
+                body = shared_parameters.add_to_answer(
+                    body, shared, with_decryption, self.ciphertexts
+                )
+        return status, headers, body
 
     def _moto_answer(self, environ) -> tuple[int, list[tuple[str, str]], bytes]:
         captured = {}

@@ -3,7 +3,11 @@
 Credentials that moto's STS issued (AssumeRole, AssumeRoleWithWebIdentity)
 make the caller that assumed role, checked against the role's policies. Any
 other access key is an unrestricted administrator: the tests use one to set
-things up."""
+things up. moto gives static keys its default account, so a test sets up
+another account by assuming that account's `OrganizationAccountAccessRole`
+(the administrator role AWS Organizations creates in member accounts): its
+sessions are administrators of that account too, whether the role exists or
+not."""
 
 from dataclasses import dataclass
 
@@ -11,6 +15,7 @@ from . import moto_state
 from .awsrequest import AwsRequest
 
 ADMIN = "admin"
+ADMINISTRATOR_ROLE = "OrganizationAccountAccessRole"
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ def identify(request: AwsRequest) -> Caller:
     if request.access_key is None:
         return Caller(account, request.params.get("RoleArn") or "anonymous")
     session = moto_state.assumed_role_session(account, request.access_key)
-    if session is None:
+    if session is None or session.role_arn.rpartition("/")[2] == ADMINISTRATOR_ROLE:
         return Caller(account, ADMIN)
     return Caller(
         account=session.account_id,

@@ -20,6 +20,14 @@ def status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
 
 
+def json_headers(request, request_id: str | None = None) -> list[tuple[str, str]]:
+    """The headers of an answer of the JSON protocol."""
+    return [
+        ("Content-Type", f"application/x-amz-json-{request.json_version}"),
+        ("x-amzn-RequestId", request_id or new_request_id()),
+    ]
+
+
 class AwsError(Exception):
     """An error the layer answers instead of moto."""
 
@@ -38,11 +46,7 @@ class AwsError(Exception):
 
     def _render_json(self, request, request_id):
         body = json.dumps({"__type": self.code, "message": self.message}).encode()
-        headers = [
-            ("Content-Type", f"application/x-amz-json-{request.json_version}"),
-            ("x-amzn-ErrorType", self.code),
-            ("x-amzn-RequestId", request_id),
-        ]
+        headers = json_headers(request, request_id) + [("x-amzn-ErrorType", self.code)]
         return self.status, headers, body
 
     def _render_query(self, request, request_id):

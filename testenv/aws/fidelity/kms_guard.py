@@ -59,7 +59,9 @@ def check_decrypt(caller: Caller, key_id: str, account: str, region: str, contex
         raise DecryptRefused(
             "InvalidKeyId", "NotFoundException", f"Key '{lookup.requested_arn}' does not exist"
         )
-    if caller.is_assumed_role and not is_aws_managed(key):
+    # An AWS managed key's policy trusts its own account only: it cannot
+    # decrypt parameters shared with other accounts.
+    if caller.is_assumed_role and (not is_aws_managed(key) or key.account_id != caller.account):
         _authorize(caller, key, context)
     if key.key_state == "Disabled":
         raise DecryptRefused("InvalidKeyId", "DisabledException", f"{key.arn} is disabled.")
@@ -71,7 +73,9 @@ def check_decrypt(caller: Caller, key_id: str, account: str, region: str, contex
 
 def _authorize(caller: Caller, key, context: dict):
     """KMS authorization: the key policy decides, and a statement allowing the
-    account root delegates the decision to the caller's IAM policies."""
+    account root delegates the decision to the caller's IAM policies. For a
+    key of another account, both must allow: its key policy (naming the
+    caller or the caller's account root) and the caller's IAM policies."""
     key_policy = [moto_state.parse_policy(key.policy)]
 
     def key_policy_allows_or_denies(*principal_arns):
@@ -83,9 +87,10 @@ def _authorize(caller: Caller, key, context: dict):
     identity = policy.evaluate(caller.policy_documents(), DECRYPT, key.arn, context)
     if identity is Decision.EXPLICIT_DENY:
         _deny(caller, key, "with an explicit deny in an identity-based policy")
-    if key_policy_allows_or_denies(*caller_arns) is Decision.ALLOW:
+    same_account = key.account_id == caller.account
+    if same_account and key_policy_allows_or_denies(*caller_arns) is Decision.ALLOW:
         return
-    if key_policy_allows_or_denies(caller.root_arn) is not Decision.ALLOW:
+    if key_policy_allows_or_denies(*caller_arns, caller.root_arn) is not Decision.ALLOW:
         _deny(caller, key, "because no resource-based policy allows the kms:Decrypt action")
     if identity is not Decision.ALLOW:
         _deny(caller, key, "because no identity-based policy allows the kms:Decrypt action")

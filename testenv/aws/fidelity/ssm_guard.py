@@ -2,7 +2,7 @@
 the caller's role on the real parameter ARNs, and KMS on SecureString reads
 with decryption."""
 
-from . import kms_guard, policy
+from . import kms_guard, policy, shared_parameters
 from .awsrequest import AwsRequest
 from .callers import Caller
 from .counters import Counters
@@ -59,21 +59,23 @@ def _authorize(request: AwsRequest, caller: Caller):
 def _check_decryption(request: AwsRequest, caller: Caller, counters: Counters):
     """One KMS Decrypt per SecureString returned; the first refusal fails the
     whole call, as on AWS."""
-    returned = parameters_returned(request.action, request.params, caller.account, request.region)
-    for parameter in returned:
+    own = parameters_returned(request.action, request.params, caller.account, request.region)
+    # A parameter shared from another account is decrypted with its key
+    # there, by SSM of the parameter's region.
+    shared = shared_parameters.requested(request.action, request.params, caller.account)
+    returned = [(p, request.region) for p in own] + [(s.parameter, s.region) for s in shared]
+    for parameter, region in returned:
         if parameter.parameter_type != "SecureString":
             continue
         context = caller.condition_context(request.region) | {
-            "kms:ViaService": f"ssm.{request.region}.amazonaws.com",
+            "kms:ViaService": f"ssm.{region}.amazonaws.com",
             "kms:CallerAccount": caller.account,
             "kms:EncryptionContext:PARAMETER_ARN": parameter_arn(
-                parameter.name, parameter.account_id, request.region
+                parameter.name, parameter.account_id, region
             ),
         }
         try:
-            kms_guard.check_decrypt(
-                caller, parameter.keyid, parameter.account_id, request.region, context
-            )
+            kms_guard.check_decrypt(caller, parameter.keyid, parameter.account_id, region, context)
         except DecryptRefused as refused:
             counters.add("kms:Decrypt", caller.name, refused.kms_code)
             raise

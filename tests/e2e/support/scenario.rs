@@ -66,6 +66,15 @@ pub struct OperatorOptions {
     pub leader: Option<String>,
     /// The process's name (for logs and the Lease).
     pub name: String,
+    /// Install the chart's namespaced RBAC (Role per watched namespace).
+    pub namespaced_rbac: bool,
+}
+
+/// Which of the chart's RBAC to install.
+#[derive(Clone, Copy, Default)]
+struct Rbac {
+    leader_election: bool,
+    namespaced: bool,
 }
 
 /// The operator process; killed when dropped.
@@ -337,8 +346,12 @@ impl Scenario {
     /// Starts the operator as the ServiceAccount `ssm-operator` of this
     /// namespace, with `options`.
     pub async fn start_operator_with(&mut self, role_arn: &str, options: OperatorOptions) {
+        let rbac = Rbac {
+            leader_election: options.leader.is_some(),
+            namespaced: options.namespaced_rbac,
+        };
         let (dir, kubeconfig, aws_token_file) = self
-            .operator_identity(options.leader.is_some(), options.aws_token.clone())
+            .operator_identity(rbac, options.aws_token.clone())
             .await;
         let mut watched = vec![self.namespace.clone()];
         watched.extend(options.also_watch);
@@ -379,7 +392,7 @@ impl Scenario {
     /// IRSA token file. Returns (directory, kubeconfig, token file).
     async fn operator_identity(
         &self,
-        leader_election: bool,
+        rbac: Rbac,
         aws_token: Option<String>,
     ) -> (PathBuf, PathBuf, PathBuf) {
         let dir = tempfile::Builder::new()
@@ -388,7 +401,7 @@ impl Scenario {
             .unwrap()
             .keep();
         let sa = "ssm-operator";
-        self.grant_operator_rbac(sa, leader_election).await;
+        self.grant_operator_rbac(sa, rbac).await;
         let aws_token = match aws_token {
             Some(token) => token,
             None => self.token_for(sa, "sts.amazonaws.com").await,
@@ -414,7 +427,7 @@ impl Scenario {
         role_arn: &str,
         args: &[&str],
     ) -> std::process::Output {
-        let (_, kubeconfig, aws_token_file) = self.operator_identity(false, None).await;
+        let (_, kubeconfig, aws_token_file) = self.operator_identity(Rbac::default(), None).await;
         tokio::process::Command::new(operator_binary())
             .args(args)
             .env_clear()
@@ -462,7 +475,17 @@ impl Scenario {
     /// Installs the chart into this namespace (release = namespace): the
     /// ServiceAccount `sa` and exactly the chart's RBAC, which the operator
     /// process then runs with.
-    async fn grant_operator_rbac(&self, sa: &str, leader_election: bool) {
+    async fn grant_operator_rbac(&self, sa: &str, rbac: Rbac) {
+        let scope = match rbac.namespaced {
+            // A Role in the one watched namespace instead of a ClusterRole.
+            true => vec![
+                "--set".to_owned(),
+                "rbac.scope=namespace".to_owned(),
+                "--set".to_owned(),
+                format!("watchNamespaces[0]={}", self.namespace),
+            ],
+            false => Vec::new(),
+        };
         let out = tokio::process::Command::new(helm())
             .args(["upgrade", "--install", &self.namespace])
             .arg(chart())
@@ -477,8 +500,9 @@ impl Scenario {
             .args(["--set", &format!("serviceAccount.name={sa}")])
             .args([
                 "--set",
-                &format!("leaderElection.enabled={leader_election}"),
+                &format!("leaderElection.enabled={}", rbac.leader_election),
             ])
+            .args(&scope)
             .output()
             .await
             .expect("helm runs");
