@@ -82,6 +82,12 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
 }
 
+/// One reconcile, in a span that every log line of it carries (never values).
+#[tracing::instrument(
+    name = "reconcile",
+    skip_all,
+    fields(ssm_parameter = %object_key(&obj), generation = obj.metadata.generation)
+)]
 pub async fn reconcile(
     obj: Arc<SsmParameter>,
     ctx: Arc<Context>,
@@ -140,7 +146,7 @@ pub async fn reconcile(
         restart_failures: &restarts,
     };
     events::publish(&obj, &ctx.recorder, &new_status, announcement).await;
-    log_outcome(&obj, &outcome, depth);
+    log_outcome(&outcome, depth);
     record(&ctx.metrics, &obj, &outcome, written.as_ref(), started);
 
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
@@ -293,21 +299,19 @@ fn record(
     }
 }
 
-fn log_outcome(obj: &SsmParameter, outcome: &SyncOutcome, depth: Depth) {
-    let (namespace, name, generation) = (obj.namespace(), obj.name_any(), obj.metadata.generation);
+/// The reconcile's span names the object; the line says how it went.
+fn log_outcome(outcome: &SyncOutcome, depth: Depth) {
     match outcome {
         SyncOutcome::Synced { parameters } => {
             tracing::info!(
-                namespace,
-                name,
-                generation,
+                reason = "Synced",
                 ?depth,
                 parameters = parameters.len(),
                 "synced"
             );
         }
         SyncOutcome::Failed { error, .. } => {
-            tracing::warn!(namespace, name, generation, reason = %error.reason(), message = %error.message(), "sync failed");
+            tracing::warn!(reason = %error.reason(), message = %error.message(), ?depth, "sync failed");
         }
     }
 }

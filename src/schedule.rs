@@ -176,6 +176,14 @@ mod tests {
         assert_eq!(schedule.due(&object(), &edited), Due::Full);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn when_the_interval_has_passed_a_refresh_is_due() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(60)));
+        tokio::time::advance(Duration::from_secs(67)).await;
+        assert_eq!(schedule.due(&object(), &basis(1)), Due::Refresh);
+    }
+
     #[tokio::test]
     async fn refresh_zero_waits_for_a_change_only() {
         let schedule = Schedule::default();

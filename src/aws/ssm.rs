@@ -73,12 +73,7 @@ impl SsmParameterStore {
             .await;
         match out {
             Ok(out) => Ok(ParametersPage {
-                found: out
-                    .parameters
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(fetched)
-                    .collect(),
+                found: fetched_all(out.parameters),
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
             Err(err) => Err(self
@@ -105,12 +100,7 @@ impl SsmParameterStore {
             .await;
         match out {
             Ok(out) => Ok(PathPage {
-                found: out
-                    .parameters
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(fetched)
-                    .collect(),
+                found: fetched_all(out.parameters),
                 next_token: out.next_token.filter(|t| !t.is_empty()),
             }),
             Err(err) => {
@@ -144,6 +134,14 @@ impl SsmParameterStore {
         }
         classify::ssm_read(&failure, operation, parameter)
     }
+}
+
+fn fetched_all(parameters: Option<Vec<Parameter>>) -> Vec<FetchedParameter> {
+    parameters
+        .unwrap_or_default()
+        .into_iter()
+        .map(fetched)
+        .collect()
 }
 
 fn fetched(p: Parameter) -> FetchedParameter {
