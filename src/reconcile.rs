@@ -82,6 +82,24 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
 }
 
+/// What one sync did.
+struct Synced {
+    outcome: SyncOutcome,
+    written: Option<Written>,
+    /// The Secret's `resourceVersion` as the sync left it.
+    secret_version: Option<String>,
+}
+
+impl Synced {
+    fn failed(error: SyncError, last_good: bool) -> Self {
+        Self {
+            outcome: failure(error, last_good),
+            written: None,
+            secret_version: None,
+        }
+    }
+}
+
 /// One reconcile, in a span that every log line of it carries (never values).
 #[tracing::instrument(
     name = "reconcile",
@@ -95,17 +113,14 @@ pub async fn reconcile(
     let _in_flight = InFlight::start(&ctx);
     let started = tokio::time::Instant::now();
     let object = ObjectRef::from_obj(&*obj);
-    let namespace = obj.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let plan = match identity::resolve(&obj, &ctx.tenancy, &ctx.client).await? {
-        Ok(identity) => Plan::of(&obj, &ctx.default_region, identity),
-        Err(error) => Err(error),
-    };
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+
+    let plan = plan(&obj, &ctx).await?;
     let secret_name = plan
         .as_ref()
         .map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
     let existing = secrets.get_opt(&secret_name).await?;
-
     let basis = sync_basis(&obj, existing.as_ref());
     let depth = match ctx.schedule.due(&object, &basis) {
         // Triggered by our own write or a no-op event: nothing is due.
@@ -113,47 +128,19 @@ pub async fn reconcile(
         Due::Refresh => Depth::Changed,
         Due::Full => Depth::Full,
     };
-    let (outcome, written, secret_version) = match &plan {
+    let synced = match &plan {
         Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, depth, &ctx.batcher).await?,
-        Err(error) => (failure(error.clone(), false), None, None),
+        Err(error) => Synced::failed(error.clone(), false),
     };
-
-    let new_status = status::next(
-        obj.status.as_ref(),
-        obj.metadata.generation,
-        &secret_name,
-        &outcome,
-        &now(),
-    );
-    if obj.status.as_ref() != Some(&new_status) {
-        write_status(&obj, &new_status, &ctx.client).await?;
-    }
-    let restarts = match (&plan, &written) {
-        (Ok(plan), Some(w)) if w.changed_data() => {
-            rollout::restart(
-                &ctx.client,
-                &namespace,
-                &plan.rollout_restart,
-                &now().0.to_string(),
-            )
-            .await
-        }
-        _ => Vec::new(),
-    };
-    let announcement = Announcement {
-        written: written.as_ref(),
-        new_failure: status::new_failure(obj.status.as_ref(), &new_status),
-        restart_failures: &restarts,
-    };
-    events::publish(&obj, &ctx.recorder, &new_status, announcement).await;
-    log_outcome(&outcome, depth);
-    record(&ctx.metrics, &obj, &outcome, written.as_ref(), started);
+    report(&obj, &ctx, &plan, &secret_name, &synced).await?;
+    log_outcome(&synced.outcome, depth);
+    record(&ctx.metrics, &obj, &synced, started);
 
     let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
-    Ok(match &outcome {
+    Ok(match &synced.outcome {
         SyncOutcome::Synced { .. } => {
             let basis = SyncBasis {
-                secret_version,
+                secret_version: synced.secret_version,
                 ..basis
             };
             ctx.schedule
@@ -166,9 +153,62 @@ pub async fn reconcile(
     })
 }
 
+/// The identity `obj` reads with, and what it asks for.
+async fn plan(
+    obj: &SsmParameter,
+    ctx: &Context,
+) -> Result<Result<Plan, SyncError>, ReconcileError> {
+    Ok(
+        match identity::resolve(obj, &ctx.tenancy, &ctx.client).await? {
+            Ok(identity) => Plan::of(obj, &ctx.default_region, identity),
+            Err(error) => Err(error),
+        },
+    )
+}
+
+/// Tells what happened: the status (when it changed), rollouts of workloads
+/// whose Secret changed, Events.
+async fn report(
+    obj: &SsmParameter,
+    ctx: &Context,
+    plan: &Result<Plan, SyncError>,
+    secret_name: &str,
+    synced: &Synced,
+) -> Result<(), ReconcileError> {
+    let old = obj.status.as_ref();
+    let new = status::next(
+        old,
+        obj.metadata.generation,
+        secret_name,
+        &synced.outcome,
+        &now(),
+    );
+    if old != Some(&new) {
+        write_status(obj, &new, &ctx.client).await?;
+    }
+    let restarts = match (plan, &synced.written) {
+        (Ok(plan), Some(w)) if w.changed_data() => {
+            let namespace = obj.namespace().unwrap_or_default();
+            rollout::restart(
+                &ctx.client,
+                &namespace,
+                &plan.rollout_restart,
+                &now().0.to_string(),
+            )
+            .await
+        }
+        _ => Vec::new(),
+    };
+    let announcement = Announcement {
+        written: synced.written.as_ref(),
+        new_failure: status::new_failure(old, &new),
+        restart_failures: &restarts,
+    };
+    events::publish(obj, &ctx.recorder, &new, announcement).await;
+    Ok(())
+}
+
 /// Reads AWS and writes the Secret when its data or metadata differ.
-/// Returns the outcome, what was written, and the Secret's `resourceVersion`
-/// as the sync left it.
 async fn sync(
     obj: &SsmParameter,
     plan: &Plan,
@@ -176,14 +216,10 @@ async fn sync(
     secrets: &Api<Secret>,
     depth: Depth,
     batcher: &Batcher,
-) -> Result<(SyncOutcome, Option<Written>, Option<String>), ReconcileError> {
+) -> Result<Synced, ReconcileError> {
     if existing.is_some_and(|s| !secret::is_ours(s, obj, plan)) {
         let secret = plan.secret_name.clone();
-        return Ok((
-            failure(SyncError::SecretConflict { secret }, false),
-            None,
-            None,
-        ));
+        return Ok(Synced::failed(SyncError::SecretConflict { secret }, false));
     }
     let recorded = obj
         .status
@@ -191,13 +227,9 @@ async fn sync(
         .map(|s| s.parameters.as_slice())
         .unwrap_or_default();
     let explicit_keys = plan.entries.iter().map(|e| e.key.as_str());
+    let recorded_keys = recorded.iter().map(|p| p.key.as_str());
     let last_good = !recorded.is_empty()
-        && existing.is_some_and(|s| {
-            secret::holds_keys(
-                s,
-                recorded.iter().map(|p| p.key.as_str()).chain(explicit_keys),
-            )
-        });
+        && existing.is_some_and(|s| secret::holds_keys(s, recorded_keys.chain(explicit_keys)));
     let known = Known {
         versions: recorded
             .iter()
@@ -211,27 +243,39 @@ async fn sync(
     };
     let (data, parameters) = match read::read(plan, batcher, priority, depth, &known).await {
         Ok(Read::Unchanged(parameters)) => {
-            let version = existing.and_then(|s| s.metadata.resource_version.clone());
-            return Ok((SyncOutcome::Synced { parameters }, None, version));
+            return Ok(Synced {
+                outcome: SyncOutcome::Synced { parameters },
+                written: None,
+                secret_version: existing.and_then(|s| s.metadata.resource_version.clone()),
+            });
         }
         Ok(Read::Values(data, parameters)) => (data, parameters),
         Err(error)
             if error.reason() == Reason::ParameterNotFound
                 && plan.deletion == DeletionPolicy::Delete =>
         {
-            let removed = apply::remove(secrets, plan, existing).await?;
-            return Ok((failure(error, false), removed, None));
+            let written = apply::remove(secrets, plan, existing).await?;
+            return Ok(Synced {
+                outcome: failure(error, false),
+                written,
+                secret_version: None,
+            });
         }
-        Err(error) => return Ok((failure(error, last_good), None, None)),
+        Err(error) => return Ok(Synced::failed(error, last_good)),
     };
     let desired = match secret::desired(obj, plan, &data, existing) {
         Ok(desired) => desired,
-        Err(error) => return Ok((failure(error, last_good), None, None)),
+        Err(error) => return Ok(Synced::failed(error, last_good)),
     };
     let spec_changed =
         obj.status.as_ref().and_then(|s| s.observed_generation) != obj.metadata.generation;
-    let (written, version) = apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
-    Ok((SyncOutcome::Synced { parameters }, written, version))
+    let (written, secret_version) =
+        apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
+    Ok(Synced {
+        outcome: SyncOutcome::Synced { parameters },
+        written,
+        secret_version,
+    })
 }
 
 fn failure(error: SyncError, last_good: bool) -> SyncOutcome {
@@ -277,24 +321,18 @@ async fn write_status(
     Ok(())
 }
 
-fn record(
-    metrics: &Metrics,
-    obj: &SsmParameter,
-    outcome: &SyncOutcome,
-    written: Option<&Written>,
-    started: tokio::time::Instant,
-) {
+fn record(metrics: &Metrics, obj: &SsmParameter, synced: &Synced, started: tokio::time::Instant) {
     let now = tokio::time::Instant::now();
-    match outcome {
+    match &synced.outcome {
         SyncOutcome::Synced { .. } => {
             metrics.reconciled(Outcome::Synced, Reason::Synced.as_str(), now - started);
             metrics.synced(&object_key(obj), now);
         }
         SyncOutcome::Failed { error, .. } => {
-            metrics.reconciled(Outcome::Failed, error.reason().as_str(), now - started)
+            metrics.reconciled(Outcome::Failed, error.reason().as_str(), now - started);
         }
     }
-    if let Some(written) = written {
+    if let Some(written) = &synced.written {
         metrics.secret_written(written.action());
     }
 }
