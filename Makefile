@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`.
 # Build caches live outside the work tree so that a fresh clone reuses them.
 
-CACHE ?= $(HOME)/.cache/ssm-operator
+# SSM_OPERATOR_CACHE (as the scripts and tests read it) moves every cache.
+CACHE ?= $(or $(SSM_OPERATOR_CACHE),$(HOME)/.cache/ssm-operator)
 export SSM_OPERATOR_CACHE := $(CACHE)
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 
