@@ -51,11 +51,11 @@ pub async fn apply(
 ) -> Result<(Option<Written>, Option<String>), kube::Error> {
     let merge = plan.creation == CreationPolicy::Merge;
     if let Some(current) =
-        existing.filter(|s| secret::is_current(s, desired) && !(merge && reapply))
+        existing.filter(|s| secret::is_current(s, desired, merge) && !(merge && reapply))
     {
         return Ok((None, current.metadata.resource_version.clone()));
     }
-    let changed = secret::changed_keys(existing, desired);
+    let changed = secret::changed_keys(existing, desired, merge);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let name = &plan.secret_name;
     if existing.is_some_and(|s| secret::needs_replacement(s, desired)) {

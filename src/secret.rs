@@ -99,8 +99,8 @@ pub fn is_ours(existing: &Secret, obj: &SsmParameter, plan: &Plan) -> bool {
 }
 
 /// Whether `existing` already is `desired`, as far as the operator manages it.
-pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
-    let merge = desired.type_.is_none();
+/// With `merge`, only `desired`'s keys are compared: the rest is someone else's.
+pub fn is_current(existing: &Secret, desired: &Secret, merge: bool) -> bool {
     let subset = |want: &Option<BTreeMap<String, String>>, have: &BTreeMap<String, String>| {
         want.iter().flatten().all(|(k, v)| have.get(k) == Some(v))
     };
@@ -126,8 +126,8 @@ pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
 }
 
 /// The keys whose bytes differ between `existing` and `desired` (no values).
-pub fn changed_keys(existing: Option<&Secret>, desired: &Secret) -> Vec<String> {
-    let merge = desired.type_.is_none();
+/// With `merge`, keys `desired` lacks are not ours, so never "removed".
+pub fn changed_keys(existing: Option<&Secret>, desired: &Secret, merge: bool) -> Vec<String> {
     let empty = BTreeMap::new();
     let before = existing.and_then(|s| s.data.as_ref()).unwrap_or(&empty);
     let after = desired.data.as_ref().unwrap_or(&empty);
@@ -242,10 +242,13 @@ mod tests {
         let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let old = desired_(&obj, &plan, &data("a")).unwrap();
         let new = desired_(&obj, &plan, &data("b")).unwrap();
-        assert!(is_current(&old, &old));
-        assert!(!is_current(&old, &new));
-        assert_eq!(changed_keys(Some(&old), &new), vec!["password".to_owned()]);
-        assert_eq!(changed_keys(None, &new), vec!["password".to_owned()]);
+        assert!(is_current(&old, &old, false));
+        assert!(!is_current(&old, &new, false));
+        assert_eq!(
+            changed_keys(Some(&old), &new, false),
+            vec!["password".to_owned()]
+        );
+        assert_eq!(changed_keys(None, &new, false), vec!["password".to_owned()]);
         assert!(holds_keys(&old, ["password"].into_iter()));
     }
 }
