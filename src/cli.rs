@@ -39,8 +39,10 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
 
-    /// How long a read waits for others to share its GetParameters call.
-    #[arg(long, env = "SSM_OPERATOR_BATCH_WINDOW", default_value = "50ms", value_parser = parse_millis)]
+    /// How long a batch of reads waits at most for reconciles still on their
+    /// way to share its GetParameters calls (it goes out as soon as they have
+    /// joined; the window only bounds the wait for one that stalls).
+    #[arg(long, env = "SSM_OPERATOR_BATCH_WINDOW", default_value = "250ms", value_parser = parse_millis)]
     pub batch_window: Duration,
 
     /// SSM reads per second per account and region (AWS's default quota is

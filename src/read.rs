@@ -12,7 +12,7 @@ use futures::future::join_all;
 use k8s_openapi::ByteString;
 
 use crate::aws::{FetchedParameter, Scope};
-use crate::batch::{Batcher, Fetch};
+use crate::batch::{Fetch, Reader};
 use crate::budget::Priority;
 use crate::compose;
 use crate::crd::ParameterStatus;
@@ -65,15 +65,15 @@ impl Found {
     }
 }
 
-/// Reads what `plan` asks for.
+/// Reads what `plan` asks for; the reader is done when this returns.
 pub async fn read(
     plan: &Plan,
-    batcher: &Batcher,
+    reader: Reader,
     priority: Priority,
     depth: Depth,
     known: &Known<'_>,
 ) -> Result<Read, SyncError> {
-    let found = probe(plan, batcher, priority).await?;
+    let found = probe(plan, &reader, priority).await?;
     let holds = |f: &Found| {
         known.versions.get(f.key.as_str()) == Some(&f.probe.version)
             && known.data.is_some_and(|d| d.contains_key(&f.key))
@@ -89,7 +89,8 @@ pub async fn read(
         .iter()
         .filter(|f| f.secure() && (depth == Depth::Full || !holds(f)))
         .collect();
-    let decrypted = decrypt(&to_decrypt, batcher, priority).await?;
+    let decrypted = decrypt(&to_decrypt, &reader, priority).await?;
+    drop(reader);
 
     let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
     let mut parameters = Vec::new();
@@ -138,13 +139,9 @@ fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
 
 /// Every parameter of the plan, without decryption. The first failure in
 /// spec order wins; missing parameters are reported together.
-async fn probe(
-    plan: &Plan,
-    batcher: &Batcher,
-    priority: Priority,
-) -> Result<Vec<Found>, SyncError> {
+async fn probe(plan: &Plan, reader: &Reader, priority: Priority) -> Result<Vec<Found>, SyncError> {
     let answers = read_grouped(
-        batcher,
+        reader,
         priority,
         false,
         plan.entries.iter().map(|e| (&e.scope, e.request.clone())),
@@ -177,10 +174,7 @@ async fn probe(
         });
     }
     if let Some(path) = &plan.path {
-        for p in batcher
-            .read_path(&path.scope, &path.query, priority)
-            .await?
-        {
+        for p in reader.read_path(&path.scope, &path.query, priority).await? {
             let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
             found.push(Found {
                 name: p.name.clone(),
@@ -211,11 +205,11 @@ fn explicit(entry: &Entry, probe: FetchedParameter) -> Found {
 /// Decrypting reads of `found`, by scope and name.
 async fn decrypt(
     found: &[&Found],
-    batcher: &Batcher,
+    reader: &Reader,
     priority: Priority,
 ) -> Result<HashMap<(Scope, String), FetchedParameter>, SyncError> {
     let answers = read_grouped(
-        batcher,
+        reader,
         priority,
         true,
         found.iter().map(|f| (&f.scope, f.request.clone())),
@@ -242,7 +236,7 @@ async fn decrypt(
 
 /// Reads `requests` through the batcher, one call per scope.
 async fn read_grouped<'a>(
-    batcher: &Batcher,
+    reader: &Reader,
     priority: Priority,
     decrypt: bool,
     requests: impl Iterator<Item = (&'a Scope, String)>,
@@ -252,7 +246,7 @@ async fn read_grouped<'a>(
         groups.entry(scope.clone()).or_default().push(request);
     }
     let answers = join_all(groups.into_iter().map(|(scope, names)| async move {
-        let fetched = batcher.read(scope.clone(), decrypt, priority, names).await;
+        let fetched = reader.read(scope.clone(), decrypt, priority, names).await;
         fetched
             .into_iter()
             .map(move |(name, f)| ((scope.clone(), name), f))

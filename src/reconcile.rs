@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::apply::{self, Written};
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Reader};
 use crate::budget::Priority;
 use crate::crd::{DeletionPolicy, FORCE_SYNC_ANNOTATION, SsmParameter, SsmParameterStatus};
 use crate::error::{Reason, Retry, SyncError};
@@ -111,6 +111,8 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _in_flight = InFlight::start(&ctx);
+    // From now on, batches of AWS reads wait for this one's.
+    let reader = ctx.batcher.reader();
     let started = tokio::time::Instant::now();
     let object = ObjectRef::from_obj(&*obj);
     let secrets: Api<Secret> =
@@ -129,8 +131,11 @@ pub async fn reconcile(
         Due::Full => Depth::Full,
     };
     let synced = match &plan {
-        Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, depth, &ctx.batcher).await?,
-        Err(error) => Synced::failed(error.clone(), false),
+        Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, depth, reader).await?,
+        Err(error) => {
+            drop(reader);
+            Synced::failed(error.clone(), false)
+        }
     };
     report(&obj, &ctx, &plan, &secret_name, &synced).await?;
     log_outcome(&synced.outcome, depth);
@@ -215,7 +220,7 @@ async fn sync(
     existing: Option<&Secret>,
     secrets: &Api<Secret>,
     depth: Depth,
-    batcher: &Batcher,
+    reader: Reader,
 ) -> Result<Synced, ReconcileError> {
     if existing.is_some_and(|s| !secret::is_ours(s, obj, plan)) {
         let secret = plan.secret_name.clone();
@@ -241,7 +246,7 @@ async fn sync(
         Depth::Full => Priority::Interactive,
         Depth::Changed => Priority::Routine,
     };
-    let (data, parameters) = match read::read(plan, batcher, priority, depth, &known).await {
+    let (data, parameters) = match read::read(plan, reader, priority, depth, &known).await {
         Ok(Read::Unchanged(parameters)) => {
             return Ok(Synced {
                 outcome: SyncOutcome::Synced { parameters },

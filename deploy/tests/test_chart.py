@@ -289,7 +289,7 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "AWS_REGION": "ap-northeast-1",
         "SSM_OPERATOR_LOG_FORMAT": "json",
         "SSM_OPERATOR_LOG_LEVEL": "info",
-        "SSM_OPERATOR_BATCH_WINDOW": "50ms",
+        "SSM_OPERATOR_BATCH_WINDOW": "250ms",
         "SSM_OPERATOR_AWS_READ_RATE": "32",
         "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
         "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "*",

@@ -1,11 +1,18 @@
 //! Coalescing of reads across SsmParameters, under the rate budget.
 //!
-//! Reads that arrive within a short window and share a scope (credentials and
-//! region) and a decryption mode go out together as GetParameters calls of at
-//! most ten names. When a call fails because of one parameter (AWS does not
+//! Reads that are due together and share a scope (credentials and region)
+//! and a decryption mode go out together as GetParameters calls of at most
+//! ten names. When a call fails because of one parameter (AWS does not
 //! say which), its names are asked again one by one, so that the failure is
 //! attributed to that parameter and the other SsmParameters of the batch
 //! still sync. Every call waits for the scope's [`Budgets`].
+//!
+//! A batch does not guess how long to wait: every reconcile that may read
+//! holds a [`Reader`], and a batch goes out as soon as the readers that were
+//! on their way when it opened have all joined it or left ([`readers`]); the
+//! window only bounds the wait for one that stalls.
+
+mod readers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use crate::aws::{
 use crate::budget::{Budgets, Priority};
 use crate::error::SyncError;
 use crate::metrics::Metrics;
+use readers::{Readers, Ticket};
 
 /// The outcome of reading one name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +43,8 @@ pub enum Fetch {
 
 /// A read of some names, answered once the batch it joined is done.
 struct Request {
+    /// The number of the reader's ticket.
+    reader: u64,
     scope: Scope,
     decrypt: bool,
     priority: Priority,
@@ -47,6 +57,14 @@ struct Request {
 pub struct Batcher {
     requests: mpsc::UnboundedSender<Request>,
     aws: Aws,
+    readers: Arc<Readers>,
+}
+
+/// One reconcile's way to read: batches wait for it while it is on its way.
+/// Drop it as soon as the reconcile will not read again.
+pub struct Reader {
+    batcher: Batcher,
+    ticket: Ticket,
 }
 
 /// The store, the budget and the metrics every call goes through.
@@ -58,7 +76,8 @@ struct Aws {
 }
 
 impl Batcher {
-    /// Starts the batching task; reads wait at most `window` for company.
+    /// Starts the batching task; a batch waits at most `window` for readers
+    /// on their way.
     pub fn start(
         store: Arc<dyn ParameterStore>,
         budgets: Arc<Budgets>,
@@ -71,10 +90,25 @@ impl Batcher {
             budgets,
             metrics,
         };
-        tokio::spawn(run(aws.clone(), window, inbox));
-        Self { requests, aws }
+        let readers = Arc::new(Readers::default());
+        tokio::spawn(run(aws.clone(), readers.clone(), window, inbox));
+        Self {
+            requests,
+            aws,
+            readers,
+        }
     }
 
+    /// A reader, on its way from now on.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            batcher: self.clone(),
+            ticket: self.readers.register(),
+        }
+    }
+}
+
+impl Reader {
     /// Reads `names` (`name`, `name:version`, `name:label` or an ARN).
     pub async fn read(
         &self,
@@ -85,6 +119,7 @@ impl Batcher {
     ) -> HashMap<String, Fetch> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
+            reader: self.ticket.number(),
             scope,
             decrypt,
             priority,
@@ -100,7 +135,7 @@ impl Batcher {
                 .map(|n| (n.clone(), Fetch::Failed(error.clone())))
                 .collect()
         };
-        if self.requests.send(request).is_err() {
+        if self.batcher.requests.send(request).is_err() {
             return stopped();
         }
         answer.await.unwrap_or_else(|_| stopped())
@@ -113,16 +148,18 @@ impl Batcher {
         query: &PathQuery,
         priority: Priority,
     ) -> Result<Vec<FetchedParameter>, SyncError> {
+        // Not batched, but busy with AWS: nobody should wait for it meanwhile.
+        let _busy = self.ticket.busy();
+        let aws = &self.batcher.aws;
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            self.aws.budgets.acquire(scope, priority).await;
-            let page = self
-                .aws
+            aws.budgets.acquire(scope, priority).await;
+            let page = aws
                 .store
                 .get_parameters_by_path(scope, query, next_token)
                 .await;
-            let page = self.aws.account(scope, "GetParametersByPath", page)?;
+            let page = aws.account(scope, "GetParametersByPath", page)?;
             found.extend(page.found);
             match page.next_token {
                 Some(token) => next_token = Some(token),
@@ -165,20 +202,39 @@ impl Aws {
     }
 }
 
-async fn run(aws: Aws, window: Duration, mut inbox: mpsc::UnboundedReceiver<Request>) {
+/// Gathers each batch: from its first request until the readers on their
+/// way then have arrived or left, or the window closes.
+async fn run(
+    aws: Aws,
+    readers: Arc<Readers>,
+    window: Duration,
+    mut inbox: mpsc::UnboundedReceiver<Request>,
+) {
     while let Some(first) = inbox.recv().await {
+        readers.arrived(first.reader);
         let mut batch = vec![first];
-        let deadline = Instant::now() + window;
-        loop {
+        let opened = readers.mark();
+        let opened_at = Instant::now();
+        let deadline = opened_at + window;
+        while readers.on_the_way_before(opened) {
             tokio::select! {
                 next = inbox.recv() => match next {
-                    Some(request) => batch.push(request),
+                    Some(request) => {
+                        readers.arrived(request.reader);
+                        batch.push(request);
+                    }
                     None => break,
                 },
+                () = readers.changed() => {}
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
-        tokio::spawn(serve(aws.clone(), batch));
+        tracing::debug!(
+            requests = batch.len(),
+            waited_ms = opened_at.elapsed().as_millis(),
+            "batch of reads"
+        );
+        tokio::spawn(serve(aws.clone(), readers.clone(), batch));
     }
 }
 
@@ -186,7 +242,7 @@ async fn run(aws: Aws, window: Duration, mut inbox: mpsc::UnboundedReceiver<Requ
 type Groups = BTreeMap<(Scope, bool), (Priority, BTreeSet<String>)>;
 
 /// Answers every request of one batch.
-async fn serve(aws: Aws, batch: Vec<Request>) {
+async fn serve(aws: Aws, readers: Arc<Readers>, batch: Vec<Request>) {
     let mut groups: Groups = BTreeMap::new();
     for request in &batch {
         let (priority, names) = groups
@@ -214,6 +270,11 @@ async fn serve(aws: Aws, batch: Vec<Request>) {
     )
     .await;
     let answers: HashMap<(Scope, bool), HashMap<String, Fetch>> = answers.into_iter().collect();
+    // Every reader is on its way again before any of them hears back, so
+    // that the first to ask again waits for the others.
+    for request in &batch {
+        readers.answered(request.reader);
+    }
     for request in batch {
         let group = answers.get(&(request.scope.clone(), request.decrypt));
         let reply = request
@@ -425,17 +486,96 @@ mod tests {
         n.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    #[tokio::test]
-    async fn reads_arriving_together_share_one_call() {
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_of_readers_on_their_way_share_one_call_without_waiting_for_the_window() {
         let store = Arc::new(FakeStore::with(&["a", "b", "c"]));
-        let batcher = start(store.clone(), 50);
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let (first, second) = (batcher.reader(), batcher.reader());
+        let started = Instant::now();
         let (x, y) = tokio::join!(
-            batcher.read(scope(), true, Priority::Interactive, names(&["a", "b"])),
-            batcher.read(scope(), true, Priority::Interactive, names(&["b", "c"]))
+            first.read(scope(), true, Priority::Interactive, names(&["a", "b"])),
+            async {
+                // Still busy elsewhere (reading its Secret, say) for a while.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                second
+                    .read(scope(), true, Priority::Interactive, names(&["b", "c"]))
+                    .await
+            }
         );
         assert!(matches!(x["a"], Fetch::Found(_)));
         assert!(matches!(y["c"], Fetch::Found(_)));
         assert_eq!(store.calls(), vec![names(&["a", "b", "c"])]);
+        assert!(started.elapsed() < WINDOW, "waited for the window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn second_reads_after_a_shared_answer_share_a_call_too() {
+        let store = Arc::new(FakeStore::with(&["a", "b", "c", "d"]));
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let twice = |first: &'static str, then: &'static str| {
+            let reader = batcher.reader();
+            async move {
+                reader
+                    .read(scope(), false, Priority::Interactive, names(&[first]))
+                    .await;
+                reader
+                    .read(scope(), true, Priority::Interactive, names(&[then]))
+                    .await
+            }
+        };
+        let started = Instant::now();
+        tokio::join!(twice("a", "b"), twice("c", "d"));
+        assert_eq!(store.calls(), vec![names(&["a", "c"]), names(&["b", "d"])]);
+        assert!(started.elapsed() < WINDOW, "waited for the window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_leaves_without_reading_releases_the_batch() {
+        let store = Arc::new(FakeStore::with(&["a"]));
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let (reading, leaving) = (batcher.reader(), batcher.reader());
+        let started = Instant::now();
+        let (fetched, ()) = tokio::join!(
+            reading.read(scope(), true, Priority::Interactive, names(&["a"])),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                drop(leaving);
+            }
+        );
+        assert!(matches!(fetched["a"], Fetch::Found(_)));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < WINDOW,
+            "waited {waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_reader_holds_a_batch_no_longer_than_the_window() {
+        let store = Arc::new(FakeStore::with(&["a"]));
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let (reading, _stalled) = (batcher.reader(), batcher.reader());
+        let started = Instant::now();
+        let fetched = reading
+            .read(scope(), true, Priority::Interactive, names(&["a"]))
+            .await;
+        assert!(matches!(fetched["a"], Fetch::Found(_)));
+        assert_eq!(started.elapsed(), WINDOW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_reader_is_served_at_once() {
+        let store = Arc::new(FakeStore::with(&["a"]));
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let started = Instant::now();
+        let fetched = batcher
+            .reader()
+            .read(scope(), true, Priority::Interactive, names(&["a"]))
+            .await;
+        assert!(matches!(fetched["a"], Fetch::Found(_)));
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test]
@@ -445,6 +585,7 @@ mod tests {
         let store = Arc::new(FakeStore::with(&refs));
         let batcher = start(store.clone(), 10);
         let fetched = batcher
+            .reader()
             .read(scope(), true, Priority::Interactive, all.clone())
             .await;
         assert_eq!(fetched.len(), 25);
@@ -458,9 +599,10 @@ mod tests {
         store.denied.insert("bad".into());
         let store = Arc::new(store);
         let batcher = start(store.clone(), 50);
+        let (me, them) = (batcher.reader(), batcher.reader());
         let (mine, theirs) = tokio::join!(
-            batcher.read(scope(), true, Priority::Interactive, names(&["bad"])),
-            batcher.read(scope(), true, Priority::Interactive, names(&["good"]))
+            me.read(scope(), true, Priority::Interactive, names(&["bad"])),
+            them.read(scope(), true, Priority::Interactive, names(&["good"]))
         );
         assert!(
             matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad")
@@ -473,6 +615,7 @@ mod tests {
         let store = Arc::new(FakeStore::with(&["present"]));
         let batcher = start(store, 10);
         let fetched = batcher
+            .reader()
             .read(
                 scope(),
                 true,
