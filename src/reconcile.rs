@@ -354,7 +354,7 @@ fn log_outcome(outcome: &SyncOutcome, depth: Depth) {
             );
         }
         SyncOutcome::Failed { error, .. } => {
-            tracing::warn!(reason = %error.reason(), message = %error.message(), ?depth, "sync failed");
+            tracing::warn!(reason = %error.reason(), detail = %error.message(), ?depth, "sync failed");
         }
     }
 }

@@ -484,6 +484,14 @@ async fn rollout_restart_annotates_workloads_on_change_but_not_at_creation() {
     ))
     .await;
     s.wait_for_condition("web", "Ready", "True", "Synced").await;
+    // Rollouts follow the status: look once the creation's Event is out.
+    eventually("a Created event", DEADLINE, || async {
+        s.events("web")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Created"))
+    })
+    .await;
     let restarted = |annotations: Option<BTreeMap<String, String>>| {
         annotations
             .unwrap_or_default()

@@ -140,6 +140,24 @@ fn writes_by_credential(s: &Scenario) -> BTreeMap<String, usize> {
     writes
 }
 
+/// Whether the audit log holds the operator's status write of `name`: the
+/// API server logs a write just before answering it, so a reader of the
+/// status may see the new status before its audit line.
+fn status_write_audited(s: &Scenario, name: &str) -> bool {
+    let user = format!("system:serviceaccount:{}:ssm-operator", s.namespace);
+    let log = std::fs::read_to_string(&s.env.audit_log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|e| {
+            let object = &e["objectRef"];
+            e["user"]["username"] == user.as_str()
+                && object["namespace"] == s.namespace.as_str()
+                && object["resource"] == "ssmparameters"
+                && object["subresource"] == "status"
+                && object["name"] == name
+        })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_takes_over_within_20_seconds_of_the_leaders_death() {
     let mut s = Scenario::new("failover").await;
@@ -166,6 +184,13 @@ async fn a_standby_takes_over_within_20_seconds_of_the_leaders_death() {
     s.apply(&manifest("first", &first)).await;
     s.wait_for_condition("first", "Ready", "True", "Synced")
         .await;
+    // Every write of the leader's must be counted before it dies.
+    eventually(
+        "the leader's status write in the audit log",
+        DEADLINE,
+        || async { status_write_audited(&s, "first").then_some(()) },
+    )
+    .await;
     let before = writes_by_credential(&s);
     assert_eq!(before.len(), 1, "both replicas wrote: {before:?}");
 

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::support::aws::allow;
-use crate::support::{Scenario, key_id, kubectl};
+use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_value_appears_in_no_log_status_or_event() {
@@ -101,6 +101,11 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     s.force_sync("canary").await;
     s.wait_for_condition("canary", "Synced", "False", "ParameterNotFound")
         .await;
+    // That reconcile logs, and publishes its Warning, after writing the status.
+    eventually("the last reconcile to finish", DEADLINE, || async {
+        (s.finished_reconciles("canary", "ParameterNotFound") >= 1).then_some(())
+    })
+    .await;
 
     let log = s.operator_log();
     assert!(

@@ -223,6 +223,12 @@ async fn kms_access_denied_sets_synced_false_and_keeps_secret_then_recovers() {
         })
         .await;
     }
+    // Each refused refresh reports (status, Events) after its read: count
+    // once the first refusal and both refreshes have finished.
+    eventually("the refused refreshes to finish", DEADLINE, || async {
+        (s.finished_reconciles("db-credentials", "KmsAccessDenied") >= 3).then_some(())
+    })
+    .await;
     let warnings: Vec<_> = s
         .events("db-credentials")
         .await
@@ -455,6 +461,11 @@ async fn unchanged_refresh_writes_nothing() {
     let seed = Seed::start_with("unchanged-refresh", "10s", true).await;
     let s = &seed.s;
     seed.synced().await;
+    // The first sync's Created Event follows its status.
+    eventually("the first sync to finish", DEADLINE, || async {
+        (s.finished_reconciles("db-credentials", "Synced") >= 1).then_some(())
+    })
+    .await;
     let secret_rv = s
         .secrets()
         .get("db-credentials")
@@ -468,6 +479,7 @@ async fn unchanged_refresh_writes_nothing() {
         .unwrap()
         .resource_version();
     let events = s.events("db-credentials").await.len();
+    let finished = s.finished_reconciles("db-credentials", "Synced");
     let reads = counters(s.env)
         .await
         .unwrap()
@@ -479,6 +491,11 @@ async fn unchanged_refresh_writes_nothing() {
             .calls("ssm:GetParameters", &seed.role_arn)
             >= reads + 2)
             .then_some(())
+    })
+    .await;
+    // A refresh writes, if at all, after its read: compare once both are done.
+    eventually("the two refreshes to finish", DEADLINE, || async {
+        (s.finished_reconciles("db-credentials", "Synced") >= finished + 2).then_some(())
     })
     .await;
     assert_eq!(
@@ -599,9 +616,16 @@ async fn ssm_parameters_due_together_share_get_parameters_calls() {
         .await
         .unwrap()
         .calls("ssm:GetParameters", &role);
+    let batches: Vec<String> = s
+        .operator_log()
+        .lines()
+        .filter(|l| l.contains("batch of reads"))
+        .map(str::to_owned)
+        .collect();
     assert!(
         calls <= 2,
-        "6 SsmParameters due together took {calls} GetParameters calls"
+        "6 SsmParameters due together took {calls} GetParameters calls; batches:\n{}",
+        batches.join("\n")
     );
     s.cleanup().await;
 }

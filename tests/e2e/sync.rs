@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kube::ResourceExt;
 use serde_json::json;
 
 use crate::support::aws::{clear_faults, counters, inject_fault};
@@ -32,6 +33,10 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
         (s.operator_writes() >= 3).then_some(())
     })
     .await;
+    eventually("the first sync to finish", DEADLINE, || async {
+        (s.finished_reconciles("steady", "Synced") >= 1).then_some(())
+    })
+    .await;
 
     let before = counters(s.env).await.unwrap();
     let (decrypts, probes, writes) = (
@@ -40,6 +45,7 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
         s.operator_writes(),
     );
     let events = s.events("steady").await.len();
+    let finished = s.finished_reconciles("steady", "Synced");
     eventually("two refreshes", Duration::from_secs(40), || async {
         (counters(s.env)
             .await
@@ -47,6 +53,11 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
             .calls("ssm:GetParameters", &role)
             >= probes + 2)
             .then_some(())
+    })
+    .await;
+    // A refresh writes, if at all, after its read: count once both are done.
+    eventually("the two refreshes to finish", DEADLINE, || async {
+        (s.finished_reconciles("steady", "Synced") >= finished + 2).then_some(())
     })
     .await;
     let after = counters(s.env).await.unwrap();
@@ -72,6 +83,11 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
     s.put_secure_string(&name, "v2", &key).await;
     eventually("the new value", Duration::from_secs(25), || async {
         (s.secret_value("steady", "pw").await.as_deref() == Some("v2")).then_some(())
+    })
+    .await;
+    // The status follows the Secret's write; count once that sync is done.
+    s.wait_for_status("steady", "status of version 2", |st| {
+        st.parameters.first().is_some_and(|p| p.version == 2)
     })
     .await;
     let decrypted = counters(s.env).await.unwrap().calls("kms:Decrypt", &role) - decrypts;
@@ -109,9 +125,17 @@ async fn throttling_is_retried_by_the_sdk_and_reported_only_when_retries_run_out
     inject_fault(s.env, &role, "ssm:GetParameters", "throttle", 3)
         .await
         .unwrap();
+    let version = s
+        .ssm_parameters()
+        .get("patient")
+        .await
+        .unwrap()
+        .resource_version()
+        .unwrap();
     s.force_sync("patient").await;
+    // Throttled lasts only until the retry one backoff step (2 s) later.
     let status = s
-        .wait_for_condition("patient", "Synced", "False", "Throttled")
+        .watch_for_condition("patient", &version, "Synced", "False", "Throttled")
         .await;
     assert_eq!(status.ready.as_deref(), Some("True"));
     s.wait_for_condition("patient", "Synced", "True", "Synced")

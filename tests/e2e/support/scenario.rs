@@ -610,6 +610,97 @@ impl Scenario {
         }
     }
 
+    /// Polls the status of `name` until `check` holds (within [`DEADLINE`]);
+    /// `what` names the awaited state in the timeout's message. Unlike
+    /// [`Self::wait_for_condition`], it can wait for what tells a new sync
+    /// from an earlier one (a version, a generation, a message).
+    pub async fn wait_for_status(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&SsmParameterStatus) -> bool,
+    ) -> SsmParameterStatus {
+        let check = &check;
+        eventually(what, DEADLINE, move || async move {
+            self.status(name).await.filter(|s| check(s))
+        })
+        .await
+    }
+
+    /// Like [`Self::wait_for_condition`], but sees every version of the
+    /// status written after the object's `resource_version` (a watch), so
+    /// that a state which lasts only a moment (until a retry a backoff step
+    /// later) is not missed between two polls of a busy API server.
+    pub async fn watch_for_condition(
+        &self,
+        name: &str,
+        resource_version: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> SsmParameterStatus {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        use kube::api::{WatchEvent, WatchParams};
+
+        let matches = |obj: &SsmParameter| {
+            obj.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+            })
+        };
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(DEADLINE.as_secs() as u32);
+        let seen = async {
+            let mut from = resource_version.to_owned();
+            // A watch ends at its timeout (or the server's); resume where it stopped.
+            loop {
+                let mut events = self
+                    .ssm_parameters()
+                    .watch(&params, &from)
+                    .await
+                    .expect("watch the SsmParameter")
+                    .boxed();
+                while let Some(event) = events.try_next().await.expect("watch event") {
+                    match event {
+                        WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                            if matches(&obj) {
+                                return obj.status.unwrap_or_default();
+                            }
+                            from = obj.resource_version().unwrap_or(from);
+                        }
+                        WatchEvent::Bookmark(b) => from = b.metadata.resource_version,
+                        WatchEvent::Deleted(_) => panic!("{name} was deleted"),
+                        WatchEvent::Error(e) => panic!("watching {name}: {e:?}"),
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(DEADLINE, seen).await {
+            Ok(status) => status,
+            Err(_) => panic!(
+                "timed out after {DEADLINE:?} watching {}/{name} for {type_}={status} ({reason}); status: {:#?}",
+                self.namespace,
+                self.status(name).await
+            ),
+        }
+    }
+
+    /// How many reconciles of `name` the operator finished with `reason`
+    /// (`Synced`, or the reason of a failure), by its log. A reconcile logs
+    /// its outcome after all its writes (Secret, status, rollouts, Events),
+    /// so this tells when they have all landed.
+    pub fn finished_reconciles(&self, name: &str, reason: &str) -> usize {
+        let object = format!("{}/{name}", self.namespace);
+        self.operator_log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == "synced" || l["message"] == "sync failed")
+            .filter(|l| l["span"]["ssm_parameter"] == object.as_str() && l["reason"] == reason)
+            .count()
+    }
+
     /// The value of `key` in Secret `name`, as text.
     pub async fn secret_value(&self, name: &str, key: &str) -> Option<String> {
         let secret = self.secrets().get_opt(name).await.ok()??;
