@@ -8,9 +8,9 @@
 //! still sync. Every call waits for the scope's [`Budgets`].
 //!
 //! A batch does not guess how long to wait: every reconcile that may read
-//! holds a [`Reader`], and a batch goes out as soon as the readers that were
-//! on their way when it opened have all joined it or left ([`readers`]); the
-//! window only bounds the wait for one that stalls.
+//! holds a [`Reader`]; a batch gives reconciles a moment to register, then
+//! goes out as soon as the readers on their way have all joined it or left
+//! ([`readers`]). The window only bounds the wait for one that stalls.
 
 mod readers;
 
@@ -202,8 +202,15 @@ impl Aws {
     }
 }
 
-/// Gathers each batch: from its first request until the readers on their
-/// way then have arrived or left, or the window closes.
+/// How long a batch waits for reconciles to register before it counts who
+/// is on the way: reconciles due together start a few milliseconds apart
+/// (the controller's queue hands them out timer tick by timer tick), and the
+/// first may reach its read before the last has started.
+const REGISTRATION: Duration = Duration::from_millis(20);
+
+/// Gathers each batch: from its first request, for [`REGISTRATION`], then
+/// until the readers on their way by then have arrived or left; never past
+/// the window.
 async fn run(
     aws: Aws,
     readers: Arc<Readers>,
@@ -211,30 +218,62 @@ async fn run(
     mut inbox: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(first) = inbox.recv().await {
-        readers.arrived(first.reader);
-        let mut batch = vec![first];
-        let opened = readers.mark();
-        let opened_at = Instant::now();
-        let deadline = opened_at + window;
-        while readers.on_the_way_before(opened) {
-            tokio::select! {
-                next = inbox.recv() => match next {
-                    Some(request) => {
-                        readers.arrived(request.reader);
-                        batch.push(request);
-                    }
-                    None => break,
-                },
-                () = readers.changed() => {}
-                () = tokio::time::sleep_until(deadline) => break,
-            }
+        let opened = Instant::now();
+        let deadline = opened + window;
+        let mut batch = Gathering {
+            readers: &readers,
+            inbox: &mut inbox,
+            requests: Vec::new(),
+        };
+        batch.take(first);
+        let registering = deadline.min(opened + REGISTRATION);
+        let mut open = batch.until(registering, false).await;
+        let registered = readers.mark();
+        while open && readers.on_the_way_before(registered) && Instant::now() < deadline {
+            open = batch.until(deadline, true).await;
         }
+        let batch = batch.requests;
         tracing::debug!(
             requests = batch.len(),
-            waited_ms = opened_at.elapsed().as_millis(),
+            waited_ms = opened.elapsed().as_millis(),
             "batch of reads"
         );
         tokio::spawn(serve(aws.clone(), readers.clone(), batch));
+    }
+}
+
+/// A batch being gathered.
+struct Gathering<'a> {
+    readers: &'a Readers,
+    inbox: &'a mut mpsc::UnboundedReceiver<Request>,
+    requests: Vec<Request>,
+}
+
+impl Gathering<'_> {
+    fn take(&mut self, request: Request) {
+        self.readers.arrived(request.reader);
+        self.requests.push(request);
+    }
+
+    /// Takes requests until `deadline`, or until the next change among the
+    /// readers (an arrival is one) when `or_change`. False once the inbox
+    /// has closed.
+    async fn until(&mut self, deadline: Instant, or_change: bool) -> bool {
+        loop {
+            tokio::select! {
+                next = self.inbox.recv() => match next {
+                    Some(request) => {
+                        self.take(request);
+                        if or_change {
+                            return true;
+                        }
+                    }
+                    None => return false,
+                },
+                () = self.readers.changed(), if or_change => return true,
+                () = tokio::time::sleep_until(deadline) => return true,
+            }
+        }
     }
 }
 
@@ -566,7 +605,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lone_reader_is_served_at_once() {
+    async fn a_lone_reader_waits_only_for_others_to_register() {
         let store = Arc::new(FakeStore::with(&["a"]));
         let batcher = start(store.clone(), WINDOW.as_millis() as u64);
         let started = Instant::now();
@@ -575,7 +614,29 @@ mod tests {
             .read(scope(), true, Priority::Interactive, names(&["a"]))
             .await;
         assert!(matches!(fetched["a"], Fetch::Found(_)));
-        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(started.elapsed(), REGISTRATION);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_registered_just_after_the_batch_opened_joins_it() {
+        let store = Arc::new(FakeStore::with(&["a", "b"]));
+        let batcher = start(store.clone(), WINDOW.as_millis() as u64);
+        let first = batcher.reader();
+        let started = Instant::now();
+        tokio::join!(
+            first.read(scope(), true, Priority::Interactive, names(&["a"])),
+            async {
+                // Started by the controller a few milliseconds later, then
+                // slow to get to its read.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let late = batcher.reader();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                late.read(scope(), true, Priority::Interactive, names(&["b"]))
+                    .await
+            }
+        );
+        assert_eq!(store.calls(), vec![names(&["a", "b"])]);
+        assert!(started.elapsed() < WINDOW, "waited for the window");
     }
 
     #[tokio::test]

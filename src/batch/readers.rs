@@ -7,9 +7,9 @@
 //! batching task takes one of its requests until that request is answered —
 //! the batcher, not the reader, says so, so that a reader whose answer is
 //! sent but not yet seen never counts as arrived. A batch goes out once
-//! every reader registered before it opened has arrived or left, or when its
-//! window closes, whichever comes first. Readers registered later join it if
-//! they arrive in time but never hold it back, so a steady stream of
+//! every reader registered by a [`Mark`] it takes has arrived or left, or when
+//! its window closes, whichever comes first. Readers registered later join it
+//! if they arrive in time but never hold it back, so a steady stream of
 //! reconciles cannot keep a batch open.
 
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ struct State {
 }
 
 /// A point in the order of registrations: the readers before it are the ones
-/// a batch opened there waits for.
+/// a batch that takes it waits for.
 #[derive(Clone, Copy, Debug)]
 pub struct Mark(u64);
 
@@ -147,7 +147,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_batch_waits_only_for_readers_registered_before_it_opened() {
+    fn a_batch_waits_only_for_readers_registered_before_its_mark() {
         let readers = Arc::new(Readers::default());
         let first = readers.register();
         let second = readers.register();
