@@ -433,12 +433,11 @@ async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
     )
     .await;
     // The status follows the Secret's write.
-    let status = eventually("status of version 2", DEADLINE, || async {
-        s.status("db-credentials")
-            .await
-            .filter(|st| st.parameters.first().is_some_and(|p| p.version == 2))
-    })
-    .await;
+    let status = s
+        .wait_for_status("db-credentials", "status of version 2", |st| {
+            st.parameters.first().is_some_and(|p| p.version == 2)
+        })
+        .await;
     assert_eq!(condition(&status, "Ready").reason, "Synced");
     let updated = eventually("an Updated event", DEADLINE, || async {
         s.events("db-credentials")
