@@ -137,19 +137,7 @@ async fn main() {
 
     say("Deleting the SsmParameter deletes its Secret (ownerReference, garbage collection)");
     show(s.env, &["delete", "ssmp", "db-credentials", "-n", &ns]);
-    support::eventually(
-        "the Secret to be garbage-collected",
-        std::time::Duration::from_secs(90),
-        || async {
-            s.secrets()
-                .get_opt("db-credentials")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    s.wait_for_secret_collected("db-credentials").await;
     show(
         s.env,
         &[

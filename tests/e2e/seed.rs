@@ -550,20 +550,7 @@ async fn deleting_the_ssm_parameter_deletes_its_secret() {
         .delete("db-credentials", &Default::default())
         .await
         .unwrap();
-    // The garbage collector learns of a new CRD by rediscovery, every 30 s.
-    eventually(
-        "garbage collection of the Secret",
-        Duration::from_secs(90),
-        || async {
-            s.secrets()
-                .get_opt("db-credentials")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    s.wait_for_secret_collected("db-credentials").await;
     seed.s.cleanup().await;
 }
 

@@ -701,6 +701,24 @@ impl Scenario {
             .count()
     }
 
+    /// Waits until the garbage collector has deleted Secret `name`. It
+    /// learns of a new CRD by rediscovery, every 30 s: hence the long wait.
+    pub async fn wait_for_secret_collected(&self, name: &str) {
+        eventually(
+            &format!("garbage collection of Secret {name}"),
+            Duration::from_secs(90),
+            || async {
+                self.secrets()
+                    .get_opt(name)
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// The value of `key` in Secret `name`, as text.
     pub async fn secret_value(&self, name: &str, key: &str) -> Option<String> {
         let secret = self.secrets().get_opt(name).await.ok()??;
