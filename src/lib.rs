@@ -1,140 +1,23 @@
 //! ssm-operator keeps Kubernetes Secrets in sync with AWS Systems Manager
 //! Parameter Store, and says exactly why in status when AWS refuses.
 //!
-//! The path of one `SsmParameter`: [`plan`] (what the spec asks) → [`batch`]
-//! (reads coalesced into GetParameters calls through [`aws`]) → [`secret`]
-//! (the desired Secret, pure) → server-side apply → [`status`] (pure) and
-//! Events. [`reconcile`] is that pipeline; [`controller`] wires it to the
-//! API server.
+//! The folders, bottom up (nothing imports upward):
+//!
+//! - [`names`]: every name the operator owns (field manager, labels, annotations).
+//! - [`api`]: the SsmParameter types, condition reasons, `SecretValue`. No IO.
+//! - [`telemetry`]: logs and metrics.
+//! - [`aws`]: the seam to AWS — Parameter Store, credentials, error classification.
+//! - [`batch`]: reads of many SsmParameters coalesced into few calls, under a rate budget.
+//! - [`reconcile`]: the path of one SsmParameter, one step per file; its
+//!   `mod.rs` is the pipeline.
+//! - [`runtime`]: the running process — controller, leader election, admin server.
+//! - [`commands`]: the command line, one file per subcommand.
 
-pub mod apply;
+pub mod api;
 pub mod aws;
 pub mod batch;
-pub mod budget;
-pub mod check;
-pub mod cli;
-pub mod compose;
-pub mod controller;
-pub mod crd;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod identity;
-pub mod leader;
-pub mod metrics;
-pub mod plan;
-pub mod policy;
-pub mod read;
+pub mod commands;
+pub mod names;
 pub mod reconcile;
-pub mod rollout;
-pub mod schedule;
-pub mod secret;
-pub mod status;
+pub mod runtime;
 pub mod telemetry;
-pub mod value;
-
-use std::sync::Arc;
-
-use kube::CustomResourceExt;
-
-/// The CustomResourceDefinition, as YAML.
-pub fn crd_yaml() -> anyhow::Result<String> {
-    Ok(serde_yaml::to_string(&crd::SsmParameter::crd())?)
-}
-
-/// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
-/// the controller once this process leads (with leader election on).
-pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let base = aws::base_config(&args.region).await;
-    let operator = aws::operator_identity(&args.region).await;
-    // Tenant tokens need the API server; without the feature, none are asked.
-    let tokens = args.service_account_identities.then(|| client.clone());
-    let identities = aws::credentials::Identities::new(
-        operator,
-        base.clone(),
-        tokens,
-        args.aws_session_duration,
-    );
-    let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
-
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
-    let (ready, readiness) = tokio::sync::watch::channel(false);
-    let admin = tokio::spawn(http::serve(
-        args.http_addr,
-        metrics.clone(),
-        readiness,
-        shutdown.clone(),
-    ));
-
-    let leadership = match &args.leader_elect.then(|| lease(&args)) {
-        None => None,
-        // A standby is ready: it serves its purpose by waiting, and a rolling
-        // update must not stall on it.
-        Some(config) => {
-            let _ = ready.send(true);
-            tokio::select! {
-                leading = leader::acquire(client.clone(), config.clone()) => Some(leading?),
-                () = shutdown.clone() => return Ok(()),
-            }
-        }
-    };
-    tracing::info!(region = %args.region, namespaces = ?args.watch_namespaces, "starting");
-    let settings = controller::Settings {
-        default_region: args.region,
-        watch_namespaces: args.watch_namespaces,
-        batch_window: args.batch_window,
-        aws_read_rate: args.aws_read_rate,
-        tenancy: identity::Tenancy {
-            service_account_identities: args.service_account_identities,
-            operator_identity_namespaces: args.operator_identity_namespaces,
-        },
-        metrics,
-        ready,
-    };
-    let controller = controller::run(client, settings, store, shutdown.clone());
-    match &leadership {
-        None => controller.await,
-        Some(leading) => tokio::select! {
-            () = controller => {},
-            () = leading.lost() => anyhow::bail!("lost the leader lease; exiting so that a standby takes over"),
-        },
-    }
-    if let Some(leading) = leadership {
-        leading.release().await;
-    }
-    admin.await??;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn lease(args: &cli::RunArgs) -> leader::LeaseConfig {
-    leader::LeaseConfig::new(
-        args.lease_namespace.clone(),
-        args.lease_name.clone(),
-        args.pod_name.clone(),
-    )
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down; finishing reconciles in flight");
-}

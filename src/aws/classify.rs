@@ -11,7 +11,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use regex_lite::Regex;
 
-use crate::error::{SyncError, truncate};
+use crate::api::{SyncError, truncate};
 
 /// What went wrong on the wire, independent of the SDK's error types.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -334,7 +334,7 @@ mod tests {
         );
         assert_eq!(
             ssm_read(&f, "GetParameters", "p").reason(),
-            crate::error::Reason::KmsAccessDenied
+            crate::api::Reason::KmsAccessDenied
         );
     }
 
@@ -378,7 +378,7 @@ mod tests {
                 "Key '{KEY}' does not exist (Service: AWSKMS; Status Code: 400; Error Code: NotFoundException; Request ID: x)"
             ),
         );
-        use crate::error::Reason::*;
+        use crate::api::Reason::*;
         assert_eq!(
             ssm_read(&disabled, "GetParameters", "p").reason(),
             KmsKeyDisabled
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
-        use crate::error::Reason::*;
+        use crate::api::Reason::*;
         assert_eq!(
             ssm_read(
                 &service("ThrottlingException", "Rate exceeded"),
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn web_identity_failures_are_classified_by_sts_code() {
-        use crate::error::Reason::*;
+        use crate::api::Reason::*;
         let role = "arn:aws:iam::111122223333:role/op";
         assert_eq!(
             web_identity(

@@ -23,7 +23,8 @@ use kube::api::{Api, PostParams};
 
 use super::classify::{self, AwsFailure};
 use super::{Identity, IdentitySource};
-use crate::error::SyncError;
+use crate::api::SyncError;
+use crate::names::STS_AUDIENCE;
 
 /// Where the operator's own AWS identity comes from.
 #[derive(Clone, Debug)]
@@ -39,8 +40,6 @@ pub enum OperatorIdentity {
     Ambient(SharedCredentialsProvider),
 }
 
-/// The audience AWS STS expects of a web identity token.
-pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 /// Lifetime of the tenant tokens the operator asks for (the API server's minimum).
 const TENANT_TOKEN_SECONDS: i64 = 600;
 /// Renew credentials this long before they expire, at most.

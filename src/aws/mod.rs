@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 
 pub use ssm::SsmParameterStore;
 
-use crate::error::SyncError;
-use crate::value::SecretValue;
+use crate::api::SecretValue;
+use crate::api::SyncError;
 
 /// Where a read goes: reads of the same scope may share a call.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

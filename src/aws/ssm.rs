@@ -12,8 +12,8 @@ use futures::future::BoxFuture;
 use super::classify::{self, AwsFailure};
 use super::credentials::{CachedProvider, Identities};
 use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
-use crate::error::SyncError;
-use crate::value::SecretValue;
+use crate::api::SecretValue;
+use crate::api::SyncError;
 
 /// Parameter Store through the SDK, with one client per identity and region.
 pub struct SsmParameterStore {
@@ -189,8 +189,8 @@ mod replay_tests {
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
+    use crate::api::Reason;
     use crate::aws::credentials::OperatorIdentity;
-    use crate::error::Reason;
 
     const KEY: &str =
         "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";

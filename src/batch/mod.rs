@@ -12,6 +12,7 @@
 //! goes out as soon as the readers on their way have all joined it or left
 //! ([`readers`]). The window only bounds the wait for one that stalls.
 
+pub mod budget;
 mod readers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,12 +23,12 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::api::SyncError;
 use crate::aws::{
     FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, ParametersPage, PathQuery, Scope,
 };
-use crate::budget::{Budgets, Priority};
-use crate::error::SyncError;
-use crate::metrics::Metrics;
+use crate::batch::budget::{Budgets, Priority};
+use crate::telemetry::metrics::Metrics;
 use readers::{Readers, Ticket};
 
 /// The outcome of reading one name.
@@ -431,7 +432,7 @@ mod tests {
     use futures::future::BoxFuture;
 
     use super::*;
-    use crate::value::SecretValue;
+    use crate::api::SecretValue;
 
     /// Parameter Store with fixed contents; `denied` names fail any call
     /// they are part of, like an undecryptable SecureString does.

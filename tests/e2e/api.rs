@@ -22,7 +22,7 @@ fn manifest(name: &str, spec: Value) -> String {
     .to_string()
 }
 
-fn condition(s: &ssm_operator::crd::SsmParameterStatus, type_: &str) -> (String, String, String) {
+fn condition(s: &ssm_operator::api::SsmParameterStatus, type_: &str) -> (String, String, String) {
     let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }

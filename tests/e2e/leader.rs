@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::SignedDuration;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use ssm_operator::leader::{self, Leadership, LeaseConfig};
+use ssm_operator::runtime::leader::{self, Leadership, LeaseConfig};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 

@@ -3,10 +3,10 @@
 //! policy admits the operator's ServiceAccount and no other.
 
 use serde_json::{Value, json};
+use ssm_operator::api::SsmParameter;
 use ssm_operator::aws::Identity;
-use ssm_operator::crd::SsmParameter;
-use ssm_operator::plan::Plan;
-use ssm_operator::policy::{AwsLookup, permissions_policy, trust_policy};
+use ssm_operator::commands::policy::{AwsLookup, permissions_policy, trust_policy};
+use ssm_operator::reconcile::plan::Plan;
 
 use crate::support::Scenario;
 use crate::support::env::{ACCOUNT, REGION};

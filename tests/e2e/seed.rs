@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::json;
 
-use ssm_operator::crd::SsmParameterStatus;
+use ssm_operator::api::SsmParameterStatus;
 
 use crate::support::aws::{allow, counters};
 use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
@@ -119,7 +119,7 @@ fn manifest(name: &str, parameter: &str, refresh: &str, decrypt: bool) -> String
 }
 
 fn condition<'a>(
-    s: &'a ssm_operator::crd::SsmParameterStatus,
+    s: &'a ssm_operator::api::SsmParameterStatus,
     type_: &str,
 ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     s.conditions.iter().find(|c| c.type_ == type_).unwrap()

@@ -14,7 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, CustomResourceExt};
 use serde::Deserialize;
-use ssm_operator::crd::SsmParameter;
+use ssm_operator::api::SsmParameter;
 use tokio::sync::OnceCell;
 
 pub const REGION: &str = "ap-northeast-1";

@@ -14,7 +14,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use ssm_operator::crd::{SsmParameter, SsmParameterStatus};
+use ssm_operator::api::{SsmParameter, SsmParameterStatus};
 
 use super::aws::{admin_iam, admin_kms, admin_ssm};
 use super::env::{ACCOUNT, EnvInfo, REGION, admin_client, chart, helm, shared};

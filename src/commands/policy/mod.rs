@@ -2,7 +2,7 @@
 //! SsmParameter needs, and the IRSA trust policy of the ServiceAccount that
 //! reads it.
 //!
-//! The permissions follow the calls the operator makes (see [`crate::read`]):
+//! The permissions follow the calls the operator makes (see [`crate::reconcile::read`]):
 //! `ssm:GetParameters` on each explicit parameter (a probe without decryption,
 //! then a decrypting read of the SecureStrings); `ssm:GetParametersByPath` on
 //! the path (without decryption), then `ssm:GetParameters` by name on the
@@ -21,9 +21,9 @@ use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::{Value, json};
 
+use crate::api::SsmParameter;
 use crate::aws::Identity;
-use crate::crd::SsmParameter;
-use crate::plan::Plan;
+use crate::reconcile::plan::Plan;
 
 /// Where the issuer goes in a trust policy printed without one; the README
 /// uses the same placeholder.

@@ -10,9 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// Annotation whose every new value makes the operator read AWS now.
-pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
-
 /// Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store.
 ///
 /// The operator reads the named parameters (decrypting SecureStrings with its
@@ -415,15 +412,15 @@ mod drift {
     /// the types generate.
     #[test]
     fn committed_crds_match_the_rust_types() {
-        let generated = crate::crd_yaml().unwrap();
+        let generated = crate::api::crd_yaml().unwrap();
         let committed = [
             (
                 "crds/",
-                include_str!("../crds/ssmparameters.ssm-operator.io.yaml"),
+                include_str!("../../crds/ssmparameters.ssm-operator.io.yaml"),
             ),
             (
                 "the chart",
-                include_str!("../deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml"),
+                include_str!("../../deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml"),
             ),
         ];
         for (place, crd) in committed {

@@ -9,11 +9,11 @@ use clap::Args;
 use kube::ResourceExt;
 use kube::api::Api;
 
+use crate::api::SsmParameter;
+use crate::api::SyncError;
 use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
-use crate::crd::SsmParameter;
-use crate::error::SyncError;
-use crate::identity::{self, Tenancy};
-use crate::plan::Plan;
+use crate::reconcile::plan::Plan;
+use crate::reconcile::tenancy::{self, Tenancy};
 
 /// Check one SsmParameter, as the operator would read it.
 #[derive(Args, Debug)]
@@ -67,7 +67,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         obj.name_any()
     );
     let mut findings = Vec::new();
-    let identity = match identity::resolve(&obj, &tenancy, &client).await? {
+    let identity = match tenancy::resolve(&obj, &tenancy, &client).await? {
         Ok(identity) => identity,
         Err(error) => return report(vec![refused("identity", error)]),
     };

@@ -1,6 +1,15 @@
 //! The reconcile pipeline of one SsmParameter:
 //! plan → read AWS → build the Secret → apply → status, Events, rollouts.
 
+pub mod apply;
+pub mod build;
+pub mod plan;
+pub mod read;
+pub mod report;
+pub mod schedule;
+pub mod status;
+pub mod tenancy;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -14,22 +23,21 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::apply::{self, Written};
+use crate::api::{DeletionPolicy, SsmParameter, SsmParameterStatus};
+use crate::api::{Reason, Retry, SyncError};
+use crate::batch::budget::Priority;
 use crate::batch::{Batcher, Reader};
-use crate::budget::Priority;
-use crate::crd::{DeletionPolicy, FORCE_SYNC_ANNOTATION, SsmParameter, SsmParameterStatus};
-use crate::error::{Reason, Retry, SyncError};
-use crate::events::{self, Announcement};
-use crate::identity::{self, Tenancy};
-use crate::metrics::{Metrics, Outcome};
-use crate::plan::Plan;
-use crate::read::{self, Depth, Known, Read};
-use crate::schedule::{Due, Schedule, SyncBasis};
-use crate::status::{self, SyncOutcome};
-use crate::{rollout, secret};
-
-/// Field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "ssm-operator";
+use crate::names::{FIELD_MANAGER, FORCE_SYNC_ANNOTATION};
+use crate::reconcile::apply::Written;
+use crate::reconcile::build::secret;
+use crate::reconcile::plan::Plan;
+use crate::reconcile::read::{Depth, Known, Read};
+use crate::reconcile::report::events::{self, Announcement};
+use crate::reconcile::report::rollout;
+use crate::reconcile::schedule::{Due, Schedule, SyncBasis};
+use crate::reconcile::status::SyncOutcome;
+use crate::reconcile::tenancy::Tenancy;
+use crate::telemetry::metrics::{Metrics, Outcome};
 
 /// What every reconcile shares.
 pub struct Context {
@@ -164,7 +172,7 @@ async fn plan(
     ctx: &Context,
 ) -> Result<Result<Plan, SyncError>, ReconcileError> {
     Ok(
-        match identity::resolve(obj, &ctx.tenancy, &ctx.client).await? {
+        match tenancy::resolve(obj, &ctx.tenancy, &ctx.client).await? {
             Ok(identity) => Plan::of(obj, &ctx.default_region, identity),
             Err(error) => Err(error),
         },
@@ -303,7 +311,9 @@ fn sync_basis(obj: &SsmParameter, existing: Option<&Secret>) -> SyncBasis {
 fn next_attempt(error: &SyncError, refresh: Option<Duration>, backoff: Duration) -> Action {
     match (error.retry(), refresh) {
         (Retry::Soon, _) => Action::requeue(backoff),
-        (Retry::AtRefresh, Some(refresh)) => Action::requeue(crate::schedule::jitter(refresh)),
+        (Retry::AtRefresh, Some(refresh)) => {
+            Action::requeue(crate::reconcile::schedule::jitter(refresh))
+        }
         (Retry::AtRefresh, None) | (Retry::OnSpecChange, _) => Action::await_change(),
     }
 }

@@ -6,8 +6,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{ParameterStatus, SsmParameterStatus};
-use crate::error::{Reason, SyncError};
+use crate::api::{ParameterStatus, SsmParameterStatus};
+use crate::api::{Reason, SyncError};
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";

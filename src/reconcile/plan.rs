@@ -6,11 +6,11 @@ use kube::ResourceExt;
 
 use std::collections::BTreeMap;
 
-use crate::aws::{Identity, PathQuery, Scope};
-use crate::crd::{
+use crate::api::SyncError;
+use crate::api::{
     CreationPolicy, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter, WorkloadRef,
 };
-use crate::error::SyncError;
+use crate::aws::{Identity, PathQuery, Scope};
 
 /// Refresh interval when the spec names none.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
@@ -166,7 +166,7 @@ pub fn parse_interval(text: &str) -> Result<Option<Duration>, SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::SsmParameterSpec;
+    use crate::api::SsmParameterSpec;
 
     impl Plan {
         fn of_operator(obj: &SsmParameter, region: &str) -> Result<Self, SyncError> {

@@ -8,19 +8,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{CreationPolicy, SsmParameter};
-use crate::error::SyncError;
-use crate::plan::Plan;
-use crate::value::SecretValue;
-
-/// Label on every Secret the operator writes to; the operator watches
-/// Secrets through it, by metadata only.
-pub const WATCH_LABEL: &str = "ssm-operator.io/managed";
-/// Label on the Secrets the operator owns outright (not on merged ones).
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "ssm-operator";
-/// Annotation naming the SsmParameter that writes the Secret.
-pub const OWNER_ANNOTATION: &str = "ssm-operator.io/owner";
+use crate::api::SecretValue;
+use crate::api::SyncError;
+use crate::api::{CreationPolicy, SsmParameter};
+use crate::names::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION, WATCH_LABEL};
+use crate::reconcile::plan::Plan;
 
 /// The API server refuses Secrets over 1 MiB.
 pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
@@ -159,7 +151,7 @@ pub fn needs_replacement(existing: &Secret, desired: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ParameterRef, SecretTarget, SsmParameterSpec};
+    use crate::api::{ParameterRef, SecretTarget, SsmParameterSpec};
 
     fn object() -> SsmParameter {
         let mut obj = SsmParameter::new(
@@ -216,7 +208,7 @@ mod tests {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let err = desired_(&obj, &plan, &data(&"x".repeat(MAX_SECRET_BYTES))).unwrap_err();
-        assert_eq!(err.reason(), crate::error::Reason::SecretTooLarge);
+        assert_eq!(err.reason(), crate::api::Reason::SecretTooLarge);
         assert!(!err.message().contains("xxxx"));
     }
 

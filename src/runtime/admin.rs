@@ -15,7 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::metrics::{self, Metrics};
+use crate::telemetry::metrics::{self, Metrics};
 
 /// What the handlers read.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::crd::SsmParameter;
+use crate::api::SsmParameter;
 
 /// What a good sync was based on.
 #[derive(Clone, Debug, PartialEq, Eq)]

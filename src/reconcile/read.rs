@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 use futures::future::join_all;
 use k8s_openapi::ByteString;
 
+use crate::api::ParameterStatus;
+use crate::api::SecretValue;
+use crate::api::SyncError;
 use crate::aws::{FetchedParameter, Scope};
+use crate::batch::budget::Priority;
 use crate::batch::{Fetch, Reader};
-use crate::budget::Priority;
-use crate::compose;
-use crate::crd::ParameterStatus;
-use crate::error::SyncError;
-use crate::plan::{Entry, Plan};
-use crate::secret::SecretData;
-use crate::value::SecretValue;
+use crate::reconcile::build::compose;
+use crate::reconcile::build::secret::SecretData;
+use crate::reconcile::plan::{Entry, Plan};
 
 /// How much to decrypt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use crate::crd::CreationPolicy;
-use crate::plan::Plan;
-use crate::reconcile::FIELD_MANAGER;
-use crate::secret;
+use crate::api::CreationPolicy;
+use crate::names::FIELD_MANAGER;
+use crate::reconcile::build::secret;
+use crate::reconcile::plan::Plan;
 
 /// What a sync did to the Secret, for Events and rollouts.
 #[derive(Clone, Debug, PartialEq, Eq)]

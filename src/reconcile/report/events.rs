@@ -4,9 +4,9 @@
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::apply::Written;
-use crate::crd::{SsmParameter, SsmParameterStatus, WorkloadRef};
-use crate::status;
+use crate::api::{SsmParameter, SsmParameterStatus, WorkloadRef};
+use crate::reconcile::apply::Written;
+use crate::reconcile::status;
 
 /// What a reconcile has to announce.
 pub struct Announcement<'a> {
@@ -84,7 +84,7 @@ fn event(type_: EventType, reason: &str, note: String, action: &str) -> Event {
     Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(crate::error::truncate(note, 1024)),
+        note: Some(crate::api::truncate(note, 1024)),
         action: action.to_owned(),
         secondary: None,
     }

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::KeyFrom;
-use crate::error::SyncError;
-use crate::value::SecretValue;
+use crate::api::KeyFrom;
+use crate::api::SecretValue;
+use crate::api::SyncError;
 
 /// The top-level field `property` of the JSON object `value`.
 pub fn property(
@@ -118,7 +118,7 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Reason;
+    use crate::api::Reason;
 
     fn v(text: &str) -> SecretValue {
         SecretValue::new(text)

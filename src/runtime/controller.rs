@@ -14,12 +14,12 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use crate::api::SsmParameter;
 use crate::batch::Batcher;
-use crate::budget::Budgets;
-use crate::crd::{FORCE_SYNC_ANNOTATION, SsmParameter};
+use crate::batch::budget::Budgets;
+use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
+use crate::reconcile::schedule::Schedule;
 use crate::reconcile::{self, Context, ReconcileError};
-use crate::schedule::Schedule;
-use crate::secret::{OWNER_ANNOTATION, WATCH_LABEL};
 
 /// How the controller runs.
 pub struct Settings {
@@ -29,8 +29,8 @@ pub struct Settings {
     pub batch_window: Duration,
     /// SSM reads per second per account and region.
     pub aws_read_rate: f64,
-    pub tenancy: crate::identity::Tenancy,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub tenancy: crate::reconcile::tenancy::Tenancy,
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
     /// Set once every watched scope's cache is synced.
     pub ready: tokio::sync::watch::Sender<bool>,
 }
@@ -50,7 +50,7 @@ pub async fn run(
             settings.batch_window,
         ),
         default_region: settings.default_region,
-        recorder: Recorder::new(client.clone(), Reporter::from("ssm-operator")),
+        recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
         schedule: Schedule::default(),
         tenancy: settings.tenancy,
         metrics: settings.metrics,

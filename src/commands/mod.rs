@@ -1,8 +1,13 @@
 //! The command line. Every flag can also be set by an environment variable.
 
+pub mod check;
+pub mod policy;
+
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::logs::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,10 +28,10 @@ pub enum Command {
     Crd,
     /// Print the least-privilege IAM permissions and IRSA trust policies an
     /// SsmParameter's identity needs.
-    Policy(crate::policy::PolicyArgs),
+    Policy(crate::commands::policy::PolicyArgs),
     /// Tell, before any Secret is written, whether an SsmParameter's identity
     /// can read and decrypt each of its parameters, and what is missing.
-    Check(crate::check::CheckArgs),
+    Check(crate::commands::check::CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -47,7 +52,7 @@ pub struct RunArgs {
 
     /// SSM reads per second per account and region (AWS's default quota is
     /// 40/s, shared by everyone in the account).
-    #[arg(long, env = "SSM_OPERATOR_AWS_READ_RATE", default_value_t = crate::budget::DEFAULT_READS_PER_SECOND)]
+    #[arg(long, env = "SSM_OPERATOR_AWS_READ_RATE", default_value_t = crate::batch::budget::DEFAULT_READS_PER_SECOND)]
     pub aws_read_rate: f64,
 
     /// Let SsmParameters read AWS as a ServiceAccount of their namespace
@@ -100,14 +105,8 @@ pub struct RunArgs {
     pub log_level: String,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    match crate::plan::parse_interval(text) {
+    match crate::reconcile::plan::parse_interval(text) {
         Ok(Some(duration)) => Ok(duration),
         _ => Err(format!("{text:?} is not a duration such as 15m or 1h")),
     }

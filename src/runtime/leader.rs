@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::reconcile::FIELD_MANAGER;
+use crate::names::FIELD_MANAGER;
 
 /// Which Lease to hold, as whom, and how often to renew it.
 #[derive(Clone, Debug)]

@@ -5,11 +5,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::crd::{WorkloadKind, WorkloadRef};
-use crate::reconcile::FIELD_MANAGER;
-
-/// Pod-template annotation whose new value rolls the workload.
-pub const RESTARTED_AT: &str = "ssm-operator.io/restartedAt";
+use crate::api::{WorkloadKind, WorkloadRef};
+use crate::names::{FIELD_MANAGER, RESTARTED_AT};
 
 /// Restarts each workload; returns the ones that could not be, with why.
 pub async fn restart(

@@ -12,15 +12,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
+use crate::api::SsmParameter;
+use crate::api::SyncError;
 use crate::aws::{Identity, IdentitySource};
-use crate::crd::SsmParameter;
-use crate::error::SyncError;
-
-/// Namespace annotation: comma-separated globs of role ARNs its SsmParameters
-/// may assume with `identity.roleArn`.
-pub const ALLOWED_ROLE_ARNS: &str = "ssm-operator.io/allowed-role-arns";
-/// ServiceAccount annotation naming its IAM role (as on EKS).
-pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+use crate::names::{ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
 
 /// The operator's multi-tenancy settings.
 #[derive(Clone, Debug)]

@@ -1,0 +1,17 @@
+//! What users write and read: the SsmParameter types, the condition reasons,
+//! and the value type that never prints. No IO.
+
+mod reason;
+mod ssm_parameter;
+mod value;
+
+pub use reason::*;
+pub use ssm_parameter::*;
+pub use value::SecretValue;
+
+use kube::CustomResourceExt;
+
+/// The CustomResourceDefinition, as YAML.
+pub fn crd_yaml() -> anyhow::Result<String> {
+    Ok(serde_yaml::to_string(&SsmParameter::crd())?)
+}

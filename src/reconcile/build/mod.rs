@@ -1,0 +1,4 @@
+//! The desired Secret from the spec and the values read (pure).
+
+pub mod compose;
+pub mod secret;
