@@ -21,3 +21,5 @@ pub mod names;
 pub mod reconcile;
 pub mod runtime;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testing;

@@ -13,5 +13,5 @@ use kube::CustomResourceExt;
 
 /// The CustomResourceDefinition, as YAML.
 pub fn crd_yaml() -> anyhow::Result<String> {
-    Ok(serde_yaml::to_string(&SsmParameter::crd())?)
+    Ok(serde_saphyr::to_string(&SsmParameter::crd())?)
 }

@@ -5,64 +5,10 @@
 //! request id, and never from a value — so the same failure always produces
 //! the same message and a failing refresh does not rewrite status.
 
-use std::fmt;
-
-/// The condition reasons of the `Synced` and `Ready` conditions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reason {
-    Synced,
-    Stale,
-    KmsAccessDenied,
-    KmsKeyDisabled,
-    KmsKeyPendingDeletion,
-    KmsKeyNotFound,
-    SsmAccessDenied,
-    ParameterNotFound,
-    ParameterVersionNotFound,
-    Throttled,
-    AwsUnavailable,
-    WebIdentityDenied,
-    WebIdentityTokenExpired,
-    WebIdentityInvalid,
-    AssumeRoleDenied,
-    ServiceAccountNotFound,
-    RoleNotAllowed,
-    SecretConflict,
-    SecretTooLarge,
-    InvalidSpec,
-}
-
 impl Reason {
     /// The PascalCase reason string of the API contract.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Synced => "Synced",
-            Self::Stale => "Stale",
-            Self::KmsAccessDenied => "KmsAccessDenied",
-            Self::KmsKeyDisabled => "KmsKeyDisabled",
-            Self::KmsKeyPendingDeletion => "KmsKeyPendingDeletion",
-            Self::KmsKeyNotFound => "KmsKeyNotFound",
-            Self::SsmAccessDenied => "SsmAccessDenied",
-            Self::ParameterNotFound => "ParameterNotFound",
-            Self::ParameterVersionNotFound => "ParameterVersionNotFound",
-            Self::Throttled => "Throttled",
-            Self::AwsUnavailable => "AwsUnavailable",
-            Self::WebIdentityDenied => "WebIdentityDenied",
-            Self::WebIdentityTokenExpired => "WebIdentityTokenExpired",
-            Self::WebIdentityInvalid => "WebIdentityInvalid",
-            Self::AssumeRoleDenied => "AssumeRoleDenied",
-            Self::ServiceAccountNotFound => "ServiceAccountNotFound",
-            Self::RoleNotAllowed => "RoleNotAllowed",
-            Self::SecretConflict => "SecretConflict",
-            Self::SecretTooLarge => "SecretTooLarge",
-            Self::InvalidSpec => "InvalidSpec",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -77,8 +23,15 @@ pub enum Retry {
     OnSpecChange,
 }
 
-/// Why a sync did not succeed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a sync did not succeed. Each variant is one condition reason of the
+/// API contract; [`Reason`] is derived from the variants, so each reason is
+/// spelled once.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(Reason),
+    doc = "The condition reason of a failed sync: a [`SyncError`] variant's name.",
+    derive(Hash, strum::IntoStaticStr, strum::Display, strum::VariantArray)
+)]
 pub enum SyncError {
     #[error("kms:Decrypt denied for parameter {parameter}{} to {}; grant kms:Decrypt on the key", key_part(.key), principal_part(.principal))]
     KmsAccessDenied {
@@ -159,26 +112,7 @@ pub const MAX_MESSAGE_CHARS: usize = 512;
 impl SyncError {
     /// The condition reason of this failure.
     pub fn reason(&self) -> Reason {
-        match self {
-            Self::KmsAccessDenied { .. } => Reason::KmsAccessDenied,
-            Self::KmsKeyDisabled { .. } => Reason::KmsKeyDisabled,
-            Self::KmsKeyPendingDeletion { .. } => Reason::KmsKeyPendingDeletion,
-            Self::KmsKeyNotFound { .. } => Reason::KmsKeyNotFound,
-            Self::SsmAccessDenied { .. } => Reason::SsmAccessDenied,
-            Self::ParameterNotFound { .. } => Reason::ParameterNotFound,
-            Self::ParameterVersionNotFound { .. } => Reason::ParameterVersionNotFound,
-            Self::Throttled { .. } => Reason::Throttled,
-            Self::AwsUnavailable { .. } => Reason::AwsUnavailable,
-            Self::WebIdentityDenied { .. } => Reason::WebIdentityDenied,
-            Self::WebIdentityTokenExpired { .. } => Reason::WebIdentityTokenExpired,
-            Self::WebIdentityInvalid { .. } => Reason::WebIdentityInvalid,
-            Self::AssumeRoleDenied { .. } => Reason::AssumeRoleDenied,
-            Self::ServiceAccountNotFound { .. } => Reason::ServiceAccountNotFound,
-            Self::RoleNotAllowed { .. } => Reason::RoleNotAllowed,
-            Self::SecretConflict { .. } => Reason::SecretConflict,
-            Self::SecretTooLarge { .. } => Reason::SecretTooLarge,
-            Self::InvalidSpec { .. } => Reason::InvalidSpec,
-        }
+        self.into()
     }
 
     /// How soon trying again can help.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use strum::VariantArray as _;
 
 /// Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store.
 ///
@@ -276,32 +277,67 @@ pub enum DeletionPolicy {
 
 /// The Secret types the operator may write. Service account tokens and
 /// bootstrap tokens are refused on purpose: they grant cluster access.
+///
+/// The `type` strings are spelled once, here; the schema, serde and
+/// [`SecretType::as_str`] all take them from strum.
 #[derive(
-    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
 )]
 pub enum SecretType {
     #[default]
     Opaque,
-    #[serde(rename = "kubernetes.io/basic-auth")]
+    #[strum(serialize = "kubernetes.io/basic-auth")]
     BasicAuth,
-    #[serde(rename = "kubernetes.io/ssh-auth")]
+    #[strum(serialize = "kubernetes.io/ssh-auth")]
     SshAuth,
-    #[serde(rename = "kubernetes.io/tls")]
+    #[strum(serialize = "kubernetes.io/tls")]
     Tls,
-    #[serde(rename = "kubernetes.io/dockerconfigjson")]
+    #[strum(serialize = "kubernetes.io/dockerconfigjson")]
     DockerConfigJson,
 }
 
 impl SecretType {
     /// The Secret's `type` string.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Opaque => "Opaque",
-            Self::BasicAuth => "kubernetes.io/basic-auth",
-            Self::SshAuth => "kubernetes.io/ssh-auth",
-            Self::Tls => "kubernetes.io/tls",
-            Self::DockerConfigJson => "kubernetes.io/dockerconfigjson",
-        }
+        self.into()
+    }
+}
+
+impl Serialize for SecretType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| {
+            let allowed: Vec<&str> = Self::VARIANTS.iter().map(|t| t.as_str()).collect();
+            serde::de::Error::custom(format!(
+                "unknown Secret type {text:?}; allowed: {}",
+                allowed.join(", ")
+            ))
+        })
+    }
+}
+
+impl schemars::JsonSchema for SecretType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let allowed: Vec<&str> = Self::VARIANTS.iter().map(|t| t.as_str()).collect();
+        schemars::json_schema!({"type": "string", "enum": allowed})
     }
 }
 

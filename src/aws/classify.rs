@@ -141,6 +141,14 @@ pub fn sanitize(text: &str) -> String {
         .to_owned()
 }
 
+/// The codes with which AWS refuses credentials it no longer accepts
+/// (expired session, unknown key, bad signature): drop them and fetch new.
+pub const CREDENTIALS_REFUSED: [&str; 3] = [
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+];
+
 /// A failed SSM read of `parameter` (the name asked for; a batch of several
 /// passes its first name and is re-asked name by name when needed).
 pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncError {
@@ -189,14 +197,12 @@ pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncE
                 failure.describe()
             ),
         },
-        "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException" => {
-            SyncError::AwsUnavailable {
-                detail: format!(
-                    "AWS refused the operator's credentials ({})",
-                    failure.code()
-                ),
-            }
-        }
+        code if CREDENTIALS_REFUSED.contains(&code) => SyncError::AwsUnavailable {
+            detail: format!(
+                "AWS refused the operator's credentials ({})",
+                failure.code()
+            ),
+        },
         _ => SyncError::AwsUnavailable {
             detail: format!("{operation} failed: {}", failure.describe()),
         },

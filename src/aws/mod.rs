@@ -1,8 +1,10 @@
 //! The seam to AWS: what the operator asks Parameter Store, and the real
 //! implementation behind it.
 
+pub mod arn;
 pub mod classify;
 pub mod credentials;
+pub mod describe;
 mod ssm;
 
 use futures::future::BoxFuture;
@@ -68,7 +70,7 @@ impl Identity {
             (None, IdentitySource::ServiceAccount { role_arn, .. }) => role_arn.as_str(),
             (None, IdentitySource::Operator) => return None,
         };
-        role.split(':').nth(4).map(str::to_owned)
+        arn::Arn::parse(role).map(|arn| arn.account.to_owned())
     }
 }
 
@@ -139,12 +141,21 @@ pub trait ParameterStore: Send + Sync + 'static {
 /// and friends), retries and timeouts — and no credentials, which come from
 /// [`credentials::CredentialsCache`] only.
 pub async fn base_config(region: &str) -> aws_config::SdkConfig {
+    defaults(region).no_credentials().load().await
+}
+
+/// The same settings with the ambient credentials of the SDK's default
+/// chain, for the command-line tools run by a person.
+pub async fn ambient_config(region: &str) -> aws_config::SdkConfig {
+    defaults(region).load().await
+}
+
+fn defaults(region: &str) -> aws_config::ConfigLoader {
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
     use std::time::Duration;
 
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .no_credentials()
         .region(aws_config::Region::new(region.to_owned()))
         // Standard mode: 3 attempts with backoff for throttling and 5xx.
         .retry_config(RetryConfig::standard().with_max_attempts(3))
@@ -155,8 +166,6 @@ pub async fn base_config(region: &str) -> aws_config::SdkConfig {
                 .operation_timeout(Duration::from_secs(20))
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// The operator's own identity, from the standard AWS environment: IRSA when

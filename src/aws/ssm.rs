@@ -120,15 +120,10 @@ impl SsmParameterStore {
         operation: &str,
         parameter: &str,
     ) -> SyncError {
-        let rejected = [
-            "ExpiredTokenException",
-            "UnrecognizedClientException",
-            "InvalidSignatureException",
-        ];
         if failure
             .code
             .as_deref()
-            .is_some_and(|c| rejected.contains(&c))
+            .is_some_and(|c| classify::CREDENTIALS_REFUSED.contains(&c))
         {
             self.identities.invalidate(&scope.identity).await;
         }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::api::SyncError;
+use crate::aws::arn::split_selector;
 use crate::aws::{
     FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, ParametersPage, PathQuery, Scope,
 };
@@ -412,101 +413,10 @@ fn answers(p: &FetchedParameter, name: &str) -> bool {
     same_name && same_selector
 }
 
-/// `name:3` → (`name`, Some(`3`)); ARNs keep their own colons.
-pub fn split_selector(name: &str) -> (&str, Option<&str>) {
-    let name_start = name
-        .find(":parameter/")
-        .map(|i| i + ":parameter/".len())
-        .unwrap_or(0);
-    match name[name_start..].find(':') {
-        Some(i) => (&name[..name_start + i], Some(&name[name_start + i + 1..])),
-        None => (name, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use futures::FutureExt;
-    use futures::future::BoxFuture;
-
     use super::*;
-    use crate::api::SecretValue;
-
-    /// Parameter Store with fixed contents; `denied` names fail any call
-    /// they are part of, like an undecryptable SecureString does.
-    #[derive(Default)]
-    struct FakeStore {
-        parameters: BTreeMap<String, i64>,
-        denied: BTreeSet<String>,
-        calls: Mutex<Vec<Vec<String>>>,
-    }
-
-    impl FakeStore {
-        fn with(names: &[&str]) -> Self {
-            Self {
-                parameters: names.iter().map(|n| ((*n).to_owned(), 1)).collect(),
-                ..Self::default()
-            }
-        }
-
-        fn calls(&self) -> Vec<Vec<String>> {
-            self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        }
-    }
-
-    impl ParameterStore for FakeStore {
-        fn get_parameters<'a>(
-            &'a self,
-            _: &'a Scope,
-            names: &'a [String],
-            _: bool,
-        ) -> BoxFuture<'a, Result<ParametersPage, SyncError>> {
-            async move {
-                self.calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(names.to_vec());
-                if let Some(denied) = names.iter().find(|n| self.denied.contains(*n)) {
-                    return Err(SyncError::KmsAccessDenied {
-                        parameter: denied.clone(),
-                        key: None,
-                        principal: None,
-                    });
-                }
-                let mut page = ParametersPage::default();
-                for name in names {
-                    let (base, selector) = split_selector(name);
-                    match self.parameters.get(base) {
-                        Some(version) if selector.is_none_or(|s| s == version.to_string()) => {
-                            page.found.push(FetchedParameter {
-                                name: base.to_owned(),
-                                selector: selector.map(|s| format!(":{s}")),
-                                arn: None,
-                                value: SecretValue::new(format!("value-of-{base}")),
-                                version: *version,
-                                type_: "SecureString".into(),
-                                last_modified: None,
-                            })
-                        }
-                        _ => page.invalid.push(name.clone()),
-                    }
-                }
-                Ok(page)
-            }
-            .boxed()
-        }
-
-        fn get_parameters_by_path<'a>(
-            &'a self,
-            _: &'a Scope,
-            _: &'a PathQuery,
-            _: Option<String>,
-        ) -> BoxFuture<'a, Result<crate::aws::PathPage, SyncError>> {
-            async { Ok(crate::aws::PathPage::default()) }.boxed()
-        }
-    }
+    use crate::testing::FakeStore;
 
     fn start(store: Arc<FakeStore>, window_ms: u64) -> Batcher {
         let budgets = Arc::new(Budgets::new(1000.0));
@@ -657,9 +567,8 @@ mod tests {
 
     #[tokio::test]
     async fn one_undecryptable_parameter_fails_only_itself() {
-        let mut store = FakeStore::with(&["good", "bad"]);
-        store.denied.insert("bad".into());
-        let store = Arc::new(store);
+        let store = Arc::new(FakeStore::with(&["good", "bad"]));
+        store.deny("bad");
         let batcher = start(store.clone(), 50);
         let (me, them) = (batcher.reader(), batcher.reader());
         let (mine, theirs) = tokio::join!(
@@ -688,19 +597,5 @@ mod tests {
         assert_eq!(fetched["absent"], Fetch::Missing);
         assert_eq!(fetched["present:7"], Fetch::SelectorMissing);
         assert!(matches!(fetched["present:1"], Fetch::Found(_)));
-    }
-
-    #[test]
-    fn selectors_split_after_the_name_even_in_arns() {
-        assert_eq!(split_selector("db:3"), ("db", Some("3")));
-        assert_eq!(split_selector("/a/b:prod"), ("/a/b", Some("prod")));
-        assert_eq!(
-            split_selector("arn:aws:ssm:us-east-1:111122223333:parameter/a:2"),
-            ("arn:aws:ssm:us-east-1:111122223333:parameter/a", Some("2"))
-        );
-        assert_eq!(
-            split_selector("arn:aws:ssm:us-east-1:111122223333:parameter/a"),
-            ("arn:aws:ssm:us-east-1:111122223333:parameter/a", None)
-        );
     }
 }

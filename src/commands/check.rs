@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use clap::Args;
 use kube::ResourceExt;
-use kube::api::Api;
 
 use crate::api::SsmParameter;
 use crate::api::SyncError;
 use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
+use crate::commands::manifest;
+use crate::reconcile::Halt;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::tenancy::{self, Tenancy};
 
@@ -23,9 +24,9 @@ pub struct CheckArgs {
     pub file: Option<PathBuf>,
 
     /// Namespace of a live SsmParameter (also the namespace of a manifest
-    /// that names none).
-    #[arg(long, short = 'n', default_value = "default")]
-    pub namespace: String,
+    /// that names none). Default: the kubeconfig's.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
 
     /// Name of a live SsmParameter.
     pub name: Option<String>,
@@ -67,9 +68,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         obj.name_any()
     );
     let mut findings = Vec::new();
-    let identity = match tenancy::resolve(&obj, &tenancy, &client).await? {
+    let identity = match tenancy::resolve(&obj, &tenancy, &client).await {
         Ok(identity) => identity,
-        Err(error) => return report(vec![refused("identity", error)]),
+        Err(Halt::Failed { error, .. }) => return report(vec![refused("identity", error)]),
+        Err(other) => anyhow::bail!("could not resolve the identity: {other:?}"),
     };
     findings.push(match identities.credentials(&identity).await {
         Ok(_) => ok("credentials", describe(&identity)),
@@ -90,24 +92,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     report(findings)
 }
 
+/// The SsmParameter to check, placed in a namespace: the tenancy rules
+/// depend on it.
 async fn ssm_parameter(args: &CheckArgs, client: &kube::Client) -> anyhow::Result<SsmParameter> {
-    match (&args.file, &args.name) {
-        (Some(file), _) => {
-            let mut obj: SsmParameter = serde_yaml::from_str(&std::fs::read_to_string(file)?)?;
-            if obj.metadata.namespace.is_none() {
-                obj.metadata.namespace = Some(args.namespace.clone());
-            }
-            Ok(obj)
-        }
-        (None, Some(name)) => Ok(
-            Api::<SsmParameter>::namespaced(client.clone(), &args.namespace)
-                .get(name)
-                .await?,
-        ),
-        (None, None) => {
-            anyhow::bail!("name an SsmParameter: -f <manifest> or [-n <namespace>] <name>")
-        }
+    let namespace = args.namespace.as_deref();
+    let mut obj = manifest::load(args.file.as_deref(), namespace, args.name.as_deref()).await?;
+    if obj.metadata.namespace.is_none() {
+        obj.metadata.namespace = Some(client.default_namespace().to_owned());
     }
+    Ok(obj)
 }
 
 /// Reads `request` without, then with decryption: the first tells SSM

@@ -1,12 +1,16 @@
 //! The command line. Every flag can also be set by an environment variable.
 
 pub mod check;
+mod manifest;
 pub mod policy;
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::reconcile::tenancy::Tenancy;
+use crate::runtime::Settings;
+use crate::runtime::leader::LeaseConfig;
 use crate::telemetry::logs::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -103,6 +107,26 @@ pub struct RunArgs {
     /// Log filter, e.g. `info` or `ssm_operator=debug,kube=info`.
     #[arg(long, env = "SSM_OPERATOR_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+impl RunArgs {
+    /// What the runtime needs of these flags.
+    pub fn settings(self) -> Settings {
+        let lease = LeaseConfig::new(self.lease_namespace, self.lease_name, self.pod_name);
+        Settings {
+            region: self.region,
+            watch_namespaces: self.watch_namespaces,
+            batch_window: self.batch_window,
+            aws_read_rate: self.aws_read_rate,
+            tenancy: Tenancy {
+                service_account_identities: self.service_account_identities,
+                operator_identity_namespaces: self.operator_identity_namespaces,
+            },
+            aws_session_duration: self.aws_session_duration,
+            http_addr: self.http_addr,
+            leader_election: self.leader_elect.then_some(lease),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

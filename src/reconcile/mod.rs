@@ -1,43 +1,42 @@
-//! The reconcile pipeline of one SsmParameter:
-//! plan → read AWS → build the Secret → apply → status, Events, rollouts.
+//! The path of one SsmParameter, one step per file, and the pipeline that
+//! runs them: see [`reconcile`].
 
 pub mod apply;
 pub mod build;
+mod halt;
 pub mod plan;
 pub mod read;
 pub mod report;
 pub mod schedule;
 pub mod status;
 pub mod tenancy;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use crate::api::{DeletionPolicy, SsmParameter, SsmParameterStatus};
-use crate::api::{Reason, Retry, SyncError};
+use crate::api::{DeletionPolicy, ParameterStatus, Reason, SsmParameter, SyncError, WorkloadRef};
 use crate::batch::budget::Priority;
 use crate::batch::{Batcher, Reader};
-use crate::names::{FIELD_MANAGER, FORCE_SYNC_ANNOTATION};
+use crate::names::FORCE_SYNC_ANNOTATION;
 use crate::reconcile::apply::Written;
 use crate::reconcile::build::secret;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
-use crate::reconcile::report::events::{self, Announcement};
-use crate::reconcile::report::rollout;
 use crate::reconcile::schedule::{Due, Schedule, SyncBasis};
 use crate::reconcile::status::SyncOutcome;
 use crate::reconcile::tenancy::Tenancy;
-use crate::telemetry::metrics::{Metrics, Outcome};
+use crate::telemetry::metrics::Metrics;
+pub use halt::Halt;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -57,6 +56,253 @@ impl Context {
     pub fn forget(&self, obj: &SsmParameter) {
         self.schedule.forget(&ObjectRef::from_obj(obj));
         self.metrics.forget(&object_key(obj));
+    }
+}
+
+/// Failures of the Kubernetes API; retried with backoff by the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// One reconcile, in a span that every log line of it carries (never values).
+#[tracing::instrument(
+    name = "reconcile",
+    skip_all,
+    fields(ssm_parameter = %object_key(&obj), generation = obj.metadata.generation)
+)]
+pub async fn reconcile(
+    obj: Arc<SsmParameter>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let _in_flight = InFlight::start(&ctx);
+    // From now on, batches of AWS reads wait for this one's.
+    let reader = ctx.batcher.reader();
+    let started = tokio::time::Instant::now();
+    let mut attempt = Attempt::start(&obj, &ctx).await?;
+    let synced = match sync(&mut attempt, reader).await {
+        Ok(synced) => synced,
+        Err(Halt::NotDue(action)) => return Ok(action),
+        Err(Halt::Kube(error)) => return Err(error.into()),
+        Err(Halt::Failed { error, written }) => attempt.failed(error, written),
+    };
+    report::report(&obj, &ctx, &attempt, &synced).await?;
+    report::record(&ctx.metrics, &object_key(&obj), &synced, started);
+    Ok(attempt.next(synced))
+}
+
+/// The steps of one sync, each of which may halt it.
+async fn sync(attempt: &mut Attempt<'_>, reader: Reader) -> Result<Synced, Halt> {
+    let depth = attempt.due()?;
+    let plan = attempt.plan().await?;
+    attempt.ensure_ours(&plan)?;
+    let read = attempt.read(&plan, depth, reader).await?;
+    let desired = attempt.build(&plan, read)?;
+    attempt.apply(&plan, desired).await
+}
+
+/// The Secret a read makes (`None`: the Secret already holds it) and what
+/// it holds.
+struct Built {
+    secret: Option<Secret>,
+    parameters: Vec<ParameterStatus>,
+}
+
+/// What one sync came to.
+pub struct Synced {
+    pub outcome: SyncOutcome,
+    pub written: Option<Written>,
+}
+
+/// One SsmParameter's reconcile: what it found, and what it learnt on the way.
+pub struct Attempt<'a> {
+    obj: &'a SsmParameter,
+    ctx: &'a Context,
+    secrets: Api<Secret>,
+    /// The Secret as found.
+    existing: Option<Secret>,
+    pub secret_name: String,
+    /// What decides whether AWS must be read; its Secret version is the one
+    /// the sync leaves.
+    basis: SyncBasis,
+    /// Whether the identity and the spec allowed a plan.
+    planned: bool,
+    /// From the plan, once there is one.
+    refresh: Option<Duration>,
+    pub rollout_restart: Vec<WorkloadRef>,
+}
+
+impl<'a> Attempt<'a> {
+    /// Finds the Secret the spec targets.
+    async fn start(obj: &'a SsmParameter, ctx: &'a Context) -> Result<Self, kube::Error> {
+        let secrets: Api<Secret> =
+            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let secret_name = plan::secret_name(obj);
+        let existing: Option<Secret> = secrets.get_opt(&secret_name).await?;
+        let basis = SyncBasis {
+            generation: obj.metadata.generation,
+            force_sync: obj.annotations().get(FORCE_SYNC_ANNOTATION).cloned(),
+            secret_version: existing
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+        };
+        Ok(Self {
+            obj,
+            ctx,
+            secrets,
+            existing,
+            secret_name,
+            basis,
+            planned: false,
+            refresh: None,
+            rollout_restart: Vec::new(),
+        })
+    }
+
+    /// Whether, and how deep, AWS must be read now.
+    fn due(&self) -> Result<Depth, Halt> {
+        match self
+            .ctx
+            .schedule
+            .due(&ObjectRef::from_obj(self.obj), &self.basis)
+        {
+            // Triggered by our own write or a no-op event: nothing is due.
+            Due::Later(wait) => Err(Halt::NotDue(
+                wait.map_or_else(Action::await_change, Action::requeue),
+            )),
+            Due::Refresh => Ok(Depth::Changed),
+            Due::Full => Ok(Depth::Full),
+        }
+    }
+
+    /// The identity to read with, and what to read.
+    async fn plan(&mut self) -> Result<Plan, Halt> {
+        let identity = tenancy::resolve(self.obj, &self.ctx.tenancy, &self.ctx.client).await?;
+        let plan = Plan::of(self.obj, &self.ctx.default_region, identity)?;
+        self.planned = true;
+        self.refresh = plan.refresh;
+        self.rollout_restart = plan.rollout_restart.clone();
+        Ok(plan)
+    }
+
+    /// A Secret someone else wrote is never touched.
+    fn ensure_ours(&self, plan: &Plan) -> Result<(), Halt> {
+        match &self.existing {
+            Some(s) if !secret::is_ours(s, self.obj, plan) => Err(SyncError::SecretConflict {
+                secret: plan.secret_name.clone(),
+            })?,
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads AWS; under `deletionPolicy: Delete`, removes the Secret of
+    /// parameters AWS says are gone.
+    async fn read(&self, plan: &Plan, depth: Depth, reader: Reader) -> Result<Read, Halt> {
+        let recorded = self.recorded();
+        let known = Known {
+            versions: recorded
+                .iter()
+                .map(|p| (p.key.as_str(), p.version))
+                .collect(),
+            data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
+        };
+        let priority = match depth {
+            Depth::Full => Priority::Interactive,
+            Depth::Changed => Priority::Routine,
+        };
+        match read::read(plan, reader, priority, depth, &known).await {
+            Err(error)
+                if error.reason() == Reason::ParameterNotFound
+                    && plan.deletion == DeletionPolicy::Delete =>
+            {
+                let written = apply::remove(&self.secrets, plan, self.existing.as_ref()).await?;
+                Err(Halt::Failed { error, written })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The Secret the values make; none when nothing changed.
+    fn build(&self, plan: &Plan, read: Read) -> Result<Built, Halt> {
+        Ok(match read {
+            Read::Unchanged(parameters) => Built {
+                secret: None,
+                parameters,
+            },
+            Read::Values(data, parameters) => Built {
+                secret: Some(secret::desired(
+                    self.obj,
+                    plan,
+                    &data,
+                    self.existing.as_ref(),
+                )?),
+                parameters,
+            },
+        })
+    }
+
+    /// Makes the Secret as built, when it differs.
+    async fn apply(&mut self, plan: &Plan, built: Built) -> Result<Synced, Halt> {
+        let outcome = SyncOutcome::Synced {
+            parameters: built.parameters,
+        };
+        let Some(desired) = built.secret else {
+            return Ok(Synced {
+                outcome,
+                written: None,
+            });
+        };
+        let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation)
+            != self.obj.metadata.generation;
+        let existing = self.existing.as_ref();
+        let (written, secret_version) =
+            apply::apply(&self.secrets, plan, existing, &desired, spec_changed).await?;
+        self.basis.secret_version = secret_version;
+        Ok(Synced { outcome, written })
+    }
+
+    /// A failed sync, and whether the Secret still holds the last good values.
+    fn failed(&self, error: SyncError, written: Option<Written>) -> Synced {
+        let recorded = self.recorded();
+        let explicit_keys = self.obj.spec.parameters.iter().map(|p| p.secret_key());
+        let recorded_keys = recorded.iter().map(|p| p.key.as_str());
+        let last_good = self.planned
+            && written.is_none()
+            && !matches!(error, SyncError::SecretConflict { .. })
+            && !recorded.is_empty()
+            && self
+                .existing
+                .as_ref()
+                .is_some_and(|s| secret::holds_keys(s, recorded_keys.chain(explicit_keys)));
+        Synced {
+            outcome: SyncOutcome::Failed { error, last_good },
+            written,
+        }
+    }
+
+    /// What the status says the Secret holds.
+    fn recorded(&self) -> &[ParameterStatus] {
+        self.obj
+            .status
+            .as_ref()
+            .map(|s| s.parameters.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// When to reconcile again.
+    fn next(self, synced: Synced) -> Action {
+        let object = ObjectRef::from_obj(self.obj);
+        match &synced.outcome {
+            SyncOutcome::Synced { .. } => self
+                .ctx
+                .schedule
+                .synced(object, self.basis, self.refresh)
+                .map_or_else(Action::await_change, Action::requeue),
+            SyncOutcome::Failed { error, .. } => {
+                schedule::next_attempt(error, self.refresh, self.ctx.schedule.failed(object))
+            }
+        }
     }
 }
 
@@ -80,291 +326,5 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
         self.0.metrics.queue_depth(n);
-    }
-}
-
-/// Failures of the Kubernetes API; retried with backoff by the controller.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-/// What one sync did.
-struct Synced {
-    outcome: SyncOutcome,
-    written: Option<Written>,
-    /// The Secret's `resourceVersion` as the sync left it.
-    secret_version: Option<String>,
-}
-
-impl Synced {
-    fn failed(error: SyncError, last_good: bool) -> Self {
-        Self {
-            outcome: failure(error, last_good),
-            written: None,
-            secret_version: None,
-        }
-    }
-}
-
-/// One reconcile, in a span that every log line of it carries (never values).
-#[tracing::instrument(
-    name = "reconcile",
-    skip_all,
-    fields(ssm_parameter = %object_key(&obj), generation = obj.metadata.generation)
-)]
-pub async fn reconcile(
-    obj: Arc<SsmParameter>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
-    let _in_flight = InFlight::start(&ctx);
-    // From now on, batches of AWS reads wait for this one's.
-    let reader = ctx.batcher.reader();
-    let started = tokio::time::Instant::now();
-    let object = ObjectRef::from_obj(&*obj);
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-
-    let plan = plan(&obj, &ctx).await?;
-    let secret_name = plan
-        .as_ref()
-        .map_or_else(|_| obj.name_any(), |p| p.secret_name.clone());
-    let existing = secrets.get_opt(&secret_name).await?;
-    let basis = sync_basis(&obj, existing.as_ref());
-    let depth = match ctx.schedule.due(&object, &basis) {
-        // Triggered by our own write or a no-op event: nothing is due.
-        Due::Later(wait) => return Ok(wait.map_or_else(Action::await_change, Action::requeue)),
-        Due::Refresh => Depth::Changed,
-        Due::Full => Depth::Full,
-    };
-    let synced = match &plan {
-        Ok(plan) => sync(&obj, plan, existing.as_ref(), &secrets, depth, reader).await?,
-        Err(error) => {
-            drop(reader);
-            Synced::failed(error.clone(), false)
-        }
-    };
-    report(&obj, &ctx, &plan, &secret_name, &synced).await?;
-    log_outcome(&synced.outcome, depth);
-    record(&ctx.metrics, &obj, &synced, started);
-
-    let refresh = plan.as_ref().ok().and_then(|p| p.refresh);
-    Ok(match &synced.outcome {
-        SyncOutcome::Synced { .. } => {
-            let basis = SyncBasis {
-                secret_version: synced.secret_version,
-                ..basis
-            };
-            ctx.schedule
-                .synced(object, basis, refresh)
-                .map_or_else(Action::await_change, Action::requeue)
-        }
-        SyncOutcome::Failed { error, .. } => {
-            next_attempt(error, refresh, ctx.schedule.failed(object))
-        }
-    })
-}
-
-/// The identity `obj` reads with, and what it asks for.
-async fn plan(
-    obj: &SsmParameter,
-    ctx: &Context,
-) -> Result<Result<Plan, SyncError>, ReconcileError> {
-    Ok(
-        match tenancy::resolve(obj, &ctx.tenancy, &ctx.client).await? {
-            Ok(identity) => Plan::of(obj, &ctx.default_region, identity),
-            Err(error) => Err(error),
-        },
-    )
-}
-
-/// Tells what happened: the status (when it changed), rollouts of workloads
-/// whose Secret changed, Events.
-async fn report(
-    obj: &SsmParameter,
-    ctx: &Context,
-    plan: &Result<Plan, SyncError>,
-    secret_name: &str,
-    synced: &Synced,
-) -> Result<(), ReconcileError> {
-    let old = obj.status.as_ref();
-    let new = status::next(
-        old,
-        obj.metadata.generation,
-        secret_name,
-        &synced.outcome,
-        &now(),
-    );
-    if old != Some(&new) {
-        write_status(obj, &new, &ctx.client).await?;
-    }
-    let restarts = match (plan, &synced.written) {
-        (Ok(plan), Some(w)) if w.changed_data() => {
-            let namespace = obj.namespace().unwrap_or_default();
-            rollout::restart(
-                &ctx.client,
-                &namespace,
-                &plan.rollout_restart,
-                &now().0.to_string(),
-            )
-            .await
-        }
-        _ => Vec::new(),
-    };
-    let announcement = Announcement {
-        written: synced.written.as_ref(),
-        new_failure: status::new_failure(old, &new),
-        restart_failures: &restarts,
-    };
-    events::publish(obj, &ctx.recorder, &new, announcement).await;
-    Ok(())
-}
-
-/// Reads AWS and writes the Secret when its data or metadata differ.
-async fn sync(
-    obj: &SsmParameter,
-    plan: &Plan,
-    existing: Option<&Secret>,
-    secrets: &Api<Secret>,
-    depth: Depth,
-    reader: Reader,
-) -> Result<Synced, ReconcileError> {
-    if existing.is_some_and(|s| !secret::is_ours(s, obj, plan)) {
-        let secret = plan.secret_name.clone();
-        return Ok(Synced::failed(SyncError::SecretConflict { secret }, false));
-    }
-    let recorded = obj
-        .status
-        .as_ref()
-        .map(|s| s.parameters.as_slice())
-        .unwrap_or_default();
-    let explicit_keys = plan.entries.iter().map(|e| e.key.as_str());
-    let recorded_keys = recorded.iter().map(|p| p.key.as_str());
-    let last_good = !recorded.is_empty()
-        && existing.is_some_and(|s| secret::holds_keys(s, recorded_keys.chain(explicit_keys)));
-    let known = Known {
-        versions: recorded
-            .iter()
-            .map(|p| (p.key.as_str(), p.version))
-            .collect(),
-        data: existing.and_then(|s| s.data.as_ref()),
-    };
-    let priority = match depth {
-        Depth::Full => Priority::Interactive,
-        Depth::Changed => Priority::Routine,
-    };
-    let (data, parameters) = match read::read(plan, reader, priority, depth, &known).await {
-        Ok(Read::Unchanged(parameters)) => {
-            return Ok(Synced {
-                outcome: SyncOutcome::Synced { parameters },
-                written: None,
-                secret_version: existing.and_then(|s| s.metadata.resource_version.clone()),
-            });
-        }
-        Ok(Read::Values(data, parameters)) => (data, parameters),
-        Err(error)
-            if error.reason() == Reason::ParameterNotFound
-                && plan.deletion == DeletionPolicy::Delete =>
-        {
-            let written = apply::remove(secrets, plan, existing).await?;
-            return Ok(Synced {
-                outcome: failure(error, false),
-                written,
-                secret_version: None,
-            });
-        }
-        Err(error) => return Ok(Synced::failed(error, last_good)),
-    };
-    let desired = match secret::desired(obj, plan, &data, existing) {
-        Ok(desired) => desired,
-        Err(error) => return Ok(Synced::failed(error, last_good)),
-    };
-    let spec_changed =
-        obj.status.as_ref().and_then(|s| s.observed_generation) != obj.metadata.generation;
-    let (written, secret_version) =
-        apply::apply(secrets, plan, existing, &desired, spec_changed).await?;
-    Ok(Synced {
-        outcome: SyncOutcome::Synced { parameters },
-        written,
-        secret_version,
-    })
-}
-
-fn failure(error: SyncError, last_good: bool) -> SyncOutcome {
-    SyncOutcome::Failed { error, last_good }
-}
-
-fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
-}
-
-/// What decides whether a reconcile must read AWS.
-fn sync_basis(obj: &SsmParameter, existing: Option<&Secret>) -> SyncBasis {
-    SyncBasis {
-        generation: obj.metadata.generation,
-        force_sync: obj.annotations().get(FORCE_SYNC_ANNOTATION).cloned(),
-        secret_version: existing.and_then(|s| s.metadata.resource_version.clone()),
-    }
-}
-
-fn next_attempt(error: &SyncError, refresh: Option<Duration>, backoff: Duration) -> Action {
-    match (error.retry(), refresh) {
-        (Retry::Soon, _) => Action::requeue(backoff),
-        (Retry::AtRefresh, Some(refresh)) => {
-            Action::requeue(crate::reconcile::schedule::jitter(refresh))
-        }
-        (Retry::AtRefresh, None) | (Retry::OnSpecChange, _) => Action::await_change(),
-    }
-}
-
-async fn write_status(
-    obj: &SsmParameter,
-    status: &SsmParameterStatus,
-    client: &kube::Client,
-) -> Result<(), ReconcileError> {
-    let api: Api<SsmParameter> =
-        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": SsmParameter::api_version(&()),
-        "kind": SsmParameter::kind(&()),
-        "status": status,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
-    Ok(())
-}
-
-fn record(metrics: &Metrics, obj: &SsmParameter, synced: &Synced, started: tokio::time::Instant) {
-    let now = tokio::time::Instant::now();
-    match &synced.outcome {
-        SyncOutcome::Synced { .. } => {
-            metrics.reconciled(Outcome::Synced, Reason::Synced.as_str(), now - started);
-            metrics.synced(&object_key(obj), now);
-        }
-        SyncOutcome::Failed { error, .. } => {
-            metrics.reconciled(Outcome::Failed, error.reason().as_str(), now - started);
-        }
-    }
-    if let Some(written) = &synced.written {
-        metrics.secret_written(written.action());
-    }
-}
-
-/// The reconcile's span names the object; the line says how it went.
-fn log_outcome(outcome: &SyncOutcome, depth: Depth) {
-    match outcome {
-        SyncOutcome::Synced { parameters } => {
-            tracing::info!(
-                reason = "Synced",
-                ?depth,
-                parameters = parameters.len(),
-                "synced"
-            );
-        }
-        SyncOutcome::Failed { error, .. } => {
-            tracing::warn!(reason = %error.reason(), detail = %error.message(), ?depth, "sync failed");
-        }
     }
 }

@@ -10,6 +10,7 @@ use crate::api::SyncError;
 use crate::api::{
     CreationPolicy, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter, WorkloadRef,
 };
+use crate::aws::arn::Arn;
 use crate::aws::{Identity, PathQuery, Scope};
 
 /// Refresh interval when the spec names none.
@@ -88,7 +89,7 @@ impl Plan {
             key_from: p.key_from.unwrap_or_default(),
         });
         Ok(Self {
-            secret_name: target.name.unwrap_or_else(|| obj.name_any()),
+            secret_name: secret_name(obj),
             secret_type: target.type_.unwrap_or_default(),
             entries,
             path,
@@ -100,6 +101,14 @@ impl Plan {
             refresh,
         })
     }
+}
+
+/// The Secret `obj` writes: `target.name`, else the object's own name.
+pub fn secret_name(obj: &SsmParameter) -> String {
+    let target = obj.spec.target.as_ref();
+    target
+        .and_then(|t| t.name.clone())
+        .unwrap_or_else(|| obj.name_any())
 }
 
 fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
@@ -121,11 +130,11 @@ fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
     }
 }
 
-/// The region of a parameter ARN: `arn:aws:ssm:<region>:<account>:parameter/…`.
+/// The region of a parameter ARN: `arn:<partition>:ssm:<region>:<account>:parameter/…`.
 fn arn_region(name: &str) -> Option<&str> {
-    let mut parts = name.strip_prefix("arn:")?.split(':');
-    let (_partition, service, region) = (parts.next()?, parts.next()?, parts.next()?);
-    (service == "ssm" && !region.is_empty()).then_some(region)
+    Arn::parse(name)
+        .filter(|arn| arn.service == "ssm" && !arn.region.is_empty())
+        .map(|arn| arn.region)
 }
 
 /// `0` → never; `1h30m`, `45s` … → that long. The schema already limits the

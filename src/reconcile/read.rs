@@ -256,7 +256,7 @@ async fn read_grouped<'a>(
 }
 
 fn selector_text(entry: &Entry) -> String {
-    match crate::batch::split_selector(&entry.request).1 {
+    match crate::aws::arn::split_selector(&entry.request).1 {
         Some(s) if s.chars().all(|c| c.is_ascii_digit()) => format!("version {s}"),
         Some(s) => format!("label {s}"),
         None => "such version".to_owned(),

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::api::SsmParameter;
+use crate::api::{Retry, SsmParameter, SyncError};
 
 /// What a good sync was based on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +123,17 @@ impl Schedule {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
+    }
+}
+
+/// When to try again after `error`: soon with backoff for a passing fault,
+/// at the refresh for one someone must fix in AWS, on a spec change for a
+/// spec that cannot work.
+pub fn next_attempt(error: &SyncError, refresh: Option<Duration>, backoff: Duration) -> Action {
+    match (error.retry(), refresh) {
+        (Retry::Soon, _) => Action::requeue(backoff),
+        (Retry::AtRefresh, Some(refresh)) => Action::requeue(jitter(refresh)),
+        (Retry::AtRefresh, None) | (Retry::OnSpecChange, _) => Action::await_change(),
     }
 }
 

@@ -5,12 +5,22 @@
 //! an equal status and nothing is written.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
 
-use crate::api::{ParameterStatus, SsmParameterStatus};
-use crate::api::{Reason, SyncError};
+use crate::api::SyncError;
+use crate::api::{ParameterStatus, SsmParameter, SsmParameterStatus};
+use crate::names::FIELD_MANAGER;
 
+/// Condition types.
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
+/// The reason of both conditions after a good sync (the failures' reasons
+/// are [`crate::api::Reason`]s).
+pub const SYNCED_REASON: &str = "Synced";
+/// `Ready`'s reason while the Secret keeps the last good values.
+pub const STALE_REASON: &str = "Stale";
 
 /// What a sync came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,12 +45,12 @@ pub fn next(
         SyncOutcome::Synced { parameters } => (
             (
                 true,
-                Reason::Synced,
+                SYNCED_REASON,
                 format!("Secret {secret_name} holds every key"),
             ),
             (
                 true,
-                Reason::Synced,
+                SYNCED_REASON,
                 "the latest read from AWS succeeded".to_owned(),
             ),
             parameters.clone(),
@@ -49,27 +59,31 @@ pub fn next(
             let ready = if *last_good {
                 (
                     true,
-                    Reason::Stale,
+                    STALE_REASON,
                     format!(
                         "Secret {secret_name} keeps the last good values; the latest read failed: {}",
                         error.reason()
                     ),
                 )
             } else {
-                (false, error.reason(), error.message())
+                (false, error.reason().as_str(), error.message())
             };
             let kept = if *last_good {
                 old.map(|s| s.parameters.clone()).unwrap_or_default()
             } else {
                 Vec::new()
             };
-            (ready, (false, error.reason(), error.message()), kept)
+            (
+                ready,
+                (false, error.reason().as_str(), error.message()),
+                kept,
+            )
         }
     };
     let ready_summary = if ready.0 {
         "True".to_owned()
     } else {
-        ready.1.as_str().to_owned()
+        ready.1.to_owned()
     };
     SsmParameterStatus {
         observed_generation: generation,
@@ -86,7 +100,7 @@ pub fn next(
 fn condition(
     old: &[Condition],
     type_: &str,
-    (status, reason, message): (bool, Reason, String),
+    (status, reason, message): (bool, &str, String),
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
@@ -99,7 +113,7 @@ fn condition(
     Condition {
         type_: type_.to_owned(),
         status,
-        reason: reason.as_str().to_owned(),
+        reason: reason.to_owned(),
         message,
         observed_generation: generation,
         last_transition_time,
@@ -118,6 +132,30 @@ pub fn new_failure(old: Option<&SsmParameterStatus>, new: &SsmParameterStatus) -
     let before = find(old, SYNCED);
     let repeated = before.is_some_and(|b| b.status == "False" && b.reason == after.reason);
     (!repeated).then(|| after.reason.clone())
+}
+
+/// The time conditions carry.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Writes `status` (server-side apply of the status subresource).
+pub async fn write(
+    obj: &SsmParameter,
+    status: &SsmParameterStatus,
+    client: &kube::Client,
+) -> Result<(), kube::Error> {
+    let api: Api<SsmParameter> =
+        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": SsmParameter::api_version(&()),
+        "kind": SsmParameter::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

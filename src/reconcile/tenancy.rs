@@ -16,6 +16,7 @@ use crate::api::SsmParameter;
 use crate::api::SyncError;
 use crate::aws::{Identity, IdentitySource};
 use crate::names::{ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
+use crate::reconcile::Halt;
 
 /// The operator's multi-tenancy settings.
 #[derive(Clone, Debug)]
@@ -31,7 +32,7 @@ pub async fn resolve(
     obj: &SsmParameter,
     tenancy: &Tenancy,
     client: &Client,
-) -> Result<Result<Identity, SyncError>, kube::Error> {
+) -> Result<Identity, Halt> {
     let namespace = obj.namespace().unwrap_or_default();
     let wanted = obj.spec.identity.clone().unwrap_or_default();
     let source = match &wanted.service_account_name {
@@ -43,24 +44,21 @@ pub async fn resolve(
             IdentitySource::Operator
         }
         None => {
-            return Ok(Err(SyncError::RoleNotAllowed {
+            return Err(Halt::from(SyncError::RoleNotAllowed {
                 role: "the operator's own identity".to_owned(),
                 namespace,
             }));
         }
         Some(_) if !tenancy.service_account_identities => {
-            return Ok(Err(SyncError::ServiceAccountNotFound {
+            return Err(Halt::from(SyncError::ServiceAccountNotFound {
                 detail: "identity.serviceAccountName is turned off in this operator (--service-account-identities=false)"
                     .to_owned(),
             }));
         }
-        Some(name) => match service_account_role(client, &namespace, name).await? {
-            Ok(role_arn) => IdentitySource::ServiceAccount {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                role_arn,
-            },
-            Err(error) => return Ok(Err(error)),
+        Some(name) => IdentitySource::ServiceAccount {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            role_arn: service_account_role(client, &namespace, name).await?,
         },
     };
     if let Some(role) = &wanted.role_arn {
@@ -78,16 +76,16 @@ pub async fn resolve(
             .map(str::trim)
             .any(|glob| !glob.is_empty() && glob_match(glob, role))
         {
-            return Ok(Err(SyncError::RoleNotAllowed {
+            return Err(Halt::from(SyncError::RoleNotAllowed {
                 role: format!("role {role}"),
                 namespace,
             }));
         }
     }
-    Ok(Ok(Identity {
+    Ok(Identity {
         source,
         chained_role: wanted.role_arn,
-    }))
+    })
 }
 
 /// The role ARN annotated on ServiceAccount `namespace/name`.
@@ -95,22 +93,19 @@ async fn service_account_role(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Result<String, SyncError>, kube::Error> {
+) -> Result<String, Halt> {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let Some(account) = accounts.get_opt(name).await? else {
-        return Ok(Err(SyncError::ServiceAccountNotFound {
+        return Err(Halt::from(SyncError::ServiceAccountNotFound {
             detail: format!("ServiceAccount {namespace}/{name} not found"),
         }));
     };
-    Ok(account
-        .annotations()
-        .get(ROLE_ARN_ANNOTATION)
-        .cloned()
-        .ok_or_else(|| SyncError::ServiceAccountNotFound {
-            detail: format!(
-                "ServiceAccount {namespace}/{name} has no {ROLE_ARN_ANNOTATION} annotation"
-            ),
-        }))
+    let role = account.annotations().get(ROLE_ARN_ANNOTATION).cloned();
+    Ok(role.ok_or_else(|| SyncError::ServiceAccountNotFound {
+        detail: format!(
+            "ServiceAccount {namespace}/{name} has no {ROLE_ARN_ANNOTATION} annotation"
+        ),
+    })?)
 }
 
 /// `*` matches any run of characters, `?` any one; everything else itself.

@@ -21,8 +21,8 @@ use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABE
 use crate::reconcile::schedule::Schedule;
 use crate::reconcile::{self, Context, ReconcileError};
 
-/// How the controller runs.
-pub struct Settings {
+/// What the controller is wired with.
+pub struct Wiring {
     pub default_region: String,
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
@@ -38,7 +38,7 @@ pub struct Settings {
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
 pub async fn run(
     client: Client,
-    settings: Settings,
+    settings: Wiring,
     store: Arc<dyn crate::aws::ParameterStore>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {

@@ -5,39 +5,65 @@ pub mod admin;
 pub mod controller;
 pub mod leader;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::reconcile::tenancy;
-use crate::telemetry::metrics;
-use crate::{aws, commands};
+use crate::aws;
+use crate::reconcile::tenancy::Tenancy;
+use crate::telemetry::metrics::Metrics;
+use leader::LeaseConfig;
+
+/// How the operator runs, whatever set it (flags, environment, a test).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Region of parameters whose SsmParameter names none.
+    pub region: String,
+    /// Empty: every namespace.
+    pub watch_namespaces: Vec<String>,
+    /// The longest a batch of reads waits for reconciles still on their way.
+    pub batch_window: Duration,
+    /// SSM reads per second per account and region.
+    pub aws_read_rate: f64,
+    pub tenancy: Tenancy,
+    /// Lifetime asked of STS for every identity's credentials.
+    pub aws_session_duration: Duration,
+    /// Address of the admin server.
+    pub http_addr: SocketAddr,
+    /// Reconcile only while holding this Lease; `None`: always.
+    pub leader_election: Option<LeaseConfig>,
+}
 
 /// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
 /// the controller once this process leads (with leader election on).
-pub async fn run(args: commands::RunArgs) -> anyhow::Result<()> {
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let base = aws::base_config(&args.region).await;
-    let operator = aws::operator_identity(&args.region).await;
+    let metrics = Arc::new(Metrics::new());
+    let base = aws::base_config(&settings.region).await;
+    let operator = aws::operator_identity(&settings.region).await;
     // Tenant tokens need the API server; without the feature, none are asked.
-    let tokens = args.service_account_identities.then(|| client.clone());
+    let tokens = settings
+        .tenancy
+        .service_account_identities
+        .then(|| client.clone());
     let identities = aws::credentials::Identities::new(
         operator,
         base.clone(),
         tokens,
-        args.aws_session_duration,
+        settings.aws_session_duration,
     );
     let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
 
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
     let (ready, readiness) = tokio::sync::watch::channel(false);
     let admin = tokio::spawn(admin::serve(
-        args.http_addr,
+        settings.http_addr,
         metrics.clone(),
         readiness,
         shutdown.clone(),
     ));
 
-    let leadership = match &args.leader_elect.then(|| lease(&args)) {
+    let leadership = match &settings.leader_election {
         None => None,
         // A standby is ready: it serves its purpose by waiting, and a rolling
         // update must not stall on it.
@@ -49,20 +75,17 @@ pub async fn run(args: commands::RunArgs) -> anyhow::Result<()> {
             }
         }
     };
-    tracing::info!(region = %args.region, namespaces = ?args.watch_namespaces, "starting");
-    let settings = controller::Settings {
-        default_region: args.region,
-        watch_namespaces: args.watch_namespaces,
-        batch_window: args.batch_window,
-        aws_read_rate: args.aws_read_rate,
-        tenancy: tenancy::Tenancy {
-            service_account_identities: args.service_account_identities,
-            operator_identity_namespaces: args.operator_identity_namespaces,
-        },
+    tracing::info!(region = %settings.region, namespaces = ?settings.watch_namespaces, "starting");
+    let wiring = controller::Wiring {
+        default_region: settings.region,
+        watch_namespaces: settings.watch_namespaces,
+        batch_window: settings.batch_window,
+        aws_read_rate: settings.aws_read_rate,
+        tenancy: settings.tenancy,
         metrics,
         ready,
     };
-    let controller = controller::run(client, settings, store, shutdown.clone());
+    let controller = controller::run(client, wiring, store, shutdown.clone());
     match &leadership {
         None => controller.await,
         Some(leading) => tokio::select! {
@@ -76,14 +99,6 @@ pub async fn run(args: commands::RunArgs) -> anyhow::Result<()> {
     admin.await??;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn lease(args: &commands::RunArgs) -> leader::LeaseConfig {
-    leader::LeaseConfig::new(
-        args.lease_namespace.clone(),
-        args.lease_name.clone(),
-        args.pod_name.clone(),
-    )
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,520 @@
+//! The reconcile of one SsmParameter through every outcome, against an API
+//! server in memory and a Parameter Store with fixed contents.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::batch::budget::Budgets;
+use crate::names::REPORTER;
+use crate::reconcile::status::{READY, SYNCED};
+use crate::testing::{FakeApi, FakeStore, foreign_secret, ssm_parameter};
+
+const NS: &str = "payments";
+
+/// An operator with nothing but its own identity, one API server, one store.
+struct World {
+    api: FakeApi,
+    store: Arc<FakeStore>,
+    ctx: Arc<Context>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with_tenancy(Tenancy {
+            service_account_identities: true,
+            operator_identity_namespaces: vec!["*".to_owned()],
+        })
+    }
+
+    fn with_tenancy(tenancy: Tenancy) -> Self {
+        let api = FakeApi::default();
+        let client = api.client();
+        let store = Arc::new(FakeStore::default());
+        let metrics = Arc::new(Metrics::new());
+        let batcher = Batcher::start(
+            store.clone(),
+            Arc::new(Budgets::new(1000.0)),
+            metrics.clone(),
+            Duration::from_millis(250),
+        );
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            batcher,
+            default_region: "ap-northeast-1".to_owned(),
+            recorder: Recorder::new(client, Reporter::from(REPORTER)),
+            schedule: Schedule::default(),
+            tenancy,
+            metrics,
+            in_flight: AtomicI64::new(0),
+        });
+        Self { api, store, ctx }
+    }
+
+    /// Applies `spec` as SsmParameter `name`.
+    fn apply(&self, name: &str, spec: Value) -> SsmParameter {
+        let obj = ssm_parameter(name, spec);
+        self.api.add_ssm_parameter(&obj);
+        obj
+    }
+
+    /// One reconcile of `name` as the API server holds it now.
+    async fn reconcile(&self, name: &str) -> Action {
+        let Some(obj) = self.api.ssm_parameter(NS, name) else {
+            unreachable_object(name)
+        };
+        match reconcile(Arc::new(obj), self.ctx.clone()).await {
+            Ok(action) => action,
+            Err(error) => failed_reconcile(&error),
+        }
+    }
+
+    /// A first good sync of `name`, then a clean slate of calls.
+    async fn synced(&self, name: &str, spec: Value) {
+        self.apply(name, spec);
+        self.reconcile(name).await;
+        assert_eq!(
+            self.condition(name, SYNCED),
+            ("True".into(), "Synced".into())
+        );
+        self.api.forget_calls();
+        self.store.forget_calls();
+    }
+
+    /// (status, reason) of a condition.
+    fn condition(&self, name: &str, type_: &str) -> (String, String) {
+        let obj = self.api.ssm_parameter(NS, name);
+        let status = obj.and_then(|o| o.status);
+        status::find(status.as_ref(), type_)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+            .unwrap_or_default()
+    }
+
+    fn value(&self, secret: &str, key: &str) -> Option<String> {
+        self.api.secret_value(NS, secret, key)
+    }
+
+    fn event_reasons(&self) -> Vec<String> {
+        self.api.events().into_iter().map(|e| e.reason).collect()
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_object(name: &str) -> ! {
+    panic!("SsmParameter {name} was never applied")
+}
+
+#[allow(clippy::panic)]
+fn failed_reconcile(error: &ReconcileError) -> ! {
+    panic!("reconcile failed: {error}")
+}
+
+fn db_password() -> Value {
+    json!({"parameters": [{"name": "prd-db-pass", "key": "password"}], "refreshInterval": "10s"})
+}
+
+/// Past the refresh interval (10 s, with jitter).
+async fn refresh_comes_round() {
+    tokio::time::advance(Duration::from_secs(12)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_writes_the_secret_with_its_owner_status_and_a_created_event() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    let secret = w.api.secret(NS, "db").unwrap_or_default();
+    let owners = secret.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].uid, "uid-of-db");
+    assert_eq!(w.condition("db", READY), ("True".into(), "Synced".into()));
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(w.event_reasons(), vec!["Created"]);
+    assert_eq!(w.store.decrypted(), vec!["prd-db-pass"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_decrypts_each_parameter_once() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+    let decrypting: Vec<_> = w
+        .store
+        .all_calls()
+        .into_iter()
+        .filter(|c| c.decrypt)
+        .collect();
+    assert_eq!(decrypting.len(), 1, "{:?}", w.store.all_calls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_refresh_writes_nothing_and_decrypts_nothing() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+
+    assert!(
+        !w.store.calls().is_empty(),
+        "the refresh did not look at AWS"
+    );
+    assert_eq!(w.store.decrypted(), Vec::<String>::new());
+    assert_eq!(w.api.writes(), vec![]);
+    assert_eq!(w.api.events(), vec![]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_before_the_refresh_is_due_reads_nothing() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    // Triggered by the operator's own write of the Secret, say.
+    let action = w.reconcile("db").await;
+
+    assert_eq!(w.store.calls(), Vec::<Vec<String>>::new());
+    assert_eq!(w.api.writes(), vec![]);
+    assert_ne!(action, Action::await_change());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_value_decrypts_only_the_changed_parameter() {
+    let w = World::new();
+    w.store.put("/prd/user", "app");
+    w.store.put("/prd/pass", "old");
+    let spec = json!({"parameters": [{"name": "/prd/user"}, {"name": "/prd/pass"}], "refreshInterval": "10s"});
+    w.synced("db", spec).await;
+
+    w.store.put("/prd/pass", "new");
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+
+    assert_eq!(w.store.decrypted(), vec!["/prd/pass"]);
+    assert_eq!(w.value("db", "pass").as_deref(), Some("new"));
+    assert_eq!(w.value("db", "user").as_deref(), Some("app"));
+    let events = w.api.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].reason, "Updated");
+    assert!(
+        events[0].note.contains("pass (version 2)"),
+        "{}",
+        events[0].note
+    );
+    assert!(
+        !events[0].note.contains("new"),
+        "a value in an Event: {}",
+        events[0].note
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_value_restarts_the_listed_workloads_but_a_first_sync_does_not() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "old");
+    let spec = json!({
+        "parameters": [{"name": "prd-db-pass"}],
+        "refreshInterval": "10s",
+        "rolloutRestart": [{"kind": "Deployment", "name": "api"}],
+    });
+    w.apply("db", spec);
+    w.reconcile("db").await;
+    let restarts = |w: &World| {
+        w.api
+            .writes()
+            .into_iter()
+            .filter(|c| c.path.contains("/deployments/"))
+            .count()
+    };
+    assert_eq!(restarts(&w), 0);
+
+    w.store.put("prd-db-pass", "new");
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(restarts(&w), 1);
+}
+
+/// A first sync that fails: the reason on both conditions, one Warning, no
+/// Secret; the same failure again writes nothing new.
+async fn assert_first_sync_fails(w: &World, name: &str, reason: &str) {
+    w.reconcile(name).await;
+    assert_eq!(w.condition(name, SYNCED), ("False".into(), reason.into()));
+    assert_eq!(w.condition(name, READY), ("False".into(), reason.into()));
+    assert_eq!(w.event_reasons(), vec![reason.to_owned()]);
+    assert!(w.api.secret(NS, name).is_none(), "a Secret was written");
+
+    w.api.forget_calls();
+    tokio::time::advance(Duration::from_secs(400)).await;
+    w.reconcile(name).await;
+    let status_writes: Vec<_> = w
+        .api
+        .writes()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/status"))
+        .collect();
+    assert_eq!(status_writes, vec![], "the same failure rewrote the status");
+    assert_eq!(w.api.events(), vec![], "the same failure warned again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn kms_access_denied_on_a_first_sync_sets_the_reason_and_warns_once() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.store.deny("prd-db-pass");
+    w.apply("db", db_password());
+    assert_first_sync_fails(&w, "db", "KmsAccessDenied").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_parameter_is_parameter_not_found() {
+    let w = World::new();
+    w.apply("db", db_password());
+    assert_first_sync_fails(&w, "db", "ParameterNotFound").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_pinned_version_is_parameter_version_not_found() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply(
+        "db",
+        json!({"parameters": [{"name": "prd-db-pass", "version": 7}]}),
+    );
+    assert_first_sync_fails(&w, "db", "ParameterVersionNotFound").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_and_unavailability_are_their_own_reasons() {
+    for (error, reason) in [
+        (
+            SyncError::Throttled {
+                operation: "GetParameters".into(),
+            },
+            "Throttled",
+        ),
+        (
+            SyncError::AwsUnavailable {
+                detail: "connection refused".into(),
+            },
+            "AwsUnavailable",
+        ),
+    ] {
+        let w = World::new();
+        w.store.fail_with(Some(error));
+        w.apply("db", db_password());
+        assert_first_sync_fails(&w, "db", reason).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_namespace_without_the_operators_identity_is_role_not_allowed_without_reading() {
+    let w = World::with_tenancy(Tenancy {
+        service_account_identities: true,
+        operator_identity_namespaces: vec!["platform-*".to_owned()],
+    });
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("db", db_password());
+    assert_first_sync_fails(&w, "db", "RoleNotAllowed").await;
+    assert_eq!(w.store.calls(), Vec::<Vec<String>>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_service_account_is_service_account_not_found() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply(
+        "db",
+        json!({"parameters": [{"name": "prd-db-pass"}], "identity": {"serviceAccountName": "reader"}}),
+    );
+    assert_first_sync_fails(&w, "db", "ServiceAccountNotFound").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_template_placeholder_is_invalid_spec_and_waits_for_a_change() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply(
+        "db",
+        json!({"parameters": [{"name": "prd-db-pass"}], "target": {"template": {"url": "{{ nope }}"}}}),
+    );
+    let action = w.reconcile("db").await;
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "InvalidSpec".into())
+    );
+    assert_eq!(action, Action::await_change());
+    assert!(w.api.secret(NS, "db").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_over_the_limit_is_secret_too_large_and_not_written() {
+    let w = World::new();
+    w.store.put("big", &"x".repeat(1024 * 1024 + 1));
+    w.apply("db", json!({"parameters": [{"name": "big"}]}));
+    assert_first_sync_fails(&w, "db", "SecretTooLarge").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_someone_else_wrote_is_a_conflict_and_stays_as_it_was() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.api
+        .put_secret(foreign_secret("db", &[("password", "theirs")]));
+    let before = w.api.secret(NS, "db");
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    assert_eq!(w.api.secret(NS, "db"), before);
+    assert_eq!(
+        w.store.calls(),
+        Vec::<Vec<String>>::new(),
+        "read AWS for a Secret it may not write"
+    );
+    let secret_writes: Vec<_> = w
+        .api
+        .writes()
+        .into_iter()
+        .filter(|c| c.path.contains("/secrets/"))
+        .collect();
+    assert_eq!(secret_writes, vec![]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_keeps_the_last_good_value_and_says_stale() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    w.store.deny("prd-db-pass");
+    w.api.put_secret(w.api.secret(NS, "db").unwrap_or_default()); // an edit: read everything
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.condition("db", READY), ("True".into(), "Stale".into()));
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "KmsAccessDenied".into())
+    );
+    assert_eq!(w.event_reasons(), vec!["KmsAccessDenied"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edited_secret_is_repaired_at_the_next_reconcile() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    let mut edited = w.api.secret(NS, "db").unwrap_or_default();
+    edited.data = Some(
+        [(
+            "password".to_owned(),
+            k8s_openapi::ByteString(b"tampered".to_vec()),
+        )]
+        .into(),
+    );
+    w.api.put_secret(edited);
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.store.decrypted(), vec!["prd-db-pass"]);
+    assert_eq!(w.event_reasons(), vec!["Updated"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_secret_is_created_again() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    w.api.delete_secret(NS, "db");
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.event_reasons(), vec!["Created"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_parameter_under_retain_keeps_the_secret() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    w.store.delete("prd-db-pass");
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "ParameterNotFound".into())
+    );
+    assert_eq!(w.condition("db", READY), ("True".into(), "Stale".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_parameter_under_delete_removes_the_secret() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    let spec = json!({
+        "parameters": [{"name": "prd-db-pass"}],
+        "refreshInterval": "10s",
+        "target": {"deletionPolicy": "Delete"},
+    });
+    w.synced("db", spec).await;
+
+    w.store.delete("prd-db-pass");
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+
+    assert!(w.api.secret(NS, "db").is_none(), "the Secret was kept");
+    let deletes: Vec<_> = w
+        .api
+        .writes()
+        .into_iter()
+        .filter(|c| c.method == Method::DELETE)
+        .collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(
+        w.condition("db", READY),
+        ("False".into(), "ParameterNotFound".into())
+    );
+    assert!(
+        w.event_reasons().contains(&"Deleted".to_owned()),
+        "{:?}",
+        w.event_reasons()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_after_a_failure_says_synced_again() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.store.fail_with(Some(SyncError::AwsUnavailable {
+        detail: "timeout".into(),
+    }));
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "AwsUnavailable".into())
+    );
+
+    w.store.fail_with(None);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    w.reconcile("db").await;
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+}

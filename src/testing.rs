@@ -1,0 +1,526 @@
+//! What unit tests share: a Parameter Store with fixed contents, a Kubernetes
+//! API server in memory, and builders of SsmParameters.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+
+use crate::api::{SecretValue, SsmParameter, SyncError};
+use crate::aws::arn::split_selector;
+use crate::aws::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One parameter of the [`FakeStore`].
+#[derive(Clone, Debug)]
+struct Stored {
+    value: String,
+    version: i64,
+    secure: bool,
+    /// Decrypting reads of it fail, as without `kms:Decrypt`.
+    denied: bool,
+}
+
+/// One call the [`FakeStore`] answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreCall {
+    pub names: Vec<String>,
+    pub decrypt: bool,
+}
+
+/// Parameter Store with contents the test sets; it counts the calls.
+#[derive(Default)]
+pub struct FakeStore {
+    parameters: Mutex<BTreeMap<String, Stored>>,
+    calls: Mutex<Vec<StoreCall>>,
+    /// Every call fails so while set.
+    failure: Mutex<Option<SyncError>>,
+}
+
+impl FakeStore {
+    /// SecureStrings `value-of-<name>`, version 1.
+    pub fn with(names: &[&str]) -> Self {
+        let store = Self::default();
+        for name in names {
+            store.put(name, &format!("value-of-{name}"));
+        }
+        store
+    }
+
+    /// Writes a SecureString: a new version, as PutParameter does.
+    pub fn put(&self, name: &str, value: &str) {
+        self.write(name, value, true);
+    }
+
+    /// Writes a plain String.
+    pub fn put_string(&self, name: &str, value: &str) {
+        self.write(name, value, false);
+    }
+
+    fn write(&self, name: &str, value: &str, secure: bool) {
+        let mut parameters = lock(&self.parameters);
+        let version = parameters.get(name).map_or(1, |p| p.version + 1);
+        let denied = parameters.get(name).is_some_and(|p| p.denied);
+        parameters.insert(
+            name.to_owned(),
+            Stored {
+                value: value.to_owned(),
+                version,
+                secure,
+                denied,
+            },
+        );
+    }
+
+    /// Decrypting reads of `name` (and of any call it is part of) fail.
+    pub fn deny(&self, name: &str) {
+        if let Some(p) = lock(&self.parameters).get_mut(name) {
+            p.denied = true;
+        }
+    }
+
+    /// Every call fails with `error` from now on (`None`: no more).
+    pub fn fail_with(&self, error: Option<SyncError>) {
+        *lock(&self.failure) = error;
+    }
+
+    /// Deletes the parameter, as DeleteParameter does.
+    pub fn delete(&self, name: &str) {
+        lock(&self.parameters).remove(name);
+    }
+
+    /// The names of every GetParameters call, in order.
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        lock(&self.calls).iter().map(|c| c.names.clone()).collect()
+    }
+
+    /// Every call, with its decryption mode.
+    pub fn all_calls(&self) -> Vec<StoreCall> {
+        lock(&self.calls).clone()
+    }
+
+    /// The names asked with decryption, over all calls.
+    pub fn decrypted(&self) -> Vec<String> {
+        lock(&self.calls)
+            .iter()
+            .filter(|c| c.decrypt)
+            .flat_map(|c| c.names.clone())
+            .collect()
+    }
+
+    pub fn forget_calls(&self) {
+        lock(&self.calls).clear();
+    }
+
+    fn fetched(name: &str, selector: Option<&str>, p: &Stored, decrypt: bool) -> FetchedParameter {
+        let value = if p.secure && !decrypt {
+            format!("ciphertext-of-{name}")
+        } else {
+            p.value.clone()
+        };
+        FetchedParameter {
+            name: name.to_owned(),
+            selector: selector.map(|s| format!(":{s}")),
+            arn: None,
+            value: SecretValue::new(value),
+            version: p.version,
+            type_: if p.secure { "SecureString" } else { "String" }.to_owned(),
+            last_modified: None,
+        }
+    }
+}
+
+impl ParameterStore for FakeStore {
+    fn get_parameters<'a>(
+        &'a self,
+        _: &'a Scope,
+        names: &'a [String],
+        decrypt: bool,
+    ) -> BoxFuture<'a, Result<ParametersPage, SyncError>> {
+        async move {
+            lock(&self.calls).push(StoreCall {
+                names: names.to_vec(),
+                decrypt,
+            });
+            if let Some(error) = lock(&self.failure).clone() {
+                return Err(error);
+            }
+            let parameters = lock(&self.parameters).clone();
+            let denied = names.iter().find(|n| {
+                let p = parameters.get(split_selector(n).0);
+                decrypt && p.is_some_and(|p| p.denied && p.secure)
+            });
+            if let Some(denied) = denied {
+                // AWS fails the whole call and does not say for which name.
+                return Err(SyncError::KmsAccessDenied {
+                    parameter: denied.clone(),
+                    key: None,
+                    principal: None,
+                });
+            }
+            let mut page = ParametersPage::default();
+            for name in names {
+                let (base, selector) = split_selector(name);
+                match parameters.get(base) {
+                    Some(p) if selector.is_none_or(|s| s == p.version.to_string()) => {
+                        page.found.push(Self::fetched(base, selector, p, decrypt));
+                    }
+                    _ => page.invalid.push(name.clone()),
+                }
+            }
+            Ok(page)
+        }
+        .boxed()
+    }
+
+    fn get_parameters_by_path<'a>(
+        &'a self,
+        _: &'a Scope,
+        query: &'a PathQuery,
+        _: Option<String>,
+    ) -> BoxFuture<'a, Result<PathPage, SyncError>> {
+        async move {
+            if let Some(error) = lock(&self.failure).clone() {
+                return Err(error);
+            }
+            let prefix = format!("{}/", query.prefix.trim_end_matches('/'));
+            let found = lock(&self.parameters)
+                .iter()
+                .filter(|(name, _)| {
+                    name.strip_prefix(&prefix)
+                        .is_some_and(|rest| query.recursive || !rest.contains('/'))
+                })
+                .map(|(name, p)| Self::fetched(name, None, p, query.decrypt))
+                .collect();
+            Ok(PathPage {
+                found,
+                next_token: None,
+            })
+        }
+        .boxed()
+    }
+}
+
+/// A request the [`FakeApi`] answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiCall {
+    pub method: Method,
+    pub path: String,
+}
+
+/// An Event the [`FakeApi`] was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedEvent {
+    pub type_: String,
+    pub reason: String,
+    pub note: String,
+}
+
+#[derive(Default)]
+struct Cluster {
+    secrets: BTreeMap<(String, String), Secret>,
+    ssm_parameters: BTreeMap<(String, String), Value>,
+    events: Vec<PublishedEvent>,
+    calls: Vec<ApiCall>,
+    resource_version: u64,
+}
+
+/// A Kubernetes API server in memory, for the requests a reconcile makes:
+/// Secrets (get, server-side apply, delete), SsmParameter status, Events
+/// and workload patches. It keeps what it was sent so that tests can say
+/// what was written.
+#[derive(Clone, Default)]
+pub struct FakeApi(Arc<Mutex<Cluster>>);
+
+impl FakeApi {
+    /// A client whose requests this answers.
+    pub fn client(&self) -> kube::Client {
+        let api = self.clone();
+        let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+            let api = api.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect().await?.to_bytes();
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(api.answer(
+                    &parts.method,
+                    parts.uri.path(),
+                    &bytes,
+                ))
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    /// Makes `obj` exist, so that its status can be written.
+    pub fn add_ssm_parameter(&self, obj: &SsmParameter) {
+        let key = (
+            obj.metadata.namespace.clone().unwrap_or_default(),
+            obj.metadata.name.clone().unwrap_or_default(),
+        );
+        let value = serde_json::to_value(obj).unwrap_or_default();
+        lock(&self.0).ssm_parameters.insert(key, value);
+    }
+
+    /// The SsmParameter as the API server holds it, status included.
+    pub fn ssm_parameter(&self, namespace: &str, name: &str) -> Option<SsmParameter> {
+        let value = lock(&self.0)
+            .ssm_parameters
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()?;
+        serde_json::from_value(value).ok()
+    }
+
+    /// Puts a Secret in place as someone else would.
+    pub fn put_secret(&self, mut secret: Secret) {
+        let mut cluster = lock(&self.0);
+        cluster.resource_version += 1;
+        secret.metadata.resource_version = Some(cluster.resource_version.to_string());
+        let key = (
+            secret.metadata.namespace.clone().unwrap_or_default(),
+            secret.metadata.name.clone().unwrap_or_default(),
+        );
+        cluster.secrets.insert(key, secret);
+    }
+
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
+        lock(&self.0)
+            .secrets
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// The Secret's value of `key`, as text.
+    pub fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let secret = self.secret(namespace, name)?;
+        let bytes = secret.data?.get(key)?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
+    pub fn delete_secret(&self, namespace: &str, name: &str) {
+        lock(&self.0)
+            .secrets
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    /// Every request, in order.
+    pub fn calls(&self) -> Vec<ApiCall> {
+        lock(&self.0).calls.clone()
+    }
+
+    /// Every request that is not a read.
+    pub fn writes(&self) -> Vec<ApiCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method != Method::GET)
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<PublishedEvent> {
+        lock(&self.0).events.clone()
+    }
+
+    pub fn forget_calls(&self) {
+        let mut cluster = lock(&self.0);
+        cluster.calls.clear();
+        cluster.events.clear();
+    }
+
+    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> Response<kube::client::Body> {
+        let mut cluster = lock(&self.0);
+        cluster.calls.push(ApiCall {
+            method: method.clone(),
+            path: path.to_owned(),
+        });
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            (&Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                match cluster.secrets.get(&((*ns).to_owned(), (*name).to_owned())) {
+                    Some(secret) => ok(json!(secret)),
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
+            }
+            (&Method::PATCH, ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                cluster.apply_secret(ns, name, body)
+            }
+            (&Method::DELETE, ["api", "v1", "namespaces", ns, "secrets", name]) => {
+                match cluster
+                    .secrets
+                    .remove(&((*ns).to_owned(), (*name).to_owned()))
+                {
+                    Some(_) => status(StatusCode::OK, "Success"),
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
+            }
+            (
+                &Method::PATCH,
+                [
+                    "apis",
+                    "ssm-operator.io",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    "ssmparameters",
+                    name,
+                    "status",
+                ],
+            ) => {
+                let key = ((*ns).to_owned(), (*name).to_owned());
+                match cluster.ssm_parameters.get_mut(&key) {
+                    Some(obj) => {
+                        obj["status"] = body["status"].clone();
+                        ok(obj.clone())
+                    }
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
+            }
+            (
+                &Method::POST | &Method::PATCH,
+                ["apis", "events.k8s.io", "v1", "namespaces", _, "events", ..],
+            ) => {
+                cluster.events.push(PublishedEvent {
+                    type_: body["type"].as_str().unwrap_or_default().to_owned(),
+                    reason: body["reason"].as_str().unwrap_or_default().to_owned(),
+                    note: body["note"].as_str().unwrap_or_default().to_owned(),
+                });
+                ok(body)
+            }
+            (&Method::PATCH, ["apis", "apps", "v1", "namespaces", _, kind, name]) => ok(json!({
+                "apiVersion": "apps/v1",
+                "kind": match *kind {
+                    "deployments" => "Deployment",
+                    "statefulsets" => "StatefulSet",
+                    _ => "DaemonSet",
+                },
+                "metadata": {"name": name},
+            })),
+            _ => status(StatusCode::NOT_FOUND, "NotFound"),
+        }
+    }
+}
+
+impl Cluster {
+    /// Server-side apply of a Secret, as far as one field manager goes: its
+    /// labels and annotations are added, its data replaces the old (or,
+    /// for a Secret it does not own, is merged into it).
+    fn apply_secret(&mut self, ns: &str, name: &str, body: Value) -> Response<kube::client::Body> {
+        let Ok(applied) = serde_json::from_value::<Secret>(body) else {
+            return status(StatusCode::BAD_REQUEST, "BadRequest");
+        };
+        let key = (ns.to_owned(), name.to_owned());
+        let mut secret = self.secrets.get(&key).cloned().unwrap_or_default();
+        if secret.immutable == Some(true) && secret.data != applied.data {
+            // "field is immutable when `immutable` is set"
+            return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid");
+        }
+        let owned_outright = applied.type_.is_some();
+        secret.metadata.name = Some(name.to_owned());
+        secret.metadata.namespace = Some(ns.to_owned());
+        for (mine, theirs) in [
+            (&applied.metadata.labels, &mut secret.metadata.labels),
+            (
+                &applied.metadata.annotations,
+                &mut secret.metadata.annotations,
+            ),
+        ] {
+            theirs
+                .get_or_insert_default()
+                .extend(mine.clone().unwrap_or_default());
+        }
+        if applied.metadata.owner_references.is_some() {
+            secret.metadata.owner_references = applied.metadata.owner_references.clone();
+        }
+        if owned_outright {
+            secret.type_ = applied.type_.clone();
+            secret.data = applied.data.clone();
+        } else {
+            secret
+                .data
+                .get_or_insert_default()
+                .extend(applied.data.clone().unwrap_or_default());
+        }
+        if applied.immutable.is_some() {
+            secret.immutable = applied.immutable;
+        }
+        self.resource_version += 1;
+        secret.metadata.resource_version = Some(self.resource_version.to_string());
+        self.secrets.insert(key, secret.clone());
+        ok(json!(secret))
+    }
+}
+
+fn ok(body: Value) -> Response<kube::client::Body> {
+    respond(StatusCode::OK, body)
+}
+
+fn status(code: StatusCode, reason: &str) -> Response<kube::client::Body> {
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": if code.is_success() { "Success" } else { "Failure" },
+        "reason": reason,
+        "message": reason,
+        "code": code.as_u16(),
+    });
+    respond(code, body)
+}
+
+fn respond(code: StatusCode, body: Value) -> Response<kube::client::Body> {
+    let mut response = Response::new(kube::client::Body::from(body.to_string().into_bytes()));
+    *response.status_mut() = code;
+    response
+}
+
+/// An SsmParameter of namespace `payments`, generation 1, with a uid.
+pub fn ssm_parameter(name: &str, spec: Value) -> SsmParameter {
+    let value = json!({
+        "apiVersion": "ssm-operator.io/v1alpha1",
+        "kind": "SsmParameter",
+        "metadata": {
+            "name": name,
+            "namespace": "payments",
+            "uid": format!("uid-of-{name}"),
+            "generation": 1,
+        },
+        "spec": spec,
+    });
+    match serde_json::from_value(value) {
+        Ok(obj) => obj,
+        Err(error) => unreachable_spec(&error),
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_spec(error: &serde_json::Error) -> ! {
+    panic!("the test's spec is not an SsmParameter spec: {error}")
+}
+
+/// A Secret of namespace `payments` that someone else wrote.
+pub fn foreign_secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    let data: BTreeMap<String, k8s_openapi::ByteString> = data
+        .iter()
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                k8s_openapi::ByteString(v.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some("payments".to_owned()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    }
+}
