@@ -22,6 +22,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crds ./crds
+# A workspace member: cargo reads its manifest even to build the operator alone.
+COPY testenv/harness ./testenv/harness
 # Smaller than the repository's release profile (optimised for size, one
 # codegen unit, whole-program LTO): the image is pulled by every node that
 # runs the operator, and its speed is bound by AWS and the API server.

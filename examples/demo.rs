@@ -1,21 +1,18 @@
 //! The seed scenario, narrated, on a local control plane and AWS emulator:
 //! `make demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// The demo shares the integration tests' harness and uses part of it.
-#![allow(dead_code, unused_imports)]
-
-#[path = "../tests/e2e/support/mod.rs"]
-mod support;
 
 use serde_json::json;
-use support::aws::allow;
-use support::{Scenario, kubectl};
+use ssm_operator_testenv::aws::allow;
+use ssm_operator_testenv::env::EnvInfo;
+use ssm_operator_testenv::manifest::ssm_parameter_yaml;
+use ssm_operator_testenv::{Scenario, kubectl};
 
 fn say(text: &str) {
     println!("\n\x1b[1m▶ {text}\x1b[0m");
 }
 
-fn show(env: &support::env::EnvInfo, args: &[&str]) {
+fn show(env: &EnvInfo, args: &[&str]) {
     println!("$ kubectl {}", args.join(" "));
     let out = kubectl(env, args, None);
     print!(
@@ -58,11 +55,13 @@ async fn main() {
     s.start_operator(&role).await;
 
     say("A user applies an SsmParameter");
-    let manifest = format!(
-        "apiVersion: ssm-operator.io/v1alpha1\nkind: SsmParameter\nmetadata:\n  name: db-credentials\n  namespace: {ns}\nspec:\n  region: ap-northeast-1\n  parameters:\n    - name: prd-db-pass\n      key: password\n  refreshInterval: 1h\n"
+    let manifest = ssm_parameter_yaml(
+        "db-credentials",
+        "  region: ap-northeast-1\n  parameters:\n    - name: prd-db-pass\n      key: password\n  refreshInterval: 1h\n",
     );
+    println!("$ kubectl apply -n {ns} -f -");
     print!("{manifest}");
-    let out = kubectl(s.env, &["apply", "-f", "-"], Some(&manifest));
+    let out = kubectl(s.env, &["apply", "-n", &ns, "-f", "-"], Some(&manifest));
     print!("{}", String::from_utf8_lossy(&out.stdout));
     s.wait_for_condition("db-credentials", "Ready", "True", "Synced")
         .await;

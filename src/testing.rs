@@ -43,6 +43,8 @@ pub struct FakeStore {
     calls: Mutex<Vec<StoreCall>>,
     /// Every call fails so while set.
     failure: Mutex<Option<SyncError>>,
+    /// Answers leave these names out of both lists, as no AWS answer does.
+    unanswered: Mutex<Vec<String>>,
 }
 
 impl FakeStore {
@@ -90,6 +92,12 @@ impl FakeStore {
     /// Every call fails with `error` from now on (`None`: no more).
     pub fn fail_with(&self, error: Option<SyncError>) {
         *lock(&self.failure) = error;
+    }
+
+    /// GetParameters answers leave `name` out of both `Parameters` and
+    /// `InvalidParameters`: a partial answer.
+    pub fn leave_out(&self, name: &str) {
+        lock(&self.unanswered).push(name.to_owned());
     }
 
     /// Deletes the parameter, as DeleteParameter does.
@@ -167,7 +175,8 @@ impl ParameterStore for FakeStore {
                 });
             }
             let mut page = ParametersPage::default();
-            for name in names {
+            let unanswered = lock(&self.unanswered).clone();
+            for name in names.iter().filter(|n| !unanswered.contains(n)) {
                 let (base, selector) = split_selector(name);
                 match parameters.get(base) {
                     Some(p) if selector.is_none_or(|s| s == p.version.to_string()) => {

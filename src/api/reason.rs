@@ -87,7 +87,9 @@ pub enum SyncError {
     RoleNotAllowed { role: String, namespace: String },
     #[error("Secret {secret} exists and is not managed by this SsmParameter; nothing was written")]
     SecretConflict { secret: String },
-    #[error("Secret {secret} would hold {bytes} bytes, over the 1 MiB limit; nothing was written")]
+    #[error(
+        "Secret {secret} would hold {bytes} bytes or more, over the 1 MiB limit; nothing was written"
+    )]
     SecretTooLarge { secret: String, bytes: usize },
     #[error("{detail}")]
     InvalidSpec { detail: String },

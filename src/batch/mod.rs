@@ -377,14 +377,7 @@ impl Group<'_> {
         match answer {
             Ok(page) => chunk
                 .iter()
-                .map(|name| {
-                    let found = page.found.iter().find(|p| answers(p, name));
-                    let fetch = match found {
-                        Some(p) => Fetch::Found(p.clone()),
-                        None => Fetch::Missing,
-                    };
-                    (name.clone(), fetch)
-                })
+                .map(|name| (name.clone(), fetch_of(&page, name)))
                 .collect(),
             Err(error) if chunk.len() > 1 && error.concerns_one_parameter() => {
                 let singles = join_all(chunk.iter().map(|name| async move {
@@ -403,6 +396,27 @@ impl Group<'_> {
                 .collect(),
         }
     }
+}
+
+/// What `page` says of `name`. Only AWS's explicit word that it does not
+/// exist — the name in `InvalidParameters` ("GetParameters … InvalidParameters:
+/// a list of parameters that are not formatted correctly or do not run during
+/// an execution", AWS Systems Manager API Reference) — makes it missing. A
+/// name in neither list is an answer AWS does not give: it is treated as a
+/// passing fault, never as a deletion.
+fn fetch_of(page: &ParametersPage, name: &str) -> Fetch {
+    if let Some(p) = page.found.iter().find(|p| answers(p, name)) {
+        return Fetch::Found(p.clone());
+    }
+    if page.invalid.iter().any(|invalid| invalid == name) {
+        return Fetch::Missing;
+    }
+    Fetch::Failed(SyncError::AwsUnavailable {
+        detail: format!(
+            "GetParameters answered neither {} nor that it does not exist",
+            split_selector(name).0
+        ),
+    })
 }
 
 /// Whether `p` is the answer to the request `name`.
@@ -579,6 +593,26 @@ mod tests {
             matches!(&mine["bad"], Fetch::Failed(SyncError::KmsAccessDenied { parameter, .. }) if parameter == "bad")
         );
         assert!(matches!(theirs["good"], Fetch::Found(_)));
+    }
+
+    #[tokio::test]
+    async fn a_name_in_neither_list_is_a_passing_fault_not_a_missing_parameter() {
+        let store = Arc::new(FakeStore::with(&["a", "b"]));
+        store.leave_out("b");
+        let batcher = start(store, 10);
+        let fetched = batcher
+            .reader()
+            .read(scope(), true, Priority::Interactive, names(&["a", "b"]))
+            .await;
+        assert!(matches!(fetched["a"], Fetch::Found(_)));
+        assert!(
+            matches!(
+                &fetched["b"],
+                Fetch::Failed(SyncError::AwsUnavailable { .. })
+            ),
+            "{:?}",
+            fetched["b"]
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use crate::aws::{FetchedParameter, Scope};
 use crate::batch::budget::Priority;
 use crate::batch::{Fetch, Reader};
 use crate::reconcile::build::compose;
-use crate::reconcile::build::secret::SecretData;
+use crate::reconcile::build::secret::{MAX_SECRET_BYTES, SecretData};
 use crate::reconcile::plan::{Entry, Plan};
 
 /// How much to decrypt.
@@ -103,7 +103,7 @@ pub async fn read(
         compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
         parameters.push(status(f, fetched));
     }
-    let templated = compose::template(&plan.template, &data)?;
+    let templated = compose::template(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
     data.extend(templated);
     Ok(Read::Values(data, parameters))
 }
@@ -162,7 +162,10 @@ async fn probe(plan: &Plan, reader: &Reader, priority: Priority) -> Result<Vec<F
             Some(Fetch::Failed(e)) => {
                 first_error.get_or_insert(e.clone());
             }
-            Some(Fetch::Missing) | None => missing.push(entry.name.clone()),
+            Some(Fetch::Missing) => missing.push(entry.name.clone()),
+            None => {
+                first_error.get_or_insert(unanswered(&entry.name));
+            }
         }
     }
     if let Some(error) = first_error {
@@ -224,11 +227,12 @@ async fn decrypt(
             }
             Some(Fetch::Failed(e)) => return Err(e.clone()),
             // Deleted between the probe and this read.
-            _ => {
+            Some(Fetch::Missing | Fetch::SelectorMissing) => {
                 return Err(SyncError::ParameterNotFound {
                     parameters: vec![f.name.clone()],
                 });
             }
+            None => return Err(unanswered(&f.name)),
         }
     }
     Ok(values)
@@ -253,6 +257,13 @@ async fn read_grouped<'a>(
     }))
     .await;
     answers.into_iter().flatten().collect()
+}
+
+/// A read that came back without a word about `name`: never "it is gone".
+fn unanswered(name: &str) -> SyncError {
+    SyncError::AwsUnavailable {
+        detail: format!("no answer for parameter {name}"),
+    }
 }
 
 fn selector_text(entry: &Entry) -> String {

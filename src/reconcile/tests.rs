@@ -518,3 +518,33 @@ async fn recovery_after_a_failure_says_synced_again() {
     assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
     assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_answer_under_delete_deletes_nothing_and_is_aws_unavailable() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    let spec = json!({
+        "parameters": [{"name": "prd-db-pass"}],
+        "refreshInterval": "10s",
+        "target": {"deletionPolicy": "Delete"},
+    });
+    w.synced("db", spec).await;
+
+    w.store.leave_out("prd-db-pass");
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "prd-db-pass").as_deref(), Some("s3cr3t"));
+    let secret_writes: Vec<_> = w
+        .api
+        .writes()
+        .into_iter()
+        .filter(|c| c.path.contains("/secrets/"))
+        .collect();
+    assert_eq!(secret_writes, vec![]);
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "AwsUnavailable".into())
+    );
+    assert_eq!(w.condition("db", READY), ("True".into(), "Stale".into()));
+}

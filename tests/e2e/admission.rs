@@ -1,13 +1,8 @@
 //! Malformed SsmParameters are refused by the API server itself, at
 //! `kubectl apply`, with a message naming the field — nothing is written.
 
-use crate::support::{Scenario, kubectl};
-
-fn manifest(spec: &str) -> String {
-    format!(
-        "apiVersion: ssm-operator.io/v1alpha1\nkind: SsmParameter\nmetadata:\n  name: bad\nspec:\n{spec}"
-    )
-}
+use ssm_operator_testenv::manifest::ssm_parameter_yaml;
+use ssm_operator_testenv::{Scenario, kubectl};
 
 /// (what is wrong, spec, a fragment the error must contain)
 fn malformed() -> Vec<(&'static str, String, &'static str)> {
@@ -99,7 +94,7 @@ async fn kubectl_apply_rejects_malformed_ssm_parameters_naming_the_field() {
         let out = kubectl(
             s.env,
             &["apply", "-n", &s.namespace, "-f", "-"],
-            Some(&manifest(&spec)),
+            Some(&ssm_parameter_yaml("bad", &spec)),
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() || !stderr.contains(expected) {
@@ -133,7 +128,7 @@ async fn kubectl_apply_accepts_the_contracts_example() {
     let out = kubectl(
         s.env,
         &["apply", "-n", &s.namespace, "-f", "-"],
-        Some(&manifest(spec)),
+        Some(&ssm_parameter_yaml("bad", spec)),
     );
     assert!(
         out.status.success(),

@@ -10,17 +10,8 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, Scenario, eventually};
-
-fn manifest(name: &str, spec: Value) -> String {
-    json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-    .to_string()
-}
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{DEADLINE, Scenario, eventually};
 
 fn condition(s: &ssm_operator::api::SsmParameterStatus, type_: &str) -> (String, String, String) {
     let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
@@ -58,9 +49,9 @@ async fn path_imports_every_parameter_below_it_across_pages() {
     }
     s.put_string(&format!("{prefix}/db/host"), "db.internal")
         .await;
-    s.apply(&manifest("flat", json!({"path": {"prefix": prefix}})))
+    s.apply(&ssm_parameter("flat", json!({"path": {"prefix": prefix}})))
         .await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "deep",
         json!({"path": {"prefix": prefix, "recursive": true, "keyFrom": "RelativePath"}}),
     ))
@@ -93,7 +84,7 @@ async fn path_key_clash_is_invalid_spec_and_writes_nothing() {
         .await;
     s.put_secure_string(&format!("{prefix}/b/pass"), "two", &key)
         .await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "clash",
         json!({"path": {"prefix": prefix, "recursive": true}}),
     ))
@@ -122,7 +113,7 @@ async fn property_takes_one_field_of_a_json_value_and_a_missing_one_is_invalid_s
         &key,
     )
     .await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "db",
         json!({"parameters": [{"name": name, "key": "password", "property": "password"}]}),
     ))
@@ -130,7 +121,7 @@ async fn property_takes_one_field_of_a_json_value_and_a_missing_one_is_invalid_s
     s.wait_for_condition("db", "Ready", "True", "Synced").await;
     assert_eq!(data(&s, "db").await["password"], "JSON-SECRET");
 
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "missing",
         json!({"parameters": [{"name": name, "key": "token", "property": "token"}]}),
     ))
@@ -155,7 +146,8 @@ async fn version_and_label_pins_and_missing_pins_are_parameter_version_not_found
     let name = format!("{}-pinned", s.id);
     s.put_secure_string(&name, "first", &key).await;
     s.put_secure_string(&name, "second", &key).await;
-    s.ssm
+    s.aws
+        .ssm
         .label_parameter_version()
         .name(&name)
         .parameter_version(1)
@@ -168,7 +160,7 @@ async fn version_and_label_pins_and_missing_pins_are_parameter_version_not_found
         {"name": name, "key": "stable", "label": "stable"},
         {"name": name, "key": "latest"},
     ]});
-    s.apply(&manifest("pins", spec)).await;
+    s.apply(&ssm_parameter("pins", spec)).await;
     let status = s
         .wait_for_condition("pins", "Ready", "True", "Synced")
         .await;
@@ -186,7 +178,7 @@ async fn version_and_label_pins_and_missing_pins_are_parameter_version_not_found
         vec![1, 1, 2]
     );
 
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "no-version",
         json!({"parameters": [{"name": name, "version": 9}]}),
     ))
@@ -195,7 +187,7 @@ async fn version_and_label_pins_and_missing_pins_are_parameter_version_not_found
         .wait_for_condition("no-version", "Synced", "False", "ParameterVersionNotFound")
         .await;
     assert!(condition(&status, "Synced").2.contains("version 9"));
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "no-label",
         json!({"parameters": [{"name": name, "label": "gone"}]}),
     ))
@@ -216,7 +208,7 @@ async fn template_builds_extra_keys_and_an_unknown_placeholder_is_invalid_spec()
                           "labels": {"team": "payments"}, "annotations": {"owner": "payments"},
                           "template": {"username": "app", "DATABASE_URL": template}}})
     };
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "url",
         target("postgres://app:{{ password }}@db/app"),
     ))
@@ -230,7 +222,7 @@ async fn template_builds_extra_keys_and_an_unknown_placeholder_is_invalid_spec()
     assert_eq!(d["DATABASE_URL"], "postgres://app:pw@db/app");
     assert_eq!(d["username"], "app");
 
-    s.apply(&manifest("bad", target("{{ passwd }}"))).await;
+    s.apply(&ssm_parameter("bad", target("{{ passwd }}"))).await;
     let status = s
         .wait_for_condition("bad", "Synced", "False", "InvalidSpec")
         .await;
@@ -242,7 +234,7 @@ async fn template_builds_extra_keys_and_an_unknown_placeholder_is_invalid_spec()
 #[tokio::test(flavor = "multi_thread")]
 async fn immutable_secret_is_replaced_when_its_data_changes() {
     let (s, key, name) = with_secret("immutable", "one").await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "frozen",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"immutable": true}}),
     ))
@@ -258,13 +250,7 @@ async fn immutable_secret_is_replaced_when_its_data_changes() {
         (after.uid() != before.uid() && after.data?.get("pw")?.0 == b"two").then_some(())
     })
     .await;
-    eventually("a Replaced event", DEADLINE, || async {
-        s.events("frozen")
-            .await
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("Replaced"))
-    })
-    .await;
+    s.wait_for_event("frozen", "Replaced").await;
     s.cleanup().await;
 }
 
@@ -281,7 +267,7 @@ async fn a_secret_that_is_not_ours_is_a_conflict_and_stays_untouched() {
         .await
         .unwrap();
     let before = s.secrets().get("argocd-secret").await.unwrap();
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "grabby",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"name": "argocd-secret"}}),
     ))
@@ -300,7 +286,7 @@ async fn a_secret_that_is_not_ours_is_a_conflict_and_stays_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn orphan_secret_survives_its_ssm_parameter() {
     let (s, _, name) = with_secret("orphan", "kept").await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "orphan",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"creationPolicy": "Orphan"}}),
     ))
@@ -347,7 +333,7 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
         .await
         .unwrap();
     let spec = |params: Value| json!({"parameters": params, "target": {"name": "shared", "creationPolicy": "Merge"}});
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "merge",
         spec(json!([{"name": a, "key": "a"}, {"name": b, "key": "b"}])),
     ))
@@ -372,8 +358,11 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
             .is_empty()
     );
 
-    s.apply(&manifest("merge", spec(json!([{"name": a, "key": "a"}]))))
-        .await;
+    s.apply(&ssm_parameter(
+        "merge",
+        spec(json!([{"name": a, "key": "a"}])),
+    ))
+    .await;
     eventually("key b to be removed", DEADLINE, || async {
         let d = data(&s, "shared").await;
         (!d.contains_key("b")).then_some(d)
@@ -394,14 +383,20 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_policy_delete_removes_the_secret_when_its_parameters_are_gone() {
     let (s, _, name) = with_secret("deletion-delete", "x").await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "ephemeral",
         json!({"parameters": [{"name": name, "key": "pw"}], "target": {"deletionPolicy": "Delete"}}),
     ))
     .await;
     s.wait_for_condition("ephemeral", "Ready", "True", "Synced")
         .await;
-    s.ssm.delete_parameter().name(&name).send().await.unwrap();
+    s.aws
+        .ssm
+        .delete_parameter()
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
     s.force_sync("ephemeral").await;
     let status = s
         .wait_for_condition("ephemeral", "Ready", "False", "ParameterNotFound")
@@ -414,7 +409,7 @@ async fn deletion_policy_delete_removes_the_secret_when_its_parameters_are_gone(
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edited_or_deleted_secret_is_repaired_within_seconds() {
     let (s, _, name) = with_secret("drift", "right").await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "drift",
         json!({"parameters": [{"name": name, "key": "pw"}]}),
     ))
@@ -478,20 +473,14 @@ async fn rollout_restart_annotates_workloads_on_change_but_not_at_creation() {
         {"kind": "StatefulSet", "name": "web"},
         {"kind": "DaemonSet", "name": "web"},
     ]);
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "web",
         json!({"parameters": [{"name": name, "key": "pw"}], "rolloutRestart": restarts}),
     ))
     .await;
     s.wait_for_condition("web", "Ready", "True", "Synced").await;
     // Rollouts follow the status: look once the creation's Event is out.
-    eventually("a Created event", DEADLINE, || async {
-        s.events("web")
-            .await
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("Created"))
-    })
-    .await;
+    s.wait_for_event("web", "Created").await;
     let restarted = |annotations: Option<BTreeMap<String, String>>| {
         annotations
             .unwrap_or_default()
@@ -550,7 +539,7 @@ async fn secret_over_one_mebibyte_is_secret_too_large_and_nothing_is_written() {
     let name = format!("{}-big", s.id);
     s.put_secure_string(&name, &"x".repeat(4000), &key).await;
     let huge = "{{ big }}".repeat(300);
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "huge",
         json!({"parameters": [{"name": name, "key": "big"}], "target": {"template": {"huge": huge}}}),
     ))
@@ -574,7 +563,7 @@ async fn a_new_ssm_parameter_is_ready_within_seconds_while_hundreds_refresh() {
     for i in 0..200 {
         let spec =
             json!({"parameters": [{"name": names[i % 10], "key": "v"}], "refreshInterval": "10s"});
-        s.apply(&manifest(&format!("bulk-{i:03}"), spec)).await;
+        s.apply(&ssm_parameter(&format!("bulk-{i:03}"), spec)).await;
     }
     eventually(
         "the bulk to be synced",
@@ -590,7 +579,7 @@ async fn a_new_ssm_parameter_is_ready_within_seconds_while_hundreds_refresh() {
     )
     .await;
     let started = std::time::Instant::now();
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "newcomer",
         json!({"parameters": [{"name": names[0], "key": "v"}]}),
     ))

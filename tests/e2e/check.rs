@@ -3,8 +3,9 @@
 
 use serde_json::json;
 
-use crate::support::Scenario;
-use crate::support::aws::allow;
+use ssm_operator_testenv::Scenario;
+use ssm_operator_testenv::aws::allow;
+use ssm_operator_testenv::manifest::ssm_parameter_in;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_names_the_missing_permission_before_any_secret_is_written() {
@@ -17,13 +18,13 @@ async fn check_names_the_missing_permission_before_any_secret_is_written() {
     let role = s
         .create_operator_role(&allow(&["ssm:GetParameters"], &readable))
         .await;
-    let manifest = json!({
-        "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
-        "metadata": {"name": "app", "namespace": s.namespace},
-        "spec": {"parameters": [{"name": plain, "key": "plain"}, {"name": secure, "key": "secure"}]},
-    });
+    let manifest = ssm_parameter_in(
+        "app",
+        &s.namespace,
+        json!({"parameters": [{"name": plain, "key": "plain"}, {"name": secure, "key": "secure"}]}),
+    );
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), manifest.to_string()).unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
     let path = file.path().to_str().unwrap();
 
     let out = s.run_operator_command(&role, &["check", "-f", path]).await;

@@ -4,25 +4,16 @@
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
 use serde_json::{Value, json};
 
-use crate::support::Scenario;
-use crate::support::aws::admin_of_account;
-use crate::support::env::ACCOUNT;
+use ssm_operator_testenv::Scenario;
+use ssm_operator_testenv::aws::admin_of_account;
+use ssm_operator_testenv::env::ACCOUNT;
+use ssm_operator_testenv::manifest::ssm_parameter;
 
 const OWNER: &str = "222233334444";
 const OWNER_REGION: &str = "us-west-2";
 /// How the emulator models a RAM share: the owner tags the parameter with
 /// the accounts it is shared with.
 const SHARED_WITH: &str = "ssm-operator-test:shared-with";
-
-fn manifest(name: &str, parameter: &str) -> String {
-    json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": {"parameters": [{"name": parameter, "key": "value"}]},
-    })
-    .to_string()
-}
 
 /// A key policy: the owner administers the key, `decrypters` may decrypt.
 fn key_policy(decrypters: &[String]) -> Value {
@@ -129,7 +120,11 @@ async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_t
     let role = s.create_operator_role(&policy).await;
     s.start_operator(&role).await;
 
-    s.apply(&manifest("shared", &shared)).await;
+    s.apply(&ssm_parameter(
+        "shared",
+        json!({"parameters": [{"name": shared, "key": "value"}]}),
+    ))
+    .await;
     s.wait_for_condition("shared", "Ready", "True", "Synced")
         .await;
     assert!(
@@ -137,7 +132,11 @@ async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_t
         "the Secret does not hold the shared parameter's value"
     );
 
-    s.apply(&manifest("closed", &closed)).await;
+    s.apply(&ssm_parameter(
+        "closed",
+        json!({"parameters": [{"name": closed, "key": "value"}]}),
+    ))
+    .await;
     let status = s
         .wait_for_condition("closed", "Synced", "False", "KmsAccessDenied")
         .await;

@@ -7,18 +7,15 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::aws::{allow, counters};
-use crate::support::env::ACCOUNT;
-use crate::support::{OperatorOptions, Scenario, eventually};
+use ssm_operator_testenv::aws::{allow, counters};
+use ssm_operator_testenv::env::ACCOUNT;
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{OperatorOptions, Scenario, eventually};
 
-fn manifest(name: &str, parameter: &str, identity: Value) -> String {
-    json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": {"parameters": [{"name": parameter, "key": "value"}], "identity": identity},
-    })
-    .to_string()
+/// The spec of these tests: `parameter` as Secret key `value`, read as
+/// `identity`.
+fn read_as(parameter: &str, identity: Value) -> Value {
+    json!({"parameters": [{"name": parameter, "key": "value"}], "identity": identity})
 }
 
 /// A read policy for one parameter and key.
@@ -89,10 +86,9 @@ async fn a_tenant_reads_with_its_own_service_account() {
     let mut s = Scenario::new("tenant-reads").await;
     let a = tenant(&s, s.namespace.clone(), "a").await;
     powerless_operator(&mut s, OperatorOptions::default()).await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "mine",
-        &a.parameter,
-        json!({"serviceAccountName": "reader"}),
+        read_as(&a.parameter, json!({"serviceAccountName": "reader"})),
     ))
     .await;
     s.wait_for_condition("mine", "Ready", "True", "Synced")
@@ -125,10 +121,9 @@ async fn no_spec_a_tenant_can_write_reads_another_tenants_parameter() {
     powerless_operator(&mut s, options).await;
     s.apply_in(
         &b.namespace,
-        &manifest(
+        &ssm_parameter(
             "b-own",
-            &b.parameter,
-            json!({"serviceAccountName": "reader"}),
+            read_as(&b.parameter, json!({"serviceAccountName": "reader"})),
         ),
     )
     .await;
@@ -175,7 +170,8 @@ async fn no_spec_a_tenant_can_write_reads_another_tenants_parameter() {
         ),
     ];
     for (name, parameter, identity, _) in &attempts {
-        s.apply(&manifest(name, parameter, identity.clone())).await;
+        s.apply(&ssm_parameter(name, read_as(parameter, identity.clone())))
+            .await;
     }
     for (name, _, _, reason) in &attempts {
         let status = s.wait_for_condition(name, "Synced", "False", reason).await;
@@ -204,16 +200,14 @@ async fn a_missing_service_account_or_role_annotation_is_service_account_not_fou
         .await
         .unwrap();
     powerless_operator(&mut s, OperatorOptions::default()).await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "missing",
-        &a.parameter,
-        json!({"serviceAccountName": "ghost"}),
+        read_as(&a.parameter, json!({"serviceAccountName": "ghost"})),
     ))
     .await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "plain",
-        &a.parameter,
-        json!({"serviceAccountName": "plain"}),
+        read_as(&a.parameter, json!({"serviceAccountName": "plain"})),
     ))
     .await;
     let missing = s
@@ -240,10 +234,9 @@ async fn service_account_identities_can_be_turned_off() {
         ..OperatorOptions::default()
     };
     powerless_operator(&mut s, options).await;
-    s.apply(&manifest(
+    s.apply(&ssm_parameter(
         "off",
-        &a.parameter,
-        json!({"serviceAccountName": "reader"}),
+        read_as(&a.parameter, json!({"serviceAccountName": "reader"})),
     ))
     .await;
     let status = s
@@ -279,8 +272,11 @@ async fn a_chained_role_needs_the_namespaces_consent_and_its_denial_is_assume_ro
     powerless_operator(&mut s, OperatorOptions::default()).await;
     let identity = json!({"serviceAccountName": "reader", "roleArn": target});
 
-    s.apply(&manifest("chained", &shared, identity.clone()))
-        .await;
+    s.apply(&ssm_parameter(
+        "chained",
+        read_as(&shared, identity.clone()),
+    ))
+    .await;
     s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
         .await;
     assert_eq!(
@@ -339,10 +335,9 @@ async fn expired_and_invalid_web_identity_tokens_are_told_apart() {
     };
     expired.start_operator_with(&role, options).await;
     expired
-        .apply(&manifest(
+        .apply(&ssm_parameter(
             "expired",
-            &format!("{}-x", expired.id),
-            json!({}),
+            read_as(&format!("{}-x", expired.id), json!({})),
         ))
         .await;
     expired
@@ -360,10 +355,9 @@ async fn expired_and_invalid_web_identity_tokens_are_told_apart() {
     };
     invalid.start_operator_with(&role, options).await;
     invalid
-        .apply(&manifest(
+        .apply(&ssm_parameter(
             "invalid",
-            &format!("{}-x", invalid.id),
-            json!({}),
+            read_as(&format!("{}-x", invalid.id), json!({})),
         ))
         .await;
     invalid
@@ -390,13 +384,10 @@ async fn credentials_are_fetched_once_per_identity_and_lifetime() {
     let started = Instant::now();
     for t in &tenants {
         for i in 0..50 {
-            let spec = json!({
-                "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
-                "metadata": {"name": format!("obj-{i:02}")},
-                "spec": {"parameters": [{"name": t.parameter, "key": "value"}],
-                         "identity": {"serviceAccountName": "reader"}, "refreshInterval": "10s"},
-            });
-            s.apply_in(&t.namespace, &spec.to_string()).await;
+            let spec = json!({"parameters": [{"name": t.parameter, "key": "value"}],
+                              "identity": {"serviceAccountName": "reader"}, "refreshInterval": "10s"});
+            s.apply_in(&t.namespace, &ssm_parameter(&format!("obj-{i:02}"), spec))
+                .await;
         }
     }
     // Refresh for two credential lifetimes.

@@ -13,8 +13,8 @@ use ssm_operator::runtime::leader::{self, Leadership, LeaseConfig};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
-use crate::support::env::admin_client;
-use crate::support::{DEADLINE, Scenario};
+use ssm_operator_testenv::env::admin_client;
+use ssm_operator_testenv::{DEADLINE, Scenario};
 
 const LEASE: &str = "ssm-operator";
 

@@ -12,5 +12,4 @@ mod operations;
 mod policy;
 mod redaction;
 mod seed;
-mod support;
 mod sync;

@@ -9,8 +9,9 @@ use kube::api::Api;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::aws::allow;
-use crate::support::{DEADLINE, OperatorOptions, Scenario, eventually};
+use ssm_operator_testenv::aws::allow;
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{DEADLINE, OperatorOptions, Scenario, eventually};
 
 /// `GET path` on an operator's admin server: (status code, body).
 async fn get(admin: &str, path: &str) -> Option<(u16, String)> {
@@ -35,16 +36,6 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn manifest(name: &str, parameter: &str) -> String {
-    json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": {"parameters": [{"name": parameter, "key": "pw"}]},
-    })
-    .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_tell_what_happened() {
     let mut s = Scenario::new("metrics").await;
@@ -58,7 +49,11 @@ async fn health_readiness_and_metrics_tell_what_happened() {
 
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "v", &key).await;
-    s.apply(&manifest("counted", &name)).await;
+    s.apply(&ssm_parameter(
+        "counted",
+        json!({"parameters": [{"name": name, "key": "pw"}]}),
+    ))
+    .await;
     s.wait_for_condition("counted", "Ready", "True", "Synced")
         .await;
     let role_name = role.rsplit('/').next().unwrap().to_owned();
@@ -181,7 +176,11 @@ async fn a_standby_takes_over_within_20_seconds_of_the_leaders_death() {
     let leader = eventually("a leader", DEADLINE, || holder(&s)).await;
     let first = format!("{}-first", s.id);
     s.put_secure_string(&first, "one", &key).await;
-    s.apply(&manifest("first", &first)).await;
+    s.apply(&ssm_parameter(
+        "first",
+        json!({"parameters": [{"name": first, "key": "pw"}]}),
+    ))
+    .await;
     s.wait_for_condition("first", "Ready", "True", "Synced")
         .await;
     // Every write of the leader's must be counted before it dies.
@@ -208,7 +207,11 @@ async fn a_standby_takes_over_within_20_seconds_of_the_leaders_death() {
 
     let second = format!("{}-second", s.id);
     s.put_secure_string(&second, "two", &key).await;
-    s.apply(&manifest("second", &second)).await;
+    s.apply(&ssm_parameter(
+        "second",
+        json!({"parameters": [{"name": second, "key": "pw"}]}),
+    ))
+    .await;
     s.wait_for_condition("second", "Ready", "True", "Synced")
         .await;
     let after = writes_by_credential(&s);
@@ -257,17 +260,17 @@ async fn a_namespaced_install_syncs_without_cluster_wide_roles() {
         ..OperatorOptions::default()
     };
     s.start_operator_with(&role, options).await;
-    s.apply(&manifest("scoped", &name)).await;
+    s.apply(&ssm_parameter(
+        "scoped",
+        json!({"parameters": [{"name": name, "key": "pw"}]}),
+    ))
+    .await;
     s.wait_for_condition("scoped", "Ready", "True", "Synced")
         .await;
     // A chained role needs Namespace annotations a namespaced install cannot read.
-    let chained = json!({
-        "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
-        "metadata": {"name": "chained"},
-        "spec": {"parameters": [{"name": name, "key": "pw"}],
-                 "identity": {"roleArn": "arn:aws:iam::123456789012:role/elsewhere"}},
-    });
-    s.apply(&chained.to_string()).await;
+    let chained = json!({"parameters": [{"name": name, "key": "pw"}],
+                         "identity": {"roleArn": "arn:aws:iam::123456789012:role/elsewhere"}});
+    s.apply(&ssm_parameter("chained", chained)).await;
     s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
         .await;
     s.cleanup().await;

@@ -5,11 +5,14 @@
 use serde_json::{Value, json};
 use ssm_operator::api::SsmParameter;
 use ssm_operator::aws::Identity;
-use ssm_operator::commands::policy::{AwsLookup, permissions_policy, trust_policy};
+use ssm_operator::aws::describe::AwsLookup;
+use ssm_operator::commands::policy::grants::permissions_policy;
+use ssm_operator::commands::policy::trust::trust_policy;
 use ssm_operator::reconcile::plan::Plan;
 
-use crate::support::Scenario;
-use crate::support::env::{ACCOUNT, REGION};
+use ssm_operator_testenv::Scenario;
+use ssm_operator_testenv::env::{ACCOUNT, REGION};
+use ssm_operator_testenv::manifest::ssm_parameter_in;
 
 const NAME: &str = "app-config";
 
@@ -49,20 +52,15 @@ async fn parameters(s: &Scenario) -> (String, Vec<String>) {
     )
     .await;
     s.put_string(&format!("/{id}/app/log-level"), "debug").await;
-    let manifest = json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": NAME, "namespace": s.namespace},
-        "spec": {
-            "parameters": [
-                {"name": format!("{id}-api-token"), "key": "api-token"},
-                {"name": format!("/{id}/db-pass")},
-                {"name": format!("{id}-region"), "key": "region"},
-            ],
-            "path": {"prefix": format!("/{id}/app")},
-        },
+    let spec = json!({
+        "parameters": [
+            {"name": format!("{id}-api-token"), "key": "api-token"},
+            {"name": format!("/{id}/db-pass")},
+            {"name": format!("{id}-region"), "key": "region"},
+        ],
+        "path": {"prefix": format!("/{id}/app")},
     });
-    (manifest.to_string(), keys)
+    (ssm_parameter_in(NAME, &s.namespace, spec), keys)
 }
 
 /// The permissions policy for `manifest`, with the administrator's view of
@@ -70,7 +68,7 @@ async fn parameters(s: &Scenario) -> (String, Vec<String>) {
 async fn generated_policy(s: &Scenario, manifest: &str) -> Value {
     let obj: SsmParameter = serde_json::from_str(manifest).unwrap();
     let plan = Plan::of(&obj, REGION, Identity::default()).unwrap();
-    let lookup = AwsLookup::new(s.ssm.clone(), s.kms.clone(), ACCOUNT);
+    let lookup = AwsLookup::new(s.aws.ssm.clone(), s.aws.kms.clone(), ACCOUNT);
     permissions_policy(&plan, ACCOUNT, &lookup).await.unwrap()
 }
 
@@ -203,6 +201,7 @@ async fn generated_trust_policy_admits_only_the_service_account() {
     // Denied first: credentials, once issued, are kept for their lifetime.
     let role_name = format!("{}-op", s.id).chars().take(64).collect::<String>();
     let role = s
+        .aws
         .iam
         .create_role()
         .role_name(&role_name)
@@ -219,7 +218,8 @@ async fn generated_trust_policy_admits_only_the_service_account() {
     s.wait_for_condition(NAME, "Synced", "False", "WebIdentityDenied")
         .await;
 
-    s.iam
+    s.aws
+        .iam
         .update_assume_role_policy()
         .role_name(&role_name)
         .policy_document(trusting("ssm-operator"))

@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use crate::support::aws::allow;
-use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
+use ssm_operator_testenv::aws::allow;
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_value_appears_in_no_log_status_or_event() {
@@ -28,12 +29,10 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     let role_name = role.rsplit('/').next().unwrap().to_owned();
     s.start_operator(&role).await;
     let spec = |target: &str| {
-        json!({
-            "apiVersion": "ssm-operator.io/v1alpha1", "kind": "SsmParameter",
-            "metadata": {"name": "canary"},
-            "spec": {"parameters": [{"name": parameter, "key": "value"}], "target": {"name": target}},
-        })
-        .to_string()
+        ssm_parameter(
+            "canary",
+            json!({"parameters": [{"name": parameter, "key": "value"}], "target": {"name": target}}),
+        )
     };
     s.apply(&spec("canary")).await;
     s.wait_for_condition("canary", "Ready", "True", "Synced")
@@ -63,7 +62,8 @@ async fn canary_value_appears_in_no_log_status_or_event() {
         .await;
     // Key disabled.
     s.put_role_policy(&role_name, &good).await;
-    s.kms
+    s.aws
+        .kms
         .disable_key()
         .key_id(key_id(&key))
         .send()
@@ -72,7 +72,8 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     s.force_sync("canary").await;
     s.wait_for_condition("canary", "Synced", "False", "KmsKeyDisabled")
         .await;
-    s.kms
+    s.aws
+        .kms
         .enable_key()
         .key_id(key_id(&key))
         .send()
@@ -92,7 +93,8 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     s.apply(&spec("canary")).await;
     s.wait_for_condition("canary", "Synced", "True", "Synced")
         .await;
-    s.ssm
+    s.aws
+        .ssm
         .delete_parameter()
         .name(&parameter)
         .send()

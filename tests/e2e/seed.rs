@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use ssm_operator::api::SsmParameterStatus;
 
-use crate::support::aws::{allow, counters};
-use crate::support::{DEADLINE, Scenario, eventually, key_id, kubectl};
+use ssm_operator_testenv::aws::{allow, counters};
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
 const VALUE: &str = "PASSWORD";
 
@@ -37,8 +38,11 @@ impl Seed {
             .create_operator_role(&full_policy(&s, &parameter, &key))
             .await;
         s.start_operator(&role_arn).await;
-        s.apply(&manifest("db-credentials", &parameter, refresh, decrypt))
-            .await;
+        s.apply(&ssm_parameter(
+            "db-credentials",
+            spec(&parameter, refresh, decrypt),
+        ))
+        .await;
         Self {
             s,
             key,
@@ -95,7 +99,7 @@ impl Seed {
     }
 }
 
-fn full_policy(s: &Scenario, parameter: &str, key: &str) -> serde_json::Value {
+fn full_policy(s: &Scenario, parameter: &str, key: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -105,17 +109,12 @@ fn full_policy(s: &Scenario, parameter: &str, key: &str) -> serde_json::Value {
     })
 }
 
-fn manifest(name: &str, parameter: &str, refresh: &str, decrypt: bool) -> String {
+/// The seed's spec: `parameter` as Secret key `password`.
+fn spec(parameter: &str, refresh: &str, decrypt: bool) -> Value {
     json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": {
-            "parameters": [{"name": parameter, "key": "password", "decrypt": decrypt}],
-            "refreshInterval": refresh,
-        },
+        "parameters": [{"name": parameter, "key": "password", "decrypt": decrypt}],
+        "refreshInterval": refresh,
     })
-    .to_string()
 }
 
 fn condition<'a>(
@@ -171,17 +170,7 @@ async fn seed_scenario_syncs_decrypted_secret_owned_by_the_ssm_parameter() {
 }
 
 async fn s_created_event(s: &Scenario) {
-    let events = eventually("a Created event", DEADLINE, || async {
-        let e = s.events("db-credentials").await;
-        e.iter()
-            .any(|e| e.reason.as_deref() == Some("Created"))
-            .then_some(e)
-    })
-    .await;
-    let created = events
-        .iter()
-        .find(|e| e.reason.as_deref() == Some("Created"))
-        .unwrap();
+    let created = s.wait_for_event("db-credentials", "Created").await;
     assert_eq!(created.type_.as_deref(), Some("Normal"));
     assert!(
         created
@@ -268,7 +257,8 @@ async fn key_policy_deny_is_kms_access_denied() {
             {"Sid": "deny-operator", "Effect": "Deny", "Principal": {"AWS": seed.role_arn}, "Action": "kms:Decrypt", "Resource": "*"},
         ],
     });
-    s.kms
+    s.aws
+        .kms
         .put_key_policy()
         .key_id(key_id(&seed.key))
         .policy_name("default")
@@ -287,7 +277,8 @@ async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
     let seed = Seed::start("key-disabled").await;
     let s = &seed.s;
     seed.synced().await;
-    s.kms
+    s.aws
+        .kms
         .disable_key()
         .key_id(key_id(&seed.key))
         .send()
@@ -298,7 +289,8 @@ async fn disabled_key_is_kms_key_disabled_and_reenabling_recovers() {
     assert_eq!(condition(&status, "Ready").reason, "Stale");
     seed.assert_secret_kept().await;
 
-    s.kms
+    s.aws
+        .kms
         .enable_key()
         .key_id(key_id(&seed.key))
         .send()
@@ -315,7 +307,8 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
     let seed = Seed::start("key-pending-deletion").await;
     let s = &seed.s;
     seed.synced().await;
-    s.kms
+    s.aws
+        .kms
         .schedule_key_deletion()
         .key_id(key_id(&seed.key))
         .pending_window_in_days(7)
@@ -332,7 +325,8 @@ async fn deleted_parameter_is_parameter_not_found_and_secret_retained() {
     let seed = Seed::start("parameter-deleted").await;
     let s = &seed.s;
     seed.synced().await;
-    s.ssm
+    s.aws
+        .ssm
         .delete_parameter()
         .name(&seed.parameter)
         .send()
@@ -359,8 +353,11 @@ async fn role_without_ssm_read_is_ssm_access_denied_and_first_sync_writes_no_sec
         .create_operator_role(&allow(&["kms:Decrypt"], std::slice::from_ref(&key)))
         .await;
     s.start_operator(&role).await;
-    s.apply(&manifest("db-credentials", &parameter, "1h", true))
-        .await;
+    s.apply(&ssm_parameter(
+        "db-credentials",
+        spec(&parameter, "1h", true),
+    ))
+    .await;
     let status = s
         .wait_for_condition("db-credentials", "Synced", "False", "SsmAccessDenied")
         .await;
@@ -396,8 +393,11 @@ async fn trust_policy_mismatch_is_web_identity_denied() {
         .create_role_trusting(&sub, &full_policy(&s, &parameter, &key))
         .await;
     s.start_operator(&role).await;
-    s.apply(&manifest("db-credentials", &parameter, "1h", true))
-        .await;
+    s.apply(&ssm_parameter(
+        "db-credentials",
+        spec(&parameter, "1h", true),
+    ))
+    .await;
     let status = s
         .wait_for_condition("db-credentials", "Synced", "False", "WebIdentityDenied")
         .await;
@@ -439,13 +439,7 @@ async fn new_parameter_value_reaches_the_secret_within_the_refresh_interval() {
         })
         .await;
     assert_eq!(condition(&status, "Ready").reason, "Synced");
-    let updated = eventually("an Updated event", DEADLINE, || async {
-        s.events("db-credentials")
-            .await
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("Updated"))
-    })
-    .await;
+    let updated = s.wait_for_event("db-credentials", "Updated").await;
     assert!(
         updated
             .note
@@ -523,6 +517,7 @@ async fn decrypt_false_stores_the_value_as_aws_returns_it() {
     let s = &seed.s;
     seed.synced().await;
     let raw = s
+        .aws
         .ssm
         .get_parameter()
         .name(&seed.parameter)
@@ -584,7 +579,7 @@ async fn many_parameters(
     let role = s.create_operator_role(&policy).await;
     // Every object exists before the operator starts, so all are due together.
     for (i, name) in names.iter().enumerate() {
-        s.apply(&manifest(&format!("obj-{i}"), name, "1h", true))
+        s.apply(&ssm_parameter(&format!("obj-{i}"), spec(name, "1h", true)))
             .await;
     }
     (s, names, role)

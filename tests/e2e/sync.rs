@@ -6,18 +6,9 @@ use std::time::Duration;
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::support::aws::{clear_faults, counters, inject_fault};
-use crate::support::{DEADLINE, Scenario, eventually};
-
-fn manifest(name: &str, parameter: &str, refresh: &str) -> String {
-    json!({
-        "apiVersion": "ssm-operator.io/v1alpha1",
-        "kind": "SsmParameter",
-        "metadata": {"name": name},
-        "spec": {"parameters": [{"name": parameter, "key": "pw"}], "refreshInterval": refresh},
-    })
-    .to_string()
-}
+use ssm_operator_testenv::aws::{clear_faults, counters, inject_fault};
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{DEADLINE, Scenario, eventually};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
@@ -25,7 +16,11 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
     let (key, role) = s.with_operator().await;
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "v1", &key).await;
-    s.apply(&manifest("steady", &name, "10s")).await;
+    s.apply(&ssm_parameter(
+        "steady",
+        json!({"parameters": [{"name": name, "key": "pw"}], "refreshInterval": "10s"}),
+    ))
+    .await;
     s.wait_for_condition("steady", "Ready", "True", "Synced")
         .await;
     // Let the first sync's writes (Secret, status, Event) land.
@@ -108,7 +103,11 @@ async fn throttling_is_retried_by_the_sdk_and_reported_only_when_retries_run_out
     inject_fault(s.env, &role, "ssm:GetParameters", "throttle", 2)
         .await
         .unwrap();
-    s.apply(&manifest("patient", &name, "1h")).await;
+    s.apply(&ssm_parameter(
+        "patient",
+        json!({"parameters": [{"name": name, "key": "pw"}], "refreshInterval": "1h"}),
+    ))
+    .await;
     s.wait_for_condition("patient", "Ready", "True", "Synced")
         .await;
     let outcomes = counters(s.env)
@@ -149,7 +148,11 @@ async fn aws_unavailable_keeps_the_last_good_secret_and_recovers_after_one_backo
     let (key, role) = s.with_operator().await;
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "good", &key).await;
-    s.apply(&manifest("outage", &name, "1h")).await;
+    s.apply(&ssm_parameter(
+        "outage",
+        json!({"parameters": [{"name": name, "key": "pw"}], "refreshInterval": "1h"}),
+    ))
+    .await;
     s.wait_for_condition("outage", "Ready", "True", "Synced")
         .await;
     let before = s.secrets().get("outage").await.unwrap();

@@ -75,10 +75,21 @@ pub fn insert(
 }
 
 /// The template keys, each `{{ key }}` replaced by the value of `key`.
+///
+/// Rendering stops as soon as the Secret `secret` would pass `limit` bytes
+/// with what `values` already hold: a template cannot make the operator
+/// build more than one Secret's worth of memory, whatever it repeats.
 pub fn template(
     templates: &BTreeMap<String, String>,
     values: &BTreeMap<String, SecretValue>,
+    secret: &str,
+    limit: usize,
 ) -> Result<BTreeMap<String, SecretValue>, SyncError> {
+    let mut budget = Budget {
+        used: values.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        limit,
+        secret,
+    };
     let mut rendered = BTreeMap::new();
     for (key, text) in templates {
         if values.contains_key(key) {
@@ -86,19 +97,45 @@ pub fn template(
                 detail: format!("template key {key:?} is also a parameter's key"),
             });
         }
-        rendered.insert(key.clone(), SecretValue::new(render(key, text, values)?));
+        budget.take(key.len())?;
+        rendered.insert(
+            key.clone(),
+            SecretValue::new(render(key, text, values, &mut budget)?),
+        );
     }
     Ok(rendered)
+}
+
+/// The bytes a Secret may still take.
+struct Budget<'a> {
+    used: usize,
+    limit: usize,
+    secret: &'a str,
+}
+
+impl Budget<'_> {
+    fn take(&mut self, bytes: usize) -> Result<(), SyncError> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.limit {
+            return Err(SyncError::SecretTooLarge {
+                secret: self.secret.to_owned(),
+                bytes: self.used,
+            });
+        }
+        Ok(())
+    }
 }
 
 fn render(
     key: &str,
     text: &str,
     values: &BTreeMap<String, SecretValue>,
+    budget: &mut Budget<'_>,
 ) -> Result<String, SyncError> {
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
+        budget.take(start)?;
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| SyncError::InvalidSpec {
@@ -108,9 +145,11 @@ fn render(
         let value = values.get(name).ok_or_else(|| SyncError::InvalidSpec {
             detail: format!("template {key:?} refers to unknown key {name:?}"),
         })?;
+        budget.take(value.len())?;
         out.push_str(value.expose());
         rest = &after[end + 2..];
     }
+    budget.take(rest.len())?;
     out.push_str(rest);
     Ok(out)
 }
@@ -118,6 +157,26 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMIT: usize = 1024 * 1024;
+
+    #[test]
+    fn a_template_bomb_stops_at_the_secret_limit_without_quoting_the_value() {
+        let values = BTreeMap::from([("a".to_owned(), SecretValue::new("x".repeat(4096)))]);
+        // ~1.2 GB if rendered whole.
+        let templates = BTreeMap::from([("url".to_owned(), "{{a}}".repeat(300_000))]);
+        let err = template(&templates, &values, "db", LIMIT).unwrap_err();
+        assert_eq!(err.reason(), Reason::SecretTooLarge);
+        assert!(!err.message().contains("xxxx"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_template_within_the_limit_renders_whole() {
+        let values = BTreeMap::from([("a".to_owned(), SecretValue::new("x".repeat(4096)))]);
+        let templates = BTreeMap::from([("url".to_owned(), "{{a}}".repeat(200))]);
+        let rendered = template(&templates, &values, "db", LIMIT).unwrap();
+        assert_eq!(rendered["url"].len(), 4096 * 200);
+    }
     use crate::api::Reason;
 
     fn v(text: &str) -> SecretValue {
@@ -179,7 +238,7 @@ mod tests {
             "DATABASE_URL".to_owned(),
             "postgres://{{user}}:{{ password }}@db/app".to_owned(),
         )]);
-        let rendered = template(&templates, &values).unwrap();
+        let rendered = template(&templates, &values, "db", LIMIT).unwrap();
         assert_eq!(
             rendered["DATABASE_URL"].expose(),
             "postgres://app:pw@db/app"
@@ -196,7 +255,7 @@ mod tests {
             "{{ password",
         ] {
             let templates = BTreeMap::from([("x".to_owned(), text.to_owned())]);
-            let err = template(&templates, &values).unwrap_err();
+            let err = template(&templates, &values, "db", LIMIT).unwrap_err();
             assert_eq!(err.reason(), Reason::InvalidSpec, "{text}");
         }
     }

@@ -2,9 +2,10 @@
 //! started once per test binary by `testenv/env.py` and stopped by it when
 //! this process exits (its stdin closes).
 
+use std::io::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 
 use anyhow::{Context as _, bail};
@@ -51,8 +52,10 @@ pub async fn shared() -> &'static EnvInfo {
     }
 }
 
+/// The repository: this crate lives in `testenv/harness/`.
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR"));
+    harness.ancestors().nth(2).unwrap_or(harness).to_path_buf()
 }
 
 fn cache() -> PathBuf {
@@ -168,7 +171,7 @@ async fn install_crd(client: &Client) -> anyhow::Result<()> {
 }
 
 async fn register_oidc_provider(info: &EnvInfo) -> anyhow::Result<()> {
-    let iam = super::aws::admin_iam(info).await;
+    let iam = crate::aws::admin_iam(info).await;
     let url = info.oidc_issuer.clone();
     iam.create_open_id_connect_provider()
         .url(url)
@@ -178,4 +181,28 @@ async fn register_oidc_provider(info: &EnvInfo) -> anyhow::Result<()> {
         .await
         .context("registering the cluster's OIDC issuer in IAM")?;
     Ok(())
+}
+
+/// Runs `kubectl` against the environment as the administrator.
+pub fn kubectl(env: &EnvInfo, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("kubectl must be installed")
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
 }

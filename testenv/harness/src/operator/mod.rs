@@ -1,0 +1,194 @@
+//! The operator process, run as a Pod would run it — with a ServiceAccount
+//! token for the API server and an IRSA token for AWS ([`identity`]): its
+//! start and stop, its log, one-shot commands, and what it wrote.
+
+pub mod identity;
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Output, Stdio};
+
+use kube::Client;
+use serde_json::Value;
+
+use crate::env::{EnvInfo, REGION};
+use identity::{PodIdentity, Rbac, SERVICE_ACCOUNT, pod_identity, subject};
+
+/// Where an operator runs: as ServiceAccount [`SERVICE_ACCOUNT`] of
+/// `namespace`, set up by the administrator's client `kube`, its files in a
+/// fresh directory whose name starts with `prefix`.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    pub env: &'static EnvInfo,
+    pub kube: &'a Client,
+    pub namespace: &'a str,
+    pub prefix: &'a str,
+}
+
+/// How to start the operator, beyond the defaults.
+#[derive(Default)]
+pub struct OperatorOptions {
+    /// More `ssm-operator run` flags.
+    pub args: Vec<String>,
+    /// More namespaces to watch.
+    pub also_watch: Vec<String>,
+    /// The web identity token file's content (default: a fresh token).
+    pub aws_token: Option<String>,
+    /// Run with leader election, under this name in the Lease.
+    pub leader: Option<String>,
+    /// The process's name (for logs and the Lease).
+    pub name: String,
+    /// Install the chart's namespaced RBAC (Role per watched namespace).
+    pub namespaced_rbac: bool,
+}
+
+/// The operator process; killed when dropped.
+pub struct Operator {
+    child: tokio::process::Child,
+    pub log: PathBuf,
+    /// Address of its `/healthz`, `/readyz` and `/metrics`.
+    pub admin: String,
+    pub name: String,
+}
+
+impl Operator {
+    /// Kills the process at once (SIGKILL): no lease release, nothing.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        self.child.wait().await.expect("wait for the operator")
+    }
+
+    /// Everything it logged so far.
+    pub fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many reconciles of `object` (`namespace/name`) it finished with
+    /// `reason` (`Synced`, or the reason of a failure), by its log. A
+    /// reconcile logs its outcome after all its writes (Secret, status,
+    /// rollouts, Events), so this tells when they have all landed.
+    pub fn finished_reconciles(&self, object: &str, reason: &str) -> usize {
+        self.logged()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == "synced" || l["message"] == "sync failed")
+            .filter(|l| l["span"]["ssm_parameter"] == object && l["reason"] == reason)
+            .count()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Starts `ssm-operator run` at `site`, assuming `role_arn` through IRSA.
+pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> Operator {
+    let rbac = Rbac {
+        leader_election: options.leader.is_some(),
+        namespaced: options.namespaced_rbac,
+    };
+    let identity = pod_identity(site, rbac, options.aws_token.clone()).await;
+    let mut watched = vec![site.namespace.to_owned()];
+    watched.extend(options.also_watch);
+    let log = identity.dir.join("operator.log");
+    let admin = free_port();
+    let child = pod_command(site, &identity, role_arn)
+        .args(["run", "--watch-namespaces", &watched.join(","), "--log-format", "json"])
+        .args(["--http-addr", &format!("127.0.0.1:{admin}")])
+        .args(match &options.leader {
+            Some(_) => vec!["--leader-elect=true".to_owned(), "--lease-namespace".to_owned(), site.namespace.to_owned()],
+            None => Vec::new(),
+        })
+        .args(&options.args)
+        .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
+        .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the operator");
+    Operator {
+        child,
+        log,
+        admin: format!("127.0.0.1:{admin}"),
+        name: options.name,
+    }
+}
+
+/// Runs `ssm-operator <args>` to completion at `site` with the operator's
+/// identity and environment, as `kubectl exec` into its Pod would.
+pub async fn run_command(site: Site<'_>, role_arn: &str, args: &[&str]) -> Output {
+    let identity = pod_identity(site, Rbac::default(), None).await;
+    pod_command(site, &identity, role_arn)
+        .args(args)
+        .output()
+        .await
+        .expect("run ssm-operator")
+}
+
+/// The operator binary with nothing but a Pod's environment.
+fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", &identity.kubeconfig)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", &site.env.aws_endpoint)
+        .env("AWS_ROLE_ARN", role_arn)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity.aws_token_file);
+    command
+}
+
+/// Write requests (create, update, patch, delete) the operator's
+/// ServiceAccount in namespace `ns` made to the API server so far, by the
+/// audit log.
+pub fn writes(env: &EnvInfo, ns: &str) -> usize {
+    let user = subject(ns, SERVICE_ACCOUNT);
+    let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user.as_str())
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+        })
+        .count()
+}
+
+/// The operator binary cargo built with the test (or example) that runs
+/// this: `ssm-operator` in the profile's directory of the target directory
+/// (a test runs from `target/<profile>/deps/`, an example from
+/// `target/<profile>/examples/`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let path = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("ssm-operator");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds it with the tests, `cargo build --bin ssm-operator` alone",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
