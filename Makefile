@@ -23,9 +23,13 @@ testenv:
 	testenv/setup.sh
 	deploy/helm.sh >/dev/null
 
+## unit: every unit test, in seconds, with no control plane or emulator
+unit:
+	cargo test --lib
+
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --all-targets --workspace -- -D warnings
 
 ## crd: regenerate crds/ and the chart's copy from the Rust types
 crd:

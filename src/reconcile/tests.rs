@@ -548,3 +548,50 @@ async fn a_partial_answer_under_delete_deletes_nothing_and_is_aws_unavailable() 
     );
     assert_eq!(w.condition("db", READY), ("True".into(), "Stale".into()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_spec_the_api_server_would_refuse_is_invalid_spec_and_reads_aws_no_more() {
+    let w = World::new();
+    w.store.put("cert", "-----BEGIN CERTIFICATE-----");
+    w.apply(
+        "tls",
+        json!({"parameters": [{"name": "cert", "key": "tls.crt"}], "target": {"type": "kubernetes.io/tls"}}),
+    );
+    let action = w.reconcile("tls").await;
+
+    assert_eq!(
+        w.condition("tls", SYNCED),
+        ("False".into(), "InvalidSpec".into())
+    );
+    assert_eq!(action, Action::await_change());
+    assert!(
+        w.api.secret(NS, "tls").is_none(),
+        "a partial Secret was written"
+    );
+    let status_writes = |w: &World| {
+        w.api
+            .writes()
+            .into_iter()
+            .filter(|c| c.path.ends_with("/status"))
+            .count()
+    };
+    assert_eq!(status_writes(&w), 1);
+    assert_eq!(w.event_reasons(), vec!["InvalidSpec"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn target_labels_cannot_take_the_secret_out_of_the_operators_sight() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply(
+        "db",
+        json!({"parameters": [{"name": "prd-db-pass"}], "target": {"labels": {"ssm-operator.io/managed": "false"}}}),
+    );
+    w.reconcile("db").await;
+    let secret = w.api.secret(NS, "db").unwrap_or_default();
+    let labels = secret.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get(crate::names::WATCH_LABEL).map(String::as_str),
+        Some("true")
+    );
+}

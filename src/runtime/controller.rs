@@ -172,6 +172,13 @@ fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
 }
 
 fn error_policy(obj: Arc<SsmParameter>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    // Never the API server's message: a refusal of a Secret can quote its data.
+    let error = match error {
+        ReconcileError::Kube(kube::Error::Api(response)) => {
+            format!("Kubernetes API: {} {}", response.code, response.reason)
+        }
+        other => other.to_string(),
+    };
     tracing::warn!(%error, namespace = obj.namespace(), name = obj.name_any(), "reconcile failed; retrying");
     Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj)))
 }

@@ -12,6 +12,7 @@ use crate::api::SecretValue;
 use crate::api::SyncError;
 use crate::api::{CreationPolicy, SsmParameter};
 use crate::names::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION, WATCH_LABEL};
+use crate::reconcile::build::writable;
 use crate::reconcile::plan::Plan;
 
 /// The API server refuses Secrets over 1 MiB.
@@ -47,13 +48,30 @@ pub fn desired(
         });
     }
     let target = obj.spec.target.clone().unwrap_or_default();
-    let mut labels = BTreeMap::from([(WATCH_LABEL.to_owned(), "true".to_owned())]);
-    let mut annotations = BTreeMap::from([(OWNER_ANNOTATION.to_owned(), obj.name_any())]);
+    let mut labels = BTreeMap::new();
+    let mut annotations = BTreeMap::new();
     if !merge {
         labels.extend(target.labels.unwrap_or_default());
         labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
         annotations.extend(target.annotations.unwrap_or_default());
-        annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
+    }
+    // After the user's: `target.labels` cannot take the Secret out of the
+    // operator's sight, nor name another owner.
+    labels.insert(WATCH_LABEL.to_owned(), "true".to_owned());
+    annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
+    let secret_type = (!merge).then_some(plan.secret_type);
+    writable::check(secret_type, data, &labels, &annotations)?;
+    if let (Some(wanted), Some(existing)) = (secret_type, existing) {
+        let current = existing.type_.as_deref().unwrap_or("Opaque");
+        if current != wanted.as_str() {
+            return Err(SyncError::InvalidSpec {
+                detail: format!(
+                    "target.type is {} but Secret {} is of type {current}, which the API server does not change; delete the Secret to have it written with the new type",
+                    wanted.as_str(),
+                    plan.secret_name
+                ),
+            });
+        }
     }
     let owner_references = match plan.creation {
         CreationPolicy::Owner => obj.controller_owner_ref(&()).map(|r| vec![r]),
