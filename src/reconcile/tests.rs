@@ -12,7 +12,7 @@ use super::*;
 use crate::batch::budget::Budgets;
 use crate::names::REPORTER;
 use crate::reconcile::status::{READY, SYNCED};
-use crate::testing::{FakeApi, FakeStore, foreign_secret, ssm_parameter};
+use crate::testing::{ApiCall, FakeApi, FakeStore, foreign_secret, ssm_parameter};
 
 const NS: &str = "payments";
 
@@ -96,6 +96,15 @@ impl World {
 
     fn value(&self, secret: &str, key: &str) -> Option<String> {
         self.api.secret_value(NS, secret, key)
+    }
+
+    /// The writes to paths containing `fragment` (`/secrets/`, `/status`, …).
+    fn writes_to(&self, fragment: &str) -> Vec<ApiCall> {
+        self.api
+            .writes()
+            .into_iter()
+            .filter(|c| c.path.contains(fragment))
+            .collect()
     }
 
     fn event_reasons(&self) -> Vec<String> {
@@ -228,13 +237,7 @@ async fn a_changed_value_restarts_the_listed_workloads_but_a_first_sync_does_not
     });
     w.apply("db", spec);
     w.reconcile("db").await;
-    let restarts = |w: &World| {
-        w.api
-            .writes()
-            .into_iter()
-            .filter(|c| c.path.contains("/deployments/"))
-            .count()
-    };
+    let restarts = |w: &World| w.writes_to("/deployments/").len();
     assert_eq!(restarts(&w), 0);
 
     w.store.put("prd-db-pass", "new");
@@ -255,12 +258,7 @@ async fn assert_first_sync_fails(w: &World, name: &str, reason: &str) {
     w.api.forget_calls();
     tokio::time::advance(Duration::from_secs(400)).await;
     w.reconcile(name).await;
-    let status_writes: Vec<_> = w
-        .api
-        .writes()
-        .into_iter()
-        .filter(|c| c.path.ends_with("/status"))
-        .collect();
+    let status_writes = w.writes_to("/status");
     assert_eq!(status_writes, vec![], "the same failure rewrote the status");
     assert_eq!(w.api.events(), vec![], "the same failure warned again");
 }
@@ -383,12 +381,7 @@ async fn a_secret_someone_else_wrote_is_a_conflict_and_stays_as_it_was() {
         Vec::<Vec<String>>::new(),
         "read AWS for a Secret it may not write"
     );
-    let secret_writes: Vec<_> = w
-        .api
-        .writes()
-        .into_iter()
-        .filter(|c| c.path.contains("/secrets/"))
-        .collect();
+    let secret_writes = w.writes_to("/secrets/");
     assert_eq!(secret_writes, vec![]);
 }
 
@@ -535,12 +528,7 @@ async fn a_partial_answer_under_delete_deletes_nothing_and_is_aws_unavailable() 
     w.reconcile("db").await;
 
     assert_eq!(w.value("db", "prd-db-pass").as_deref(), Some("s3cr3t"));
-    let secret_writes: Vec<_> = w
-        .api
-        .writes()
-        .into_iter()
-        .filter(|c| c.path.contains("/secrets/"))
-        .collect();
+    let secret_writes = w.writes_to("/secrets/");
     assert_eq!(secret_writes, vec![]);
     assert_eq!(
         w.condition("db", SYNCED),
@@ -568,13 +556,7 @@ async fn a_spec_the_api_server_would_refuse_is_invalid_spec_and_reads_aws_no_mor
         w.api.secret(NS, "tls").is_none(),
         "a partial Secret was written"
     );
-    let status_writes = |w: &World| {
-        w.api
-            .writes()
-            .into_iter()
-            .filter(|c| c.path.ends_with("/status"))
-            .count()
-    };
+    let status_writes = |w: &World| w.writes_to("/status").len();
     assert_eq!(status_writes(&w), 1);
     assert_eq!(w.event_reasons(), vec!["InvalidSpec"]);
 }
