@@ -3,7 +3,7 @@
 
 pub mod apply;
 pub mod build;
-mod halt;
+pub mod halt;
 pub mod plan;
 pub mod read;
 pub mod report;
@@ -32,6 +32,7 @@ use crate::reconcile::apply::Written;
 use crate::reconcile::build::secret;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
+use crate::reconcile::report::{Synced, Told};
 use crate::reconcile::schedule::{Due, Schedule, SyncBasis};
 use crate::reconcile::status::SyncOutcome;
 use crate::reconcile::tenancy::Tenancy;
@@ -87,7 +88,13 @@ pub async fn reconcile(
         Err(Halt::Kube(error)) => return Err(error.into()),
         Err(Halt::Failed { error, written }) => attempt.failed(error, written),
     };
-    report::report(&obj, &ctx, &attempt, &synced).await?;
+    let told = Told {
+        obj: &obj,
+        secret_name: &attempt.secret_name,
+        rollout_restart: &attempt.rollout_restart,
+        synced: &synced,
+    };
+    report::report(&ctx.client, &ctx.recorder, &told).await?;
     report::record(&ctx.metrics, &object_key(&obj), &synced, started);
     Ok(attempt.next(synced))
 }
@@ -109,12 +116,6 @@ struct Built {
     parameters: Vec<ParameterStatus>,
 }
 
-/// What one sync came to.
-pub struct Synced {
-    pub outcome: SyncOutcome,
-    pub written: Option<Written>,
-}
-
 /// One SsmParameter's reconcile: what it found, and what it learnt on the way.
 pub struct Attempt<'a> {
     obj: &'a SsmParameter,
@@ -122,7 +123,7 @@ pub struct Attempt<'a> {
     secrets: Api<Secret>,
     /// The Secret as found.
     existing: Option<Secret>,
-    pub secret_name: String,
+    secret_name: String,
     /// What decides whether AWS must be read; its Secret version is the one
     /// the sync leaves.
     basis: SyncBasis,
@@ -130,7 +131,7 @@ pub struct Attempt<'a> {
     planned: bool,
     /// From the plan, once there is one.
     refresh: Option<Duration>,
-    pub rollout_restart: Vec<WorkloadRef>,
+    rollout_restart: Vec<WorkloadRef>,
 }
 
 impl<'a> Attempt<'a> {

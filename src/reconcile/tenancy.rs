@@ -16,7 +16,7 @@ use crate::api::SsmParameter;
 use crate::api::SyncError;
 use crate::aws::{Identity, IdentitySource};
 use crate::names::{ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
-use crate::reconcile::Halt;
+use crate::reconcile::halt::Halt;
 
 /// The operator's multi-tenancy settings.
 #[derive(Clone, Debug)]

@@ -5,38 +5,58 @@ pub mod events;
 pub mod rollout;
 
 use kube::ResourceExt;
+use kube::runtime::events::Recorder;
 
-use crate::api::SsmParameter;
+use crate::api::{SsmParameter, WorkloadRef};
+use crate::reconcile::apply::Written;
 use crate::reconcile::status::{self, SyncOutcome};
-use crate::reconcile::{Attempt, Context, ReconcileError, Synced};
 use crate::telemetry::metrics::{Metrics, Outcome};
 use events::Announcement;
+
+/// What one sync came to.
+pub struct Synced {
+    pub outcome: SyncOutcome,
+    pub written: Option<Written>,
+}
+
+/// What there is to tell of one sync of `obj`.
+pub struct Told<'a> {
+    pub obj: &'a SsmParameter,
+    pub secret_name: &'a str,
+    pub rollout_restart: &'a [WorkloadRef],
+    pub synced: &'a Synced,
+}
 
 /// Writes the status when it changed, restarts the workloads of a changed
 /// Secret, and publishes the Events of what happened.
 pub async fn report(
-    obj: &SsmParameter,
-    ctx: &Context,
-    attempt: &Attempt<'_>,
-    synced: &Synced,
-) -> Result<(), ReconcileError> {
+    client: &kube::Client,
+    recorder: &Recorder,
+    told: &Told<'_>,
+) -> Result<(), kube::Error> {
+    let Told {
+        obj,
+        secret_name,
+        rollout_restart,
+        synced,
+    } = *told;
     let old = obj.status.as_ref();
     let now = status::now();
     let new = status::next(
         old,
         obj.metadata.generation,
-        &attempt.secret_name,
+        secret_name,
         &synced.outcome,
         &now,
     );
     if old != Some(&new) {
-        status::write(obj, &new, &ctx.client).await?;
+        status::write(obj, &new, client).await?;
     }
     let restarts = match &synced.written {
         Some(w) if w.changed_data() => {
             let namespace = obj.namespace().unwrap_or_default();
             let at = now.0.to_string();
-            rollout::restart(&ctx.client, &namespace, &attempt.rollout_restart, &at).await
+            rollout::restart(client, &namespace, rollout_restart, &at).await
         }
         _ => Vec::new(),
     };
@@ -45,7 +65,7 @@ pub async fn report(
         new_failure: status::new_failure(old, &new),
         restart_failures: &restarts,
     };
-    events::publish(obj, &ctx.recorder, &new, announcement).await;
+    events::publish(obj, recorder, &new, announcement).await;
     Ok(())
 }
 
