@@ -10,12 +10,13 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 
 ## demo: run the seed scenario against a local control plane and AWS emulator
 demo: testenv
-	cargo build --quiet --bin ssm-operator --example demo
+	cargo build --quiet --bin ssm-operator
+	cargo build --quiet -p ssm-operator-testenv --example demo
 	"$(CARGO_TARGET_DIR)/debug/examples/demo"
 
 ## test: lint, then every test (unit, emulator, integration)
 test: testenv lint
-	cargo test --all-targets -- --test-threads 6
+	cargo test --workspace --all-targets -- --test-threads 6
 	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 
 ## testenv: build the control plane and the AWS emulator (once; cached)

@@ -1,5 +1,5 @@
 //! The end-to-end harness of ssm-operator, shared by the integration tests
-//! (`tests/e2e`) and the demo (`examples/demo.rs`).
+//! (`tests/e2e`) and the demo (`examples/demo.rs`) of this crate.
 //!
 //! One module per role:
 //!
