@@ -23,7 +23,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crds ./crds
 # A workspace member: cargo reads its manifest even to build the operator alone.
-COPY testenv/harness ./testenv/harness
+COPY testenv/harness/Cargo.toml ./testenv/harness/Cargo.toml
+COPY testenv/harness/src ./testenv/harness/src
 # Smaller than the repository's release profile (optimised for size, one
 # codegen unit, whole-program LTO): the image is pulled by every node that
 # runs the operator, and its speed is bound by AWS and the API server.

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
-use crate::api::{SecretValue, SsmParameter, SyncError};
+use crate::api::{ParameterRef, SecretValue, SsmParameter, SyncError};
 use crate::aws::arn::split_selector;
 use crate::aws::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
 
@@ -19,12 +19,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One parameter of the [`FakeStore`].
+/// One SecureString of the [`FakeStore`].
 #[derive(Clone, Debug)]
 struct Stored {
     value: String,
     version: i64,
-    secure: bool,
     /// Decrypting reads of it fail, as without `kms:Decrypt`.
     denied: bool,
 }
@@ -59,15 +58,6 @@ impl FakeStore {
 
     /// Writes a SecureString: a new version, as PutParameter does.
     pub fn put(&self, name: &str, value: &str) {
-        self.write(name, value, true);
-    }
-
-    /// Writes a plain String.
-    pub fn put_string(&self, name: &str, value: &str) {
-        self.write(name, value, false);
-    }
-
-    fn write(&self, name: &str, value: &str, secure: bool) {
         let mut parameters = lock(&self.parameters);
         let version = parameters.get(name).map_or(1, |p| p.version + 1);
         let denied = parameters.get(name).is_some_and(|p| p.denied);
@@ -76,7 +66,6 @@ impl FakeStore {
             Stored {
                 value: value.to_owned(),
                 version,
-                secure,
                 denied,
             },
         );
@@ -129,7 +118,7 @@ impl FakeStore {
     }
 
     fn fetched(name: &str, selector: Option<&str>, p: &Stored, decrypt: bool) -> FetchedParameter {
-        let value = if p.secure && !decrypt {
+        let value = if !decrypt {
             format!("ciphertext-of-{name}")
         } else {
             p.value.clone()
@@ -140,7 +129,7 @@ impl FakeStore {
             arn: None,
             value: SecretValue::new(value),
             version: p.version,
-            type_: if p.secure { "SecureString" } else { "String" }.to_owned(),
+            type_: "SecureString".to_owned(),
             last_modified: None,
         }
     }
@@ -164,7 +153,7 @@ impl ParameterStore for FakeStore {
             let parameters = lock(&self.parameters).clone();
             let denied = names.iter().find(|n| {
                 let p = parameters.get(split_selector(n).0);
-                decrypt && p.is_some_and(|p| p.denied && p.secure)
+                decrypt && p.is_some_and(|p| p.denied)
             });
             if let Some(denied) = denied {
                 // AWS fails the whole call and does not say for which name.
@@ -501,15 +490,19 @@ pub fn ssm_parameter(name: &str, spec: Value) -> SsmParameter {
         },
         "spec": spec,
     });
-    match serde_json::from_value(value) {
-        Ok(obj) => obj,
-        Err(error) => unreachable_spec(&error),
-    }
+    serde_json::from_value(value).expect("the test's spec is an SsmParameter spec")
 }
 
-#[allow(clippy::panic)]
-fn unreachable_spec(error: &serde_json::Error) -> ! {
-    panic!("the test's spec is not an SsmParameter spec: {error}")
+/// A parameter of the spec by name alone, every other field defaulted.
+pub fn parameter_ref(name: &str) -> ParameterRef {
+    ParameterRef {
+        name: name.into(),
+        key: None,
+        version: None,
+        label: None,
+        decrypt: None,
+        property: None,
+    }
 }
 
 /// A Secret of namespace `payments` that someone else wrote.

@@ -406,39 +406,29 @@ impl ParameterRef {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn parameter(name: &str) -> ParameterRef {
-        ParameterRef {
-            name: name.into(),
-            key: None,
-            version: None,
-            label: None,
-            decrypt: None,
-            property: None,
-        }
-    }
+    use crate::testing::parameter_ref;
 
     #[test]
     fn secret_key_defaults_to_last_path_segment() {
-        assert_eq!(parameter("prd-db-pass").secret_key(), "prd-db-pass");
-        assert_eq!(parameter("/prd/db/pass").secret_key(), "pass");
+        assert_eq!(parameter_ref("prd-db-pass").secret_key(), "prd-db-pass");
+        assert_eq!(parameter_ref("/prd/db/pass").secret_key(), "pass");
         assert_eq!(
-            parameter("arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/db/pass").secret_key(),
+            parameter_ref("arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/db/pass")
+                .secret_key(),
             "pass"
         );
     }
 
     #[test]
     fn explicit_key_wins() {
-        let mut p = parameter("/prd/db/pass");
+        let mut p = parameter_ref("/prd/db/pass");
         p.key = Some("password".into());
         assert_eq!(p.secret_key(), "password");
     }
 
     #[test]
     fn decrypt_defaults_to_true() {
-        assert!(parameter("x").decrypts());
+        assert!(parameter_ref("x").decrypts());
     }
 }
 

@@ -63,8 +63,17 @@ impl Context {
 /// Failures of the Kubernetes API; retried with backoff by the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", api_failure(.0))]
     Kube(#[from] kube::Error),
+}
+
+/// A failed request by code and reason only, never the API server's message:
+/// its refusal of a Secret can quote the Secret's data.
+fn api_failure(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(response) => format!("{} {}", response.code, response.reason),
+        other => other.to_string(),
+    }
 }
 
 /// One reconcile, in a span that every log line of it carries (never values).

@@ -176,21 +176,11 @@ pub fn parse_interval(text: &str) -> Result<Option<Duration>, SyncError> {
 mod tests {
     use super::*;
     use crate::api::SsmParameterSpec;
+    use crate::testing::parameter_ref;
 
     impl Plan {
         fn of_operator(obj: &SsmParameter, region: &str) -> Result<Self, SyncError> {
             Self::of(obj, region, Identity::default())
-        }
-    }
-
-    fn param(name: &str) -> ParameterRef {
-        ParameterRef {
-            name: name.into(),
-            key: None,
-            version: None,
-            label: None,
-            decrypt: None,
-            property: None,
         }
     }
 
@@ -211,8 +201,11 @@ mod tests {
 
     #[test]
     fn secret_defaults_to_the_objects_name_and_opaque() {
-        let plan =
-            Plan::of_operator(&object(vec![param("prd-db-pass")]), "ap-northeast-1").unwrap();
+        let plan = Plan::of_operator(
+            &object(vec![parameter_ref("prd-db-pass")]),
+            "ap-northeast-1",
+        )
+        .unwrap();
         assert_eq!(plan.secret_name, "db-credentials");
         assert_eq!(plan.secret_type, SecretType::Opaque);
         assert_eq!(plan.refresh, Some(DEFAULT_REFRESH));
@@ -220,9 +213,9 @@ mod tests {
 
     #[test]
     fn version_and_label_pins_become_selectors() {
-        let mut v = param("/a/b");
+        let mut v = parameter_ref("/a/b");
         v.version = Some(3);
-        let mut l = param("c");
+        let mut l = parameter_ref("c");
         l.label = Some("prod".into());
         let plan = Plan::of_operator(&object(vec![v, l]), "eu-west-1").unwrap();
         assert_eq!(plan.entries[0].request, "/a/b:3");
@@ -234,8 +227,8 @@ mod tests {
     fn an_arns_region_wins_over_the_default() {
         let plan = Plan::of_operator(
             &object(vec![
-                param("arn:aws:ssm:us-west-2:111122223333:parameter/x"),
-                param("y"),
+                parameter_ref("arn:aws:ssm:us-west-2:111122223333:parameter/x"),
+                parameter_ref("y"),
             ]),
             "ap-northeast-1",
         )

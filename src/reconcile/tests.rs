@@ -64,13 +64,13 @@ impl World {
 
     /// One reconcile of `name` as the API server holds it now.
     async fn reconcile(&self, name: &str) -> Action {
-        let Some(obj) = self.api.ssm_parameter(NS, name) else {
-            unreachable_object(name)
-        };
-        match reconcile(Arc::new(obj), self.ctx.clone()).await {
-            Ok(action) => action,
-            Err(error) => failed_reconcile(&error),
-        }
+        let obj = self
+            .api
+            .ssm_parameter(NS, name)
+            .expect("the SsmParameter was applied");
+        reconcile(Arc::new(obj), self.ctx.clone())
+            .await
+            .expect("the reconcile reaches the API server")
     }
 
     /// A first good sync of `name`, then a clean slate of calls.
@@ -112,18 +112,17 @@ impl World {
     }
 }
 
-#[allow(clippy::panic)]
-fn unreachable_object(name: &str) -> ! {
-    panic!("SsmParameter {name} was never applied")
-}
-
-#[allow(clippy::panic)]
-fn failed_reconcile(error: &ReconcileError) -> ! {
-    panic!("reconcile failed: {error}")
-}
-
 fn db_password() -> Value {
     json!({"parameters": [{"name": "prd-db-pass", "key": "password"}], "refreshInterval": "10s"})
+}
+
+/// One parameter, read every 10 s, its Secret removed when AWS says it is gone.
+fn under_delete() -> Value {
+    json!({
+        "parameters": [{"name": "prd-db-pass"}],
+        "refreshInterval": "10s",
+        "target": {"deletionPolicy": "Delete"},
+    })
 }
 
 /// Past the refresh interval (10 s, with jitter).
@@ -461,12 +460,7 @@ async fn a_vanished_parameter_under_retain_keeps_the_secret() {
 async fn a_vanished_parameter_under_delete_removes_the_secret() {
     let w = World::new();
     w.store.put("prd-db-pass", "s3cr3t");
-    let spec = json!({
-        "parameters": [{"name": "prd-db-pass"}],
-        "refreshInterval": "10s",
-        "target": {"deletionPolicy": "Delete"},
-    });
-    w.synced("db", spec).await;
+    w.synced("db", under_delete()).await;
 
     w.store.delete("prd-db-pass");
     refresh_comes_round().await;
@@ -516,12 +510,7 @@ async fn recovery_after_a_failure_says_synced_again() {
 async fn a_partial_answer_under_delete_deletes_nothing_and_is_aws_unavailable() {
     let w = World::new();
     w.store.put("prd-db-pass", "s3cr3t");
-    let spec = json!({
-        "parameters": [{"name": "prd-db-pass"}],
-        "refreshInterval": "10s",
-        "target": {"deletionPolicy": "Delete"},
-    });
-    w.synced("db", spec).await;
+    w.synced("db", under_delete()).await;
 
     w.store.leave_out("prd-db-pass");
     refresh_comes_round().await;
@@ -576,4 +565,19 @@ async fn target_labels_cannot_take_the_secret_out_of_the_operators_sight() {
         labels.get(crate::names::WATCH_LABEL).map(String::as_str),
         Some("true")
     );
+}
+
+#[test]
+fn a_failed_api_request_is_told_by_code_and_reason_never_by_the_servers_message() {
+    let refusal = kube::Error::Api(
+        kube::core::Status::failure(
+            "data[.dockerconfigjson]: invalid value \"canary-s3cr3t\"",
+            "Invalid",
+        )
+        .with_code(422)
+        .boxed(),
+    );
+    let text = ReconcileError::from(refusal).to_string();
+    assert!(!text.contains("canary"), "{text}");
+    assert!(text.contains("422") && text.contains("Invalid"), "{text}");
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
@@ -20,17 +19,13 @@ use crate::batch::budget::Budgets;
 use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
 use crate::reconcile::schedule::Schedule;
 use crate::reconcile::{self, Context, ReconcileError};
+use crate::runtime::Settings;
+use crate::telemetry::metrics::Metrics;
 
 /// What the controller is wired with.
 pub struct Wiring {
-    pub default_region: String,
-    /// Empty: every namespace.
-    pub watch_namespaces: Vec<String>,
-    pub batch_window: Duration,
-    /// SSM reads per second per account and region.
-    pub aws_read_rate: f64,
-    pub tenancy: crate::reconcile::tenancy::Tenancy,
-    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
     /// Set once every watched scope's cache is synced.
     pub ready: tokio::sync::watch::Sender<bool>,
 }
@@ -38,22 +33,27 @@ pub struct Wiring {
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
 pub async fn run(
     client: Client,
-    settings: Wiring,
+    wiring: Wiring,
     store: Arc<dyn crate::aws::ParameterStore>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Wiring {
+        settings,
+        metrics,
+        ready,
+    } = wiring;
     let ctx = Arc::new(Context {
         batcher: Batcher::start(
             store,
             Arc::new(Budgets::new(settings.aws_read_rate)),
-            settings.metrics.clone(),
+            metrics.clone(),
             settings.batch_window,
         ),
-        default_region: settings.default_region,
+        default_region: settings.region,
         recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
         schedule: Schedule::default(),
         tenancy: settings.tenancy,
-        metrics: settings.metrics,
+        metrics,
         in_flight: Default::default(),
         client: client.clone(),
     });
@@ -67,7 +67,7 @@ pub async fn run(
     let readiness = Arc::new(Readiness {
         scopes: scopes.len(),
         synced: AtomicUsize::new(0),
-        ready: settings.ready,
+        ready,
     });
     let controllers: Vec<_> = scopes
         .into_iter()
@@ -172,13 +172,6 @@ fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
 }
 
 fn error_policy(obj: Arc<SsmParameter>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    // Never the API server's message: a refusal of a Secret can quote its data.
-    let error = match error {
-        ReconcileError::Kube(kube::Error::Api(response)) => {
-            format!("Kubernetes API: {} {}", response.code, response.reason)
-        }
-        other => other.to_string(),
-    };
     tracing::warn!(%error, namespace = obj.namespace(), name = obj.name_any(), "reconcile failed; retrying");
     Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj)))
 }

@@ -77,11 +77,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     tracing::info!(region = %settings.region, namespaces = ?settings.watch_namespaces, "starting");
     let wiring = controller::Wiring {
-        default_region: settings.region,
-        watch_namespaces: settings.watch_namespaces,
-        batch_window: settings.batch_window,
-        aws_read_rate: settings.aws_read_rate,
-        tenancy: settings.tenancy,
+        settings,
         metrics,
         ready,
     };
