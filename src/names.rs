@@ -25,6 +25,9 @@ pub const RESTARTED_AT: &str = "ssm-operator.io/restartedAt";
 /// Namespace annotation: comma-separated globs of role ARNs its SsmParameters
 /// may assume with `identity.roleArn`.
 pub const ALLOWED_ROLE_ARNS: &str = "ssm-operator.io/allowed-role-arns";
+/// ServiceAccount annotation: `"true"` is its owner's consent that
+/// SsmParameters of its namespace read AWS as it.
+pub const ALLOW_SSM_PARAMETERS: &str = "ssm-operator.io/allow-ssmparameters";
 /// ServiceAccount annotation naming its IAM role (as on EKS).
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 

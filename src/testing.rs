@@ -225,6 +225,7 @@ pub struct PublishedEvent {
 #[derive(Default)]
 struct Cluster {
     secrets: BTreeMap<(String, String), Secret>,
+    service_accounts: BTreeMap<(String, String), Value>,
     ssm_parameters: BTreeMap<(String, String), Value>,
     events: Vec<PublishedEvent>,
     calls: Vec<ApiCall>,
@@ -274,6 +275,18 @@ impl FakeApi {
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()?;
         serde_json::from_value(value).ok()
+    }
+
+    /// Creates ServiceAccount `name` of namespace `payments` with `annotations`.
+    pub fn put_service_account(&self, name: &str, annotations: Value) {
+        let account = json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": "payments", "annotations": annotations},
+        });
+        lock(&self.0)
+            .service_accounts
+            .insert(("payments".to_owned(), name.to_owned()), account);
     }
 
     /// Puts a Secret in place as someone else would.
@@ -343,6 +356,15 @@ impl FakeApi {
             (&Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 match cluster.secrets.get(&((*ns).to_owned(), (*name).to_owned())) {
                     Some(secret) => ok(json!(secret)),
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
+            }
+            (&Method::GET, ["api", "v1", "namespaces", ns, "serviceaccounts", name]) => {
+                match cluster
+                    .service_accounts
+                    .get(&((*ns).to_owned(), (*name).to_owned()))
+                {
+                    Some(account) => ok(account.clone()),
                     None => status(StatusCode::NOT_FOUND, "NotFound"),
                 }
             }

@@ -84,7 +84,9 @@ pub struct IdentityRef {
     /// Read AWS as this ServiceAccount of the same namespace: the operator
     /// asks the API server for a token for it (audience `sts.amazonaws.com`)
     /// and assumes the role named by its `eks.amazonaws.com/role-arn`
-    /// annotation with it. There is no namespace field, on purpose.
+    /// annotation with it. The ServiceAccount must consent with the
+    /// annotation `ssm-operator.io/allow-ssmparameters: "true"`. There is no
+    /// namespace field, on purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),

@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 use crate::api::SsmParameter;
 use crate::api::SyncError;
 use crate::aws::{Identity, IdentitySource};
-use crate::names::{ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
+use crate::names::{ALLOW_SSM_PARAMETERS, ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
 use crate::reconcile::halt::Halt;
 
 /// The operator's multi-tenancy settings.
@@ -88,7 +88,10 @@ pub async fn resolve(
     })
 }
 
-/// The role ARN annotated on ServiceAccount `namespace/name`.
+/// The role ARN annotated on ServiceAccount `namespace/name`, if its owner
+/// consented: whoever may create SsmParameters in a namespace must not
+/// borrow every annotated ServiceAccount there without `serviceaccounts/token`
+/// rights of their own.
 async fn service_account_role(
     client: &Client,
     namespace: &str,
@@ -100,6 +103,18 @@ async fn service_account_role(
             detail: format!("ServiceAccount {namespace}/{name} not found"),
         }));
     };
+    if account
+        .annotations()
+        .get(ALLOW_SSM_PARAMETERS)
+        .map(String::as_str)
+        != Some("true")
+    {
+        return Err(Halt::from(SyncError::ServiceAccountNotFound {
+            detail: format!(
+                "ServiceAccount {namespace}/{name} has not opted in: annotate it with {ALLOW_SSM_PARAMETERS}: \"true\" to let SsmParameters read AWS as it"
+            ),
+        }));
+    }
     let role = account.annotations().get(ROLE_ARN_ANNOTATION).cloned();
     Ok(role.ok_or_else(|| SyncError::ServiceAccountNotFound {
         detail: format!(

@@ -581,3 +581,45 @@ fn a_failed_api_request_is_told_by_code_and_reason_never_by_the_servers_message(
     assert!(!text.contains("canary"), "{text}");
     assert!(text.contains("422") && text.contains("Invalid"), "{text}");
 }
+
+fn read_as_reader() -> Value {
+    json!({"parameters": [{"name": "prd-db-pass"}], "identity": {"serviceAccountName": "reader"}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_account_that_opted_in_is_read_as() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.api.put_service_account(
+        "reader",
+        json!({
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/reader",
+            "ssm-operator.io/allow-ssmparameters": "true",
+        }),
+    );
+    w.apply("db", read_as_reader());
+    w.reconcile("db").await;
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_account_that_did_not_opt_in_is_never_borrowed() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.api.put_service_account(
+        "reader",
+        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/reader"}),
+    );
+    w.apply("db", read_as_reader());
+    assert_first_sync_fails(&w, "db", "ServiceAccountNotFound").await;
+    assert_eq!(w.store.calls(), Vec::<Vec<String>>::new());
+    let obj = w.api.ssm_parameter(NS, "db").expect("applied");
+    let message = status::find(obj.status.as_ref(), SYNCED).map(|c| c.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ssm-operator.io/allow-ssmparameters"),
+        "{message:?}"
+    );
+}

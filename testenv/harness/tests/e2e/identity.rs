@@ -29,11 +29,19 @@ fn reader(s: &Scenario, parameter: &str, key: &str) -> Value {
     })
 }
 
-/// A ServiceAccount `name` in `ns` annotated with `role`.
+/// A ServiceAccount `name` in `ns` annotated with `role`, whose owner lets
+/// SsmParameters read as it.
 async fn service_account(s: &Scenario, ns: &str, name: &str, role: &str) {
+    let annotations = json!({
+        "eks.amazonaws.com/role-arn": role,
+        "ssm-operator.io/allow-ssmparameters": "true",
+    });
+    create_service_account(s, ns, name, annotations).await;
+}
+
+async fn create_service_account(s: &Scenario, ns: &str, name: &str, annotations: Value) {
     let accounts: Api<ServiceAccount> = Api::namespaced(s.kube.clone(), ns);
-    let account =
-        json!({"metadata": {"name": name, "annotations": {"eks.amazonaws.com/role-arn": role}}});
+    let account = json!({"metadata": {"name": name, "annotations": annotations}});
     accounts
         .create(
             &PostParams::default(),
@@ -191,14 +199,9 @@ async fn no_spec_a_tenant_can_write_reads_another_tenants_parameter() {
 async fn a_missing_service_account_or_role_annotation_is_service_account_not_found() {
     let mut s = Scenario::new("sa-missing").await;
     let a = tenant(&s, s.namespace.clone(), "a").await;
-    let accounts: Api<ServiceAccount> = Api::namespaced(s.kube.clone(), &s.namespace);
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "plain"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    // Opted in, but names no role.
+    let consent = json!({"ssm-operator.io/allow-ssmparameters": "true"});
+    create_service_account(&s, &s.namespace, "plain", consent).await;
     powerless_operator(&mut s, OperatorOptions::default()).await;
     s.apply(&ssm_parameter(
         "missing",
@@ -222,6 +225,39 @@ async fn a_missing_service_account_or_role_annotation_is_service_account_not_fou
             .message
             .contains("eks.amazonaws.com/role-arn")
     );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_account_that_did_not_opt_in_is_never_borrowed() {
+    let mut s = Scenario::new("sa-consent").await;
+    let a = tenant(&s, s.namespace.clone(), "a").await;
+    // The app's own ServiceAccount, with a role that may read the parameter,
+    // but no consent that SsmParameters read as it.
+    let role_only = json!({"eks.amazonaws.com/role-arn": a.role});
+    create_service_account(&s, &s.namespace, "app", role_only).await;
+    powerless_operator(&mut s, OperatorOptions::default()).await;
+    s.apply(&ssm_parameter(
+        "borrowed",
+        read_as(&a.parameter, json!({"serviceAccountName": "app"})),
+    ))
+    .await;
+    let status = s
+        .wait_for_condition("borrowed", "Synced", "False", "ServiceAccountNotFound")
+        .await;
+    assert!(
+        status.conditions[1]
+            .message
+            .contains("ssm-operator.io/allow-ssmparameters"),
+        "{}",
+        status.conditions[1].message
+    );
+    assert!(s.secret_value("borrowed", "value").await.is_none());
+    let assumed = counters(s.env)
+        .await
+        .unwrap()
+        .calls("sts:AssumeRoleWithWebIdentity", &a.role);
+    assert_eq!(assumed, 0);
     s.cleanup().await;
 }
 
