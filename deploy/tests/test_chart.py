@@ -292,7 +292,8 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_BATCH_WINDOW": "250ms",
         "SSM_OPERATOR_AWS_READ_RATE": "32",
         "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
-        "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "*",
+        # Shared with no namespace unless the admin lists some.
+        "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "",
         "SSM_OPERATOR_AWS_SESSION_DURATION": "1h",
         "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
         "SSM_OPERATOR_LEADER_ELECT": "true",

@@ -83,8 +83,13 @@ pub enum SyncError {
     },
     #[error("{detail}")]
     ServiceAccountNotFound { detail: String },
-    #[error("{role} may not be used by SsmParameters of namespace {namespace}")]
-    RoleNotAllowed { role: String, namespace: String },
+    #[error("{role} may not be used by SsmParameters of namespace {namespace}; {remedy}")]
+    RoleNotAllowed {
+        role: String,
+        namespace: String,
+        /// What would allow it.
+        remedy: String,
+    },
     #[error("Secret {secret} exists and is not managed by this SsmParameter; nothing was written")]
     SecretConflict { secret: String },
     #[error(

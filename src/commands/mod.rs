@@ -67,11 +67,12 @@ pub struct RunArgs {
     /// Namespaces (comma-separated globs) whose SsmParameters may read AWS
     /// with the operator's own identity. In a shared cluster, name only the
     /// platform's namespaces, so that tenants must bring their own identity.
+    /// Default: none — no namespace shares the operator's role; `*` shares
+    /// it with every namespace.
     #[arg(
         long,
         env = "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES",
-        value_delimiter = ',',
-        default_value = "*"
+        value_delimiter = ','
     )]
     pub operator_identity_namespaces: Vec<String>,
 
@@ -120,7 +121,12 @@ impl RunArgs {
             aws_read_rate: self.aws_read_rate,
             tenancy: Tenancy {
                 service_account_identities: self.service_account_identities,
-                operator_identity_namespaces: self.operator_identity_namespaces,
+                // The chart passes an empty list as an empty variable.
+                operator_identity_namespaces: self
+                    .operator_identity_namespaces
+                    .into_iter()
+                    .filter(|glob| !glob.is_empty())
+                    .collect(),
             },
             aws_session_duration: self.aws_session_duration,
             http_addr: self.http_addr,
@@ -147,6 +153,27 @@ fn parse_millis(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operators_identity_is_shared_with_no_namespace_unless_listed() {
+        let settings = |extra: &[&str]| {
+            let args = ["ssm-operator", "run", "--region", "ap-northeast-1"];
+            let cli = Cli::parse_from(args.iter().chain(extra));
+            match cli.command {
+                Command::Run(args) => (*args).settings().tenancy.operator_identity_namespaces,
+                _ => Vec::new(),
+            }
+        };
+        assert_eq!(settings(&[]), Vec::<String>::new());
+        assert_eq!(
+            settings(&["--operator-identity-namespaces", ""]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            settings(&["--operator-identity-namespaces", "platform-*,ops"]),
+            vec!["platform-*", "ops"]
+        );
+    }
 
     #[test]
     fn run_flags_parse() {

@@ -47,6 +47,7 @@ pub async fn resolve(
             return Err(Halt::from(SyncError::RoleNotAllowed {
                 role: "the operator's own identity".to_owned(),
                 namespace,
+                remedy: "name a ServiceAccount in identity.serviceAccountName, or have the operator's admin list the namespace in --operator-identity-namespaces (chart value operatorIdentityNamespaces)".to_owned(),
             }));
         }
         Some(_) if !tenancy.service_account_identities => {
@@ -79,6 +80,9 @@ pub async fn resolve(
             return Err(Halt::from(SyncError::RoleNotAllowed {
                 role: format!("role {role}"),
                 namespace,
+                remedy: format!(
+                    "a cluster admin may allow it with the Namespace annotation {ALLOWED_ROLE_ARNS}"
+                ),
             }));
         }
     }

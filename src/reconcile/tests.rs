@@ -623,3 +623,24 @@ async fn a_service_account_that_did_not_opt_in_is_never_borrowed() {
         "{message:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn by_default_no_namespace_reads_with_the_operators_identity_and_the_message_says_what_to_set()
+ {
+    let w = World::with_tenancy(Tenancy {
+        service_account_identities: true,
+        operator_identity_namespaces: Vec::new(),
+    });
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("db", db_password());
+    assert_first_sync_fails(&w, "db", "RoleNotAllowed").await;
+    assert_eq!(w.store.calls(), Vec::<Vec<String>>::new());
+    let obj = w.api.ssm_parameter(NS, "db").expect("applied");
+    let message = status::find(obj.status.as_ref(), SYNCED).map(|c| c.message.clone());
+    let message = message.unwrap_or_default();
+    assert!(
+        message.contains("--operator-identity-namespaces"),
+        "{message}"
+    );
+    assert!(message.contains("identity.serviceAccountName"), "{message}");
+}

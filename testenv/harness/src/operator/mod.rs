@@ -39,6 +39,11 @@ pub struct OperatorOptions {
     pub name: String,
     /// Install the chart's namespaced RBAC (Role per watched namespace).
     pub namespaced_rbac: bool,
+    /// Keep the chart's default tenancy: no namespace may read with the
+    /// operator's own identity. Otherwise the admin of the test lists the
+    /// watched namespaces (`--operator-identity-namespaces`), unless `args`
+    /// say otherwise.
+    pub tenants_only: bool,
 }
 
 /// The operator process; killed when dropped.
@@ -100,6 +105,17 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
     let identity = pod_identity(site, rbac, options.aws_token.clone()).await;
     let mut watched = vec![site.namespace.to_owned()];
     watched.extend(options.also_watch);
+    let tenancy_chosen = options
+        .args
+        .iter()
+        .any(|a| a.starts_with("--operator-identity-namespaces"));
+    let operator_identity = match options.tenants_only || tenancy_chosen {
+        true => Vec::new(),
+        false => vec![format!(
+            "--operator-identity-namespaces={}",
+            watched.join(",")
+        )],
+    };
     let log = identity.dir.join("operator.log");
     let admin = free_port();
     let child = pod_command(site, &identity, role_arn)
@@ -109,6 +125,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
             Some(_) => vec!["--leader-elect=true".to_owned(), "--lease-namespace".to_owned(), site.namespace.to_owned()],
             None => Vec::new(),
         })
+        .args(&operator_identity)
         .args(&options.args)
         .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
         .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")

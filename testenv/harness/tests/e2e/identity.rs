@@ -121,9 +121,10 @@ async fn no_spec_a_tenant_can_write_reads_another_tenants_parameter() {
     let b = tenant(&s, b_namespace.clone(), "b").await;
     // Tenant A also makes a ServiceAccount claiming B's role.
     service_account(&s, &a.namespace, "impostor", &b.role).await;
+    // The chart's defaults: the operator's own identity is no tenant's.
     let options = OperatorOptions {
-        args: vec!["--operator-identity-namespaces".into(), "platform-*".into()],
         also_watch: vec![b_namespace.clone()],
+        tenants_only: true,
         ..OperatorOptions::default()
     };
     powerless_operator(&mut s, options).await;
