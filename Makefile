@@ -16,6 +16,9 @@ demo: testenv
 
 ## test: lint, then every test (unit, emulator, integration)
 test: testenv lint
+	# The end-to-end tests run the operator binary, which `cargo test` builds
+	# only for tests of its own package: build it first, from this tree.
+	cargo build --bin ssm-operator
 	cargo test --workspace --all-targets -- --test-threads 6
 	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 

@@ -185,10 +185,11 @@ pub fn writes(env: &EnvInfo, ns: &str) -> usize {
         .count()
 }
 
-/// The operator binary cargo built with the test (or example) that runs
-/// this: `ssm-operator` in the profile's directory of the target directory
-/// (a test runs from `target/<profile>/deps/`, an example from
-/// `target/<profile>/examples/`).
+/// The operator binary in the target directory of the test (or example)
+/// that runs this: `ssm-operator` in the profile's directory (a test runs
+/// from `target/<profile>/deps/`, an example from `target/<profile>/examples/`).
+/// Cargo builds a binary only for the tests of its own package, so `make
+/// test` and `make demo` build it first.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let path = exe
@@ -198,7 +199,7 @@ pub fn binary() -> PathBuf {
         .join("ssm-operator");
     assert!(
         path.exists(),
-        "{} is missing: `cargo test` builds it with the tests, `cargo build --bin ssm-operator` alone",
+        "{} is missing: `make test` builds it before the tests; alone, `cargo build --bin ssm-operator`",
         path.display()
     );
     path
