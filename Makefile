@@ -18,7 +18,8 @@ demo: testenv
 test: testenv lint
 	# The end-to-end tests run the operator binary, which `cargo test` builds
 	# only for tests of its own package: build it first, from this tree.
-	cargo build --bin ssm-operator
+	# With the failpoints the harness turns on, so that `cargo test` reuses it.
+	cargo build --bin ssm-operator --features failpoints
 	cargo test --workspace --all-targets -- --test-threads 6
 	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 

@@ -11,6 +11,8 @@ use crate::reconcile::status;
 /// What a reconcile has to announce.
 pub struct Announcement<'a> {
     pub written: Option<&'a Written>,
+    /// The keys of a data change not announced before (`Updated`).
+    pub updated: Option<Vec<String>>,
     /// The reason of a new failure.
     pub new_failure: Option<String>,
     /// Workloads that could not be restarted.
@@ -25,30 +27,31 @@ pub async fn publish(
 ) {
     let mut events = Vec::new();
     let secret = status.secret_name.clone().unwrap_or_default();
-    if let Some(written) = what.written {
-        let (reason, note) = match written {
-            Written::Created(keys) => (
-                "Created",
-                format!("Secret {secret} created with {}", versions(status, keys)),
+    let write = match (what.written, &what.updated) {
+        (Some(Written::Created(keys)), _) => Some((
+            "Created",
+            format!("Secret {secret} created with {}", versions(status, keys)),
+        )),
+        (Some(Written::Replaced(keys)), _) => Some((
+            "Replaced",
+            format!(
+                "immutable Secret {secret} replaced: {}",
+                versions(status, keys)
             ),
-            Written::Updated(keys) => (
-                "Updated",
-                format!("Secret {secret} updated: {}", versions(status, keys)),
+        )),
+        (Some(Written::Removed), _) => Some((
+            "Deleted",
+            format!(
+                "Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"
             ),
-            Written::Replaced(keys) => (
-                "Replaced",
-                format!(
-                    "immutable Secret {secret} replaced: {}",
-                    versions(status, keys)
-                ),
-            ),
-            Written::Removed => (
-                "Deleted",
-                format!(
-                    "Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"
-                ),
-            ),
-        };
+        )),
+        (_, Some(keys)) => Some((
+            "Updated",
+            format!("Secret {secret} updated: {}", versions(status, keys)),
+        )),
+        (Some(Written::Updated(_)), None) | (None, None) => None,
+    };
+    if let Some((reason, note)) = write {
         events.push(event(EventType::Normal, reason, note, "WriteSecret"));
     }
     if let Some(reason) = what.new_failure {

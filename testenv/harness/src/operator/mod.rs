@@ -199,7 +199,7 @@ pub fn binary() -> PathBuf {
         .join("ssm-operator");
     assert!(
         path.exists(),
-        "{} is missing: `make test` builds it before the tests; alone, `cargo build --bin ssm-operator`",
+        "{} is missing: `make test` builds it before the tests; alone, `cargo build --bin ssm-operator --features failpoints`",
         path.display()
     );
     path
