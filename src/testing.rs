@@ -232,6 +232,8 @@ struct Cluster {
     resource_version: u64,
     /// Whether the SsmParameter CRD is being deleted.
     crd_deleting: bool,
+    /// Names of the Events created with a name of their own.
+    event_names: std::collections::BTreeSet<String>,
     /// Workloads by (kind plural, name): each exists once asked for.
     workloads: BTreeMap<(String, String), Value>,
     /// Refuse the next N status writes / workload patches with a 500.
@@ -502,6 +504,14 @@ impl FakeApi {
                     }
                     None => status(StatusCode::NOT_FOUND, "NotFound"),
                 }
+            }
+            (&Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", _, "events"])
+                if body["metadata"]["name"].is_string()
+                    && !cluster
+                        .event_names
+                        .insert(body["metadata"]["name"].to_string()) =>
+            {
+                status(StatusCode::CONFLICT, "AlreadyExists")
             }
             (
                 &Method::POST | &Method::PATCH,

@@ -16,18 +16,27 @@ use serde_json::{Map, Value, json};
 use crate::names::FIELD_MANAGER;
 
 /// The data keys the old shared manager owns in `secret`; `None` when it
-/// owns nothing there (a Secret written by this version, or taken over).
+/// owns nothing there that it could keep or remove (a Secret written by this
+/// version, or taken over already).
 pub fn legacy_keys(secret: &Secret) -> Option<BTreeSet<String>> {
     let entry = secret.metadata.managed_fields.iter().flatten().find(|e| {
         e.manager.as_deref() == Some(FIELD_MANAGER)
             && e.operation.as_deref() == Some("Apply")
             && e.subresource.is_none()
     })?;
-    let data = entry
-        .fields_v1
-        .as_ref()
-        .and_then(|f| f.0.get("f:data"))
-        .and_then(Value::as_object);
+    let fields = &entry.fields_v1.as_ref()?.0;
+    let nonempty = |v: &Value| v.as_object().is_some_and(|o| !o.is_empty());
+    let metadata = &fields["f:metadata"];
+    let owns_anything = nonempty(&fields["f:data"])
+        || !fields["f:type"].is_null()
+        || !fields["f:immutable"].is_null()
+        || ["f:labels", "f:annotations", "f:ownerReferences"]
+            .iter()
+            .any(|f| nonempty(&metadata[*f]));
+    if !owns_anything {
+        return None;
+    }
+    let data = fields["f:data"].as_object();
     Some(
         data.into_iter()
             .flat_map(Map::keys)
@@ -62,12 +71,15 @@ pub async fn release(
         })
         .collect();
     let name = existing.metadata.name.as_deref().unwrap_or_default();
-    let remaining = json!({
+    let mut remaining = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name},
-        "data": data,
     });
+    // An empty `data` would be a field of its own to own.
+    if !data.is_empty() {
+        remaining["data"] = Value::Object(data);
+    }
     let released = secrets
         .patch(
             name,
@@ -107,6 +119,21 @@ mod tests {
             legacy_keys(&secret),
             Some(["a".to_owned(), "b".to_owned()].into())
         );
+    }
+
+    #[test]
+    fn an_old_manager_that_owns_nothing_left_is_no_legacy() {
+        let mut secret = Secret::default();
+        secret.metadata.managed_fields = Some(vec![managed(
+            "ssm-operator",
+            json!({"f:metadata": {"f:name": {}}}),
+        )]);
+        assert_eq!(legacy_keys(&secret), None);
+        secret.metadata.managed_fields = Some(vec![managed(
+            "ssm-operator",
+            json!({"f:metadata": {"f:labels": {"f:team": {}}}}),
+        )]);
+        assert_eq!(legacy_keys(&secret), Some(BTreeSet::new()));
     }
 
     #[test]

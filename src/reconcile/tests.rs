@@ -671,13 +671,17 @@ async fn a_status_write_lost_after_the_restarts_neither_restarts_twice_nor_loses
     assert_eq!(w.value("db", "password").as_deref(), Some("new"));
     assert_eq!(w.writes_to("/deployments/").len(), 1);
     assert_eq!(w.writes_to("/statefulsets/").len(), 1);
-    assert_eq!(updated_events(&w), 0, "announced before the status said so");
+    assert_eq!(
+        updated_events(&w),
+        1,
+        "announced with the restarts, before the status"
+    );
 
     refresh_comes_round().await;
     w.reconcile("db").await;
     assert_eq!(w.writes_to("/deployments/").len(), 1, "restarted twice");
     assert_eq!(w.writes_to("/statefulsets/").len(), 1, "restarted twice");
-    assert_eq!(updated_events(&w), 1);
+    assert_eq!(updated_events(&w), 1, "announced twice");
     let note = w
         .api
         .events()

@@ -30,11 +30,12 @@ pub struct Told<'a> {
     pub synced: &'a Synced,
 }
 
-/// Restarts the workloads of changed data, writes the status when it
-/// changed, then publishes the Events of what happened. In this order, a
-/// crash or a failed write at any point leaves a status that still says the
-/// data is unannounced, and the next reconcile finishes the restarts (none
-/// twice: see [`rollout`]) before it announces the change, once.
+/// Restarts the workloads of changed data and announces the change, writes
+/// the status when it changed, then publishes the other Events. In this
+/// order, a crash or a failed write at any point leaves a status that still
+/// says the data is unannounced, and the next reconcile finishes the
+/// restarts and the announcement, doing neither twice (see [`rollout`] and
+/// [`events::announce_update`]).
 pub async fn report(
     client: &kube::Client,
     recorder: &Recorder,
@@ -70,13 +71,16 @@ pub async fn report(
     if !pending && synced.fingerprint.is_some() {
         new.data_fingerprint.clone_from(&synced.fingerprint);
     }
+    if let (true, false, Some(fingerprint)) = (changed, pending, synced.fingerprint.as_deref()) {
+        let keys = updated_keys(old, &new, synced.written.as_ref());
+        events::announce_update(client, obj, &new, &keys, fingerprint).await;
+    }
     if old != Some(&new) {
         status::write(obj, &new, client).await?;
         failpoint::hit(failpoint::AFTER_STATUS_WRITE);
     }
     let announcement = Announcement {
         written: synced.written.as_ref(),
-        updated: (changed && !pending).then(|| updated_keys(old, &new, synced.written.as_ref())),
         new_failure: status::new_failure(old, &new),
         restart_failures: &restarts,
     };
