@@ -44,7 +44,7 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 # The operator's permissions, exactly (deploy/ssm-operator/README.md, "Permissions").
 COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
-     "verbs": ["get", "list", "watch"]},
+     "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
      "verbs": ["get", "patch", "update"]},
     {"apiGroups": [""], "resources": ["secrets"],
@@ -58,6 +58,9 @@ SERVICE_ACCOUNT_IDENTITY_RULES = [
     {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
 ]
 NAMESPACE_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+# In every scope: whether the CRD is being deleted (then Secrets are orphaned).
+CRD_RULE = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+            "resourceNames": ["ssmparameters.ssm-operator.io"], "verbs": ["get"]}
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
               "verbs": ["get", "create", "update"]}
 
@@ -263,7 +266,7 @@ def test_schema_describes_exactly_the_values_of_values_yaml():
 def test_default_render_has_exactly_the_expected_objects(default_render):
     assert kinds(default_render) == sorted([
         "ServiceAccount", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-        "Role", "RoleBinding", "Service", "Deployment"])
+        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"])
 
 
 def test_default_deployment_is_hardened(default_render):
@@ -365,16 +368,29 @@ def test_existing_service_account_is_used_when_not_created(helm):
     assert "ServiceAccount" not in kinds(documents)
     pod = find(documents, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-operator"
-    binding = find(documents, "ClusterRoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operator",
-                                    "namespace": RELEASE_NAMESPACE}]
+    for binding in [doc for doc in documents if doc["kind"] == "ClusterRoleBinding"]:
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operator",
+                                        "namespace": RELEASE_NAMESPACE}]
+
+
+def operator_cluster_role(documents: list[dict]) -> dict:
+    return find(documents, "ClusterRole", name="ssm-operator")
+
+
+def test_the_crd_is_readable_by_name_only_in_every_scope(helm):
+    for values in ("default", "namespaced"):
+        documents = helm.template(*values_file(values))
+        role = find(documents, "ClusterRole", name="ssm-operator-crd")
+        assert same_rules(role["rules"], [CRD_RULE])
+        binding = find(documents, "ClusterRoleBinding", name="ssm-operator-crd")
+        assert binding["roleRef"]["name"] == "ssm-operator-crd"
 
 
 def test_cluster_scope_grants_exactly_the_operator_rules(default_render):
-    cluster_role = find(default_render, "ClusterRole")
+    cluster_role = operator_cluster_role(default_render)
     assert same_rules(cluster_role["rules"],
                       COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES + [NAMESPACE_RULE])
-    binding = find(default_render, "ClusterRoleBinding")
+    binding = find(default_render, "ClusterRoleBinding", name="ssm-operator")
     assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
     account = find(default_render, "ServiceAccount")["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account,
@@ -403,14 +419,14 @@ def test_without_leader_election_no_lease_role_and_no_rolling_overlap(helm):
 
 def test_service_account_identities_off_drops_their_rules(helm):
     documents = helm.template(*values_file("default"), "--set", "serviceAccountIdentities=false")
-    assert same_rules(find(documents, "ClusterRole")["rules"], COMMON_RULES + [NAMESPACE_RULE])
+    assert same_rules(operator_cluster_role(documents)["rules"], COMMON_RULES + [NAMESPACE_RULE])
     assert environment_of(documents)["SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES"] == "false"
 
 
-def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_cluster_wide(helm):
+def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_else_cluster_wide(helm):
     documents = helm.template(*values_file("namespaced"))
-    assert not [doc for doc in documents
-                if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert [doc["metadata"]["name"] for doc in documents
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")] == ["ssm-operator-crd"] * 2
     for namespace in ("payments", "orders"):
         role = find(documents, "Role", namespace=namespace)
         assert same_rules(role["rules"], COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES)
