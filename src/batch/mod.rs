@@ -143,12 +143,14 @@ impl Reader {
         answer.await.unwrap_or_else(|_| stopped())
     }
 
-    /// Reads every parameter under a path, all pages.
+    /// Reads every parameter under a path, all pages, up to `limit`: a path
+    /// holding more is refused after the page that passes it.
     pub async fn read_path(
         &self,
         scope: &Scope,
         query: &PathQuery,
         priority: Priority,
+        limit: usize,
     ) -> Result<Vec<FetchedParameter>, SyncError> {
         // Not batched, but busy with AWS: nobody should wait for it meanwhile.
         let _busy = self.ticket.busy();
@@ -163,6 +165,14 @@ impl Reader {
                 .await;
             let page = aws.account(scope, "GetParametersByPath", page)?;
             found.extend(page.found);
+            if found.len() > limit {
+                return Err(SyncError::InvalidSpec {
+                    detail: format!(
+                        "path {} holds more than {limit} parameters, the most one SsmParameter may import (--max-path-parameters); narrow path.prefix or split it",
+                        query.prefix
+                    ),
+                });
+            }
             match page.next_token {
                 Some(token) => next_token = Some(token),
                 None => return Ok(found),

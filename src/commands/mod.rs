@@ -59,6 +59,17 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_AWS_READ_RATE", default_value_t = crate::batch::budget::DEFAULT_READS_PER_SECOND)]
     pub aws_read_rate: f64,
 
+    /// Reconciles running at once; the rest wait their turn in the queue, so
+    /// that a backlog holds no Secret in memory.
+    #[arg(long, env = "SSM_OPERATOR_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
+    /// The most parameters one `path` import may hold: listing a larger path
+    /// stops there (InvalidSpec), so that one tenant's path cannot spend the
+    /// account's SSM quota for everyone.
+    #[arg(long, env = "SSM_OPERATOR_MAX_PATH_PARAMETERS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_path_parameters: u64,
+
     /// Let SsmParameters read AWS as a ServiceAccount of their namespace
     /// (`identity.serviceAccountName`). Needs `serviceaccounts/token` create.
     #[arg(long, env = "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES", default_value_t = true, action = clap::ArgAction::Set)]
@@ -119,6 +130,8 @@ impl RunArgs {
             watch_namespaces: self.watch_namespaces,
             batch_window: self.batch_window,
             aws_read_rate: self.aws_read_rate,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
+            max_path_parameters: usize::try_from(self.max_path_parameters).unwrap_or(usize::MAX),
             tenancy: Tenancy {
                 service_account_identities: self.service_account_identities,
                 // The chart passes an empty list as an empty variable.

@@ -47,6 +47,8 @@ pub struct Context {
     pub client: kube::Client,
     pub batcher: Batcher,
     pub default_region: String,
+    /// The most parameters one path import may hold.
+    pub max_path_parameters: usize,
     pub recorder: Recorder,
     pub schedule: Schedule,
     pub tenancy: Tenancy,
@@ -235,7 +237,8 @@ impl<'a> Attempt<'a> {
             Depth::Full => Priority::Interactive,
             Depth::Changed => Priority::Routine,
         };
-        match read::read(plan, reader, priority, depth, &known).await {
+        let limit = self.ctx.max_path_parameters;
+        match read::read(plan, reader, priority, depth, &known, limit).await {
             Err(error)
                 if error.reason() == Reason::ParameterNotFound
                     && plan.deletion == DeletionPolicy::Delete =>

@@ -72,8 +72,9 @@ pub async fn read(
     priority: Priority,
     depth: Depth,
     known: &Known<'_>,
+    path_limit: usize,
 ) -> Result<Read, SyncError> {
-    let found = probe(plan, &reader, priority).await?;
+    let found = probe(plan, &reader, priority, path_limit).await?;
     let holds = |f: &Found| {
         known.versions.get(f.key.as_str()) == Some(&f.probe.version)
             && known.data.is_some_and(|d| d.contains_key(&f.key))
@@ -139,7 +140,12 @@ fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
 
 /// Every parameter of the plan, without decryption. The first failure in
 /// spec order wins; missing parameters are reported together.
-async fn probe(plan: &Plan, reader: &Reader, priority: Priority) -> Result<Vec<Found>, SyncError> {
+async fn probe(
+    plan: &Plan,
+    reader: &Reader,
+    priority: Priority,
+    path_limit: usize,
+) -> Result<Vec<Found>, SyncError> {
     let answers = read_grouped(
         reader,
         priority,
@@ -177,7 +183,10 @@ async fn probe(plan: &Plan, reader: &Reader, priority: Priority) -> Result<Vec<F
         });
     }
     if let Some(path) = &plan.path {
-        for p in reader.read_path(&path.scope, &path.query, priority).await? {
+        let listed = reader
+            .read_path(&path.scope, &path.query, priority, path_limit)
+            .await?;
+        for p in listed {
             let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
             found.push(Found {
                 name: p.name.clone(),

@@ -46,6 +46,7 @@ impl World {
             client: client.clone(),
             batcher,
             default_region: "ap-northeast-1".to_owned(),
+            max_path_parameters: 50,
             recorder: Recorder::new(client, Reporter::from(REPORTER)),
             schedule: Schedule::default(),
             tenancy,
@@ -883,4 +884,31 @@ fn force_sync(w: &World, name: &str) {
     obj.annotations_mut()
         .insert(FORCE_SYNC_ANNOTATION.to_owned(), value);
     w.api.add_ssm_parameter(&obj);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_over_the_limit_is_invalid_spec_and_writes_nothing() {
+    let w = World::new();
+    for i in 0..51 {
+        w.store.put(&format!("/big/p{i}"), "v");
+    }
+    w.apply("big", json!({"path": {"prefix": "/big"}}));
+    let action = w.reconcile("big").await;
+    assert_eq!(
+        w.condition("big", SYNCED),
+        ("False".into(), "InvalidSpec".into())
+    );
+    assert!(w.api.secret(NS, "big").is_none());
+    assert_eq!(action, Action::await_change());
+
+    for i in 0..51 {
+        w.store.put(&format!("/small/p{i}"), "v");
+    }
+    w.store.delete("/small/p50");
+    w.apply("small", json!({"path": {"prefix": "/small"}}));
+    w.reconcile("small").await;
+    assert_eq!(
+        w.condition("small", SYNCED),
+        ("True".into(), "Synced".into())
+    );
 }

@@ -50,6 +50,7 @@ pub async fn run(
             settings.batch_window,
         ),
         default_region: settings.region,
+        max_path_parameters: settings.max_path_parameters,
         recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
         schedule: Schedule::default(),
         tenancy: settings.tenancy,
@@ -58,6 +59,7 @@ pub async fn run(
         client: client.clone(),
     });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let concurrency = settings.max_concurrent_reconciles;
     // One controller per watched scope: a reflector store holds one list.
     let scopes: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
         vec![None]
@@ -75,6 +77,7 @@ pub async fn run(
         .collect();
     join_all(controllers.into_iter().map(|controller| {
         controller
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile::reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {

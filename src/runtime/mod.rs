@@ -25,6 +25,10 @@ pub struct Settings {
     pub batch_window: Duration,
     /// SSM reads per second per account and region.
     pub aws_read_rate: f64,
+    /// Reconciles running at once.
+    pub max_concurrent_reconciles: u16,
+    /// The most parameters one path import may hold.
+    pub max_path_parameters: usize,
     pub tenancy: Tenancy,
     /// Lifetime asked of STS for every identity's credentials.
     pub aws_session_duration: Duration,

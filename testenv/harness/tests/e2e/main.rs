@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod bounds;
 mod check;
 mod crash;
 mod cross_account;

@@ -1,0 +1,109 @@
+//! One tenant cannot take the operator down: a template that would render
+//! gigabytes and a path of 5,000 parameters are refused at their bounds,
+//! while other objects applied next to them become Ready in seconds and the
+//! operator's memory stays small.
+
+use std::time::Instant;
+
+use futures::{StreamExt, stream};
+use serde_json::json;
+
+use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::{Scenario, eventually};
+
+const PATH_PARAMETERS: usize = 5_000;
+const NEIGHBOURS: usize = 20;
+/// The chart's default memory limit.
+const MEMORY_LIMIT_MIB: f64 = 256.0;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_bomb_and_a_5000_parameter_path_leave_20_neighbours_ready_in_seconds() {
+    let mut s = Scenario::new("bounds").await;
+    let (key, role) = s.with_operator().await;
+    let value = "v".repeat(4096);
+    let pw = format!("{}-pw", s.id);
+    s.put_secure_string(&pw, &value, &key).await;
+    let prefix = format!("/{}/big", s.id);
+    let started = Instant::now();
+    stream::iter(0..PATH_PARAMETERS)
+        .for_each_concurrent(32, |i| {
+            let (s, prefix) = (&s, &prefix);
+            async move { s.aws.put_string(&format!("{prefix}/p{i}"), "x").await }
+        })
+        .await;
+    println!(
+        "put {PATH_PARAMETERS} parameters in {:?}",
+        started.elapsed()
+    );
+
+    // 120,000 copies of a 4 KiB value: about 500 MB if rendered.
+    let bomb = "{{ pw }}".repeat(60_000);
+    s.apply(&ssm_parameter(
+        "bomb",
+        json!({"parameters": [{"name": pw, "key": "pw"}], "target": {"template": {"a": bomb.clone(), "b": bomb}}}),
+    ))
+    .await;
+    s.apply(&ssm_parameter(
+        "huge-path",
+        json!({"path": {"prefix": prefix}}),
+    ))
+    .await;
+    let applied = Instant::now();
+    for i in 0..NEIGHBOURS {
+        s.apply(&ssm_parameter(
+            &format!("neighbour-{i}"),
+            json!({"parameters": [{"name": pw, "key": "pw"}]}),
+        ))
+        .await;
+    }
+    for i in 0..NEIGHBOURS {
+        s.wait_for_condition(&format!("neighbour-{i}"), "Ready", "True", "Synced")
+            .await;
+    }
+    println!(
+        "{NEIGHBOURS} neighbours Ready {:?} after they were applied",
+        applied.elapsed()
+    );
+
+    let bomb = s
+        .wait_for_condition("bomb", "Synced", "False", "SecretTooLarge")
+        .await;
+    let huge = s
+        .wait_for_condition("huge-path", "Synced", "False", "InvalidSpec")
+        .await;
+    let message = &huge
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .unwrap()
+        .message;
+    assert!(message.contains("more than 1000 parameters"), "{message}");
+    assert!(s.secrets().get_opt("bomb").await.unwrap().is_none());
+    assert!(s.secrets().get_opt("huge-path").await.unwrap().is_none());
+    assert!(!bomb.conditions.iter().any(|c| c.message.contains("vvvv")));
+
+    // Refused for good: no further listing of the path until its spec changes.
+    let listed = || async {
+        ssm_operator_testenv::aws::counters(s.env)
+            .await
+            .unwrap()
+            .calls("ssm:GetParametersByPath", &role)
+    };
+    let before = listed().await;
+    s.force_sync("neighbour-0").await;
+    eventually(
+        "another reconcile of a neighbour",
+        ssm_operator_testenv::DEADLINE,
+        || async { (s.finished_reconciles("neighbour-0", "Synced") >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(listed().await, before, "the refused path was listed again");
+
+    let peak = s.operator().peak_rss_mib().expect("the operator runs");
+    println!("operator peak RSS {peak:.1} MiB");
+    assert!(
+        peak < MEMORY_LIMIT_MIB,
+        "peak RSS {peak:.1} MiB over the chart's limit"
+    );
+    s.cleanup().await;
+}
