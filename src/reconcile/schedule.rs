@@ -48,7 +48,21 @@ pub enum Due {
 pub struct Schedule {
     synced: Mutex<HashMap<ObjectRef<SsmParameter>, Entry>>,
     failures: Mutex<HashMap<ObjectRef<SsmParameter>, u32>>,
+    prompts: Mutex<HashMap<ObjectRef<SsmParameter>, Prompts>>,
 }
+
+/// Reads an object may be prompted to (a new spec, force-sync value or an
+/// edit of its Secret) beyond its refresh: [`PROMPT_BURST`] at once, then
+/// one per [`PROMPT_REFILL`]. A script flooding force-sync, or a controller
+/// fighting over the Secret, thus costs one read per 10 s, not one per
+/// event, and other tenants' objects keep the read budget.
+struct Prompts {
+    tokens: f64,
+    at: Instant,
+}
+
+pub const PROMPT_BURST: f64 = 5.0;
+pub const PROMPT_REFILL: Duration = Duration::from_secs(10);
 
 /// First retry after a passing failure, doubled each time up to the cap.
 const BACKOFF_START: Duration = Duration::from_secs(2);
@@ -58,9 +72,15 @@ impl Schedule {
     /// Whether, and how, AWS must be read now.
     pub fn due(&self, object: &ObjectRef<SsmParameter>, basis: &SyncBasis) -> Due {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = synced.get(object).filter(|e| &e.basis == basis) else {
+        let Some(entry) = synced.get(object) else {
             return Due::Full;
         };
+        if &entry.basis != basis {
+            return match self.prompt(object) {
+                None => Due::Full,
+                wait => Due::Later(wait),
+            };
+        }
         match entry.next_due {
             None => Due::Later(None),
             Some(due) => {
@@ -72,6 +92,25 @@ impl Schedule {
                 }
             }
         }
+    }
+
+    /// Takes a prompted read from `object`'s allowance; `Some(wait)` when
+    /// there is none left for that long.
+    fn prompt(&self, object: &ObjectRef<SsmParameter>) -> Option<Duration> {
+        let mut prompts = self.prompts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let bucket = prompts.entry(object.clone()).or_insert(Prompts {
+            tokens: PROMPT_BURST,
+            at: now,
+        });
+        let earned = now.duration_since(bucket.at).as_secs_f64() / PROMPT_REFILL.as_secs_f64();
+        bucket.tokens = (bucket.tokens + earned).min(PROMPT_BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return None;
+        }
+        Some(PROMPT_REFILL.mul_f64(1.0 - bucket.tokens))
     }
 
     /// Records a good sync; returns the jittered wait until the next refresh.
@@ -120,6 +159,10 @@ impl Schedule {
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
         self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(object);
+        self.prompts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
@@ -186,6 +229,33 @@ mod tests {
         let mut edited = basis(1);
         edited.secret_version = Some("42".into());
         assert_eq!(schedule.due(&object(), &edited), Due::Full);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_prompts_reads_at_most_once_per_refill_after_the_burst() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
+        let forced = |n: u32| SyncBasis {
+            force_sync: Some(n.to_string()),
+            ..basis(1)
+        };
+        let mut reads = 0;
+        for n in 0..100 {
+            if schedule.due(&object(), &forced(n)) == Due::Full {
+                reads += 1;
+            }
+        }
+        assert_eq!(reads, 5, "the burst");
+        let Due::Later(Some(wait)) = schedule.due(&object(), &forced(100)) else {
+            panic!("expected to wait");
+        };
+        assert!(wait <= PROMPT_REFILL);
+        tokio::time::advance(wait).await;
+        assert_eq!(schedule.due(&object(), &forced(101)), Due::Full);
+        assert!(matches!(
+            schedule.due(&object(), &forced(102)),
+            Due::Later(Some(_))
+        ));
     }
 
     #[tokio::test(start_paused = true)]

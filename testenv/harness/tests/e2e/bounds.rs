@@ -107,3 +107,53 @@ async fn a_template_bomb_and_a_5000_parameter_path_leave_20_neighbours_ready_in_
     );
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_force_sync_flood_costs_a_read_per_ten_seconds_and_a_neighbour_is_ready_in_seconds() {
+    let mut s = Scenario::new("flood").await;
+    let (key, role) = s.with_operator().await;
+    let pw = format!("{}-pw", s.id);
+    s.put_secure_string(&pw, "x", &key).await;
+    s.apply(&ssm_parameter(
+        "flooded",
+        json!({"parameters": [{"name": pw, "key": "pw"}]}),
+    ))
+    .await;
+    s.wait_for_condition("flooded", "Ready", "True", "Synced")
+        .await;
+    let reads = || async {
+        ssm_operator_testenv::aws::counters(s.env)
+            .await
+            .unwrap()
+            .calls("ssm:GetParameters", &role)
+    };
+    let before = reads().await;
+    let started = Instant::now();
+    for _ in 0..200 {
+        s.force_sync("flooded").await;
+    }
+    let flooded_for = started.elapsed();
+    s.apply(&ssm_parameter(
+        "neighbour",
+        json!({"parameters": [{"name": pw, "key": "pw"}]}),
+    ))
+    .await;
+    s.wait_for_condition("neighbour", "Ready", "True", "Synced")
+        .await;
+    println!(
+        "neighbour Ready {:?} after 200 force-syncs of another object",
+        started.elapsed() - flooded_for
+    );
+    let spent = reads().await - before;
+    // The burst, one per 10 s of flood, the neighbour's read (each read is at
+    // most two calls: a version probe and the decrypting read).
+    let allowed = 2 * (5 + flooded_for.as_secs() / 10 + 1) + 2;
+    println!(
+        "200 force-syncs in {flooded_for:?} cost {spent} GetParameters calls (at most {allowed})"
+    );
+    assert!(
+        spent <= allowed,
+        "{spent} GetParameters calls for a flood of {flooded_for:?}"
+    );
+    s.cleanup().await;
+}
