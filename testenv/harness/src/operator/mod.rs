@@ -46,6 +46,8 @@ pub struct OperatorOptions {
     pub tenants_only: bool,
     /// Arm this failpoint (`ssm_operator::failpoint`): the process aborts there.
     pub failpoint: Option<String>,
+    /// `SSM_OPERATOR_LOG_LEVEL` (default: debug, with the libraries at info).
+    pub log_level: Option<String>,
 }
 
 /// The operator process; killed when dropped.
@@ -111,6 +113,25 @@ impl Drop for Operator {
     }
 }
 
+const DEFAULT_LOG_LEVEL: &str = "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info";
+
+/// GET `path` from the admin server at `addr` (plain HTTP/1.1): the status
+/// code and the body.
+pub async fn admin_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
 /// Starts `ssm-operator run` at `site`, assuming `role_arn` through IRSA.
 pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> Operator {
     let rbac = Rbac {
@@ -134,17 +155,38 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
     let log = identity.dir.join("operator.log");
     let admin = free_port();
     let child = pod_command(site, &identity, role_arn)
-        .args(["run", "--watch-namespaces", &watched.join(","), "--log-format", "json"])
+        .args([
+            "run",
+            "--watch-namespaces",
+            &watched.join(","),
+            "--log-format",
+            "json",
+        ])
         .args(["--http-addr", &format!("127.0.0.1:{admin}")])
         .args(match &options.leader {
-            Some(_) => vec!["--leader-elect=true".to_owned(), "--lease-namespace".to_owned(), site.namespace.to_owned()],
+            Some(_) => vec![
+                "--leader-elect=true".to_owned(),
+                "--lease-namespace".to_owned(),
+                site.namespace.to_owned(),
+            ],
             None => Vec::new(),
         })
         .args(&operator_identity)
         .args(&options.args)
-        .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
-        .envs(options.failpoint.iter().map(|f| ("SSM_OPERATOR_FAILPOINT", f)))
-        .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
+        .env(
+            "POD_NAME",
+            options.leader.as_deref().unwrap_or("ssm-operator"),
+        )
+        .envs(
+            options
+                .failpoint
+                .iter()
+                .map(|f| ("SSM_OPERATOR_FAILPOINT", f)),
+        )
+        .env(
+            "SSM_OPERATOR_LOG_LEVEL",
+            options.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .kill_on_drop(true)

@@ -7,26 +7,11 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ssm_operator_testenv::aws::allow;
 use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::operator::admin_get;
 use ssm_operator_testenv::{DEADLINE, OperatorOptions, Scenario, eventually};
-
-/// `GET path` on an operator's admin server: (status code, body).
-async fn get(admin: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(admin).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((code, body))
-}
 
 /// The value of one sample line `name{labels}` of a metrics text.
 fn sample(text: &str, series: &str) -> f64 {
@@ -42,10 +27,10 @@ async fn health_readiness_and_metrics_tell_what_happened() {
     let (key, role) = s.with_operator().await;
     let admin = s.operator().admin.clone();
     eventually("the operator to be ready", DEADLINE, || async {
-        (get(&admin, "/readyz").await?.0 == 200).then_some(())
+        (admin_get(&admin, "/readyz").await?.0 == 200).then_some(())
     })
     .await;
-    assert_eq!(get(&admin, "/healthz").await.unwrap().0, 200);
+    assert_eq!(admin_get(&admin, "/healthz").await.unwrap().0, 200);
 
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "v", &key).await;
@@ -69,7 +54,7 @@ async fn health_readiness_and_metrics_tell_what_happened() {
     // The reconcile records its metrics just after it writes the status.
     let denied = r#"ssm_operator_reconciles_total{outcome="failed",reason="KmsAccessDenied"}"#;
     let text = eventually("the metrics to count the denial", DEADLINE, || async {
-        let (code, text) = get(&admin, "/metrics").await?;
+        let (code, text) = admin_get(&admin, "/metrics").await?;
         (code == 200 && sample(&text, denied) >= 1.0).then_some(text)
     })
     .await;

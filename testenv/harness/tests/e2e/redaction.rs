@@ -1,15 +1,17 @@
 //! A secret value is never printed: a canary value goes through success and
-//! every failure path, then is looked for in the operator's logs, the status,
-//! the Events and kubectl's view of everything.
+//! every failure path with every log at trace level, then is looked for in
+//! the operator's logs, its metrics, the status, the Events and kubectl's
+//! view of everything.
 
 use serde_json::json;
 
 use ssm_operator_testenv::aws::allow;
 use ssm_operator_testenv::manifest::ssm_parameter;
-use ssm_operator_testenv::{DEADLINE, Scenario, eventually, key_id, kubectl};
+use ssm_operator_testenv::operator::admin_get;
+use ssm_operator_testenv::{DEADLINE, OperatorOptions, Scenario, eventually, key_id, kubectl};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn canary_value_appears_in_no_log_status_or_event() {
+async fn canary_value_appears_in_no_log_metric_status_or_event_even_at_trace() {
     let canary = format!(
         "CANARY-{:016x}",
         std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 7)
@@ -27,7 +29,11 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     });
     let role = s.create_operator_role(&good).await;
     let role_name = role.rsplit('/').next().unwrap().to_owned();
-    s.start_operator(&role).await;
+    let at_trace = OperatorOptions {
+        log_level: Some("trace".to_owned()),
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&role, at_trace).await;
     let spec = |target: &str| {
         ssm_parameter(
             "canary",
@@ -89,6 +95,29 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     s.apply(&spec("foreign")).await;
     s.wait_for_condition("canary", "Synced", "False", "SecretConflict")
         .await;
+    // Specs only the operator can refuse, with the canary in the data: a
+    // template naming no key, and a .dockerconfigjson that is not JSON (the
+    // API server's refusal would quote the value).
+    s.apply(&ssm_parameter(
+        "canary",
+        json!({"parameters": [{"name": parameter, "key": "value"}], "target": {"template": {"t": "{{ nope }}"}}}),
+    ))
+    .await;
+    s.wait_for_condition("canary", "Synced", "False", "InvalidSpec")
+        .await;
+    s.apply(&ssm_parameter(
+        "canary",
+        json!({"parameters": [{"name": parameter, "key": ".dockerconfigjson"}],
+               "target": {"name": "registry", "type": "kubernetes.io/dockerconfigjson"}}),
+    ))
+    .await;
+    eventually("the .dockerconfigjson to be refused", DEADLINE, || async {
+        let status = s.status("canary").await?;
+        let synced = status.conditions.iter().find(|c| c.type_ == "Synced")?;
+        (synced.reason == "InvalidSpec" && synced.message.contains(".dockerconfigjson"))
+            .then_some(())
+    })
+    .await;
     // Parameter gone.
     s.apply(&spec("canary")).await;
     s.wait_for_condition("canary", "Synced", "True", "Synced")
@@ -109,7 +138,14 @@ async fn canary_value_appears_in_no_log_status_or_event() {
     })
     .await;
 
+    let (_, metrics) = admin_get(&s.operator().admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("ssm_operator_reconciles_total"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&canary), "the canary is in /metrics");
     let log = s.operator_log();
+    assert!(log.contains("TRACE"), "the operator did not log at trace");
     assert!(
         log.contains("reconcile") || !log.is_empty(),
         "the operator logged nothing"
