@@ -185,6 +185,39 @@ pub fn writes(env: &EnvInfo, ns: &str) -> usize {
         .count()
 }
 
+/// One write of a Secret, by the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretWrite {
+    /// `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+    pub name: String,
+}
+
+/// The Secret writes the operator's ServiceAccount in namespace `ns` made
+/// in `ns` so far, in order, by the audit log (which records every write).
+pub fn secret_writes(env: &EnvInfo, ns: &str) -> Vec<SecretWrite> {
+    let user = subject(ns, SERVICE_ACCOUNT);
+    let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user.as_str())
+        .filter(|e| e["objectRef"]["resource"] == "secrets" && e["objectRef"]["namespace"] == ns)
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+        })
+        .map(|e| SecretWrite {
+            verb: e["verb"].as_str().unwrap_or_default().to_owned(),
+            name: e["objectRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect()
+}
+
 /// The operator binary in the target directory of the test (or example)
 /// that runs this: `ssm-operator` in the profile's directory (a test runs
 /// from `target/<profile>/deps/`, an example from `target/<profile>/examples/`).
