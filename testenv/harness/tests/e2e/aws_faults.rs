@@ -406,3 +406,75 @@ async fn sts_hanging_across_a_credential_renewal_keeps_reading_with_the_cached_c
     assert_no_secret_write_since(&s, before, "STS hanging");
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_identity_provider_is_retried_soon_not_at_the_refresh() {
+    let mut s = Scenario::new("idp-unreachable").await;
+    let key = s.create_key().await;
+    let policy = ssm_operator_testenv::aws::setup::read_prefix_policy(&s.id, &key);
+    let role = s.create_operator_role(&policy).await;
+    // The SDK retries IDPCommunicationError itself (3 attempts): three
+    // answers fail one STS call of the operator.
+    let fault = Fault::new(WEB_IDENTITY, "idp_communication_error").count(3);
+    inject(s.env, &role, &fault).await.unwrap();
+    s.start_operator(&role).await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, "v1", &key).await;
+    let spec = json!({"parameters": [{"name": name, "key": "pw"}], "refreshInterval": "1h"});
+    let created = s.apply(&ssm_parameter("idp", spec)).await;
+    let started = Instant::now();
+    s.watch_for_condition(
+        "idp",
+        &created.resource_version().unwrap(),
+        "Synced",
+        "False",
+        "AwsUnavailable",
+    )
+    .await;
+    s.wait_for_condition("idp", "Ready", "True", "Synced").await;
+    let outcomes = counters(s.env).await.unwrap().outcomes(WEB_IDENTITY, &role);
+    println!(
+        "idp-unreachable: synced {:?} after creation; STS calls: {outcomes:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        outcomes.get("IDPCommunicationError"),
+        Some(&3),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.get("ok"), Some(&1), "{outcomes:?}");
+    assert_eq!(s.secret_value("idp", "pw").await.as_deref(), Some("v1"));
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_ssm_calls_expired_is_renewed_and_the_sync_recovers() {
+    let mut s = Scenario::new("session-expired").await;
+    let (key, role) = s.with_operator().await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, "v1", &key).await;
+    let spec = json!({"parameters": [{"name": name, "key": "pw"}], "refreshInterval": "1h"});
+    s.apply(&ssm_parameter("session", spec)).await;
+    first_sync(&s, "session").await;
+    let before = s.operator_secret_writes().len();
+
+    let fault = Fault::new(GET, "expired_token");
+    inject(s.env, &role, &fault).await.unwrap();
+    let faulted = Instant::now();
+    force_sync_into(&s, "session", "AwsUnavailable").await;
+    s.wait_for_condition("session", "Synced", "True", "Synced")
+        .await;
+    let outcomes = counters(s.env).await.unwrap().outcomes(WEB_IDENTITY, &role);
+    println!(
+        "session-expired: recovered {:?} after SSM refused the session; STS calls: {outcomes:?}",
+        faulted.elapsed()
+    );
+    assert_eq!(
+        outcomes.get("ok"),
+        Some(&2),
+        "the session was not renewed: {outcomes:?}"
+    );
+    assert_eq!(s.secret_value("session", "pw").await.as_deref(), Some("v1"));
+    assert_no_secret_write_since(&s, before, "a refused session");
+    s.cleanup().await;
+}
