@@ -346,6 +346,7 @@ async fn sts_hanging_across_a_credential_renewal_keeps_reading_with_the_cached_c
     s.apply(&ssm_parameter("sts", spec)).await;
     first_sync(&s, "sts").await;
     let before = s.operator_secret_writes().len();
+    let all_writes = s.operator_writes();
     let ok = |c: &ssm_operator_testenv::aws::Counters, action: &str| {
         c.outcomes(action, &role)
             .get("ok")
@@ -404,6 +405,11 @@ async fn sts_hanging_across_a_credential_renewal_keeps_reading_with_the_cached_c
         "a read failed while the cached credentials were good"
     );
     assert_no_secret_write_since(&s, before, "STS hanging");
+    assert_eq!(
+        s.operator_writes(),
+        all_writes,
+        "a write (status, Event) while nothing changed"
+    );
     s.cleanup().await;
 }
 
