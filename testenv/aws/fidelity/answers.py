@@ -59,15 +59,15 @@ def change(fault: Fault, request: AwsRequest, body: bytes, tokens: PoisonedToken
     answer = json.loads(body or b"{}")
     if fault.kind == "partial":
         _leave_out(answer, fault.names or (request.params.get("Names") or [])[-1:])
+    elif fault.kind == "bad_token":
+        answer["NextToken"] = tokens.new()
     else:
+        # cut_page, end_early: the page loses parameters (half by default).
         page = answer.get("Parameters") or []
         keep = fault.keep if fault.keep is not None else len(page) // 2
         answer["Parameters"] = page[:keep]
         if fault.kind == "end_early":
             answer.pop("NextToken", None)
-        elif fault.kind == "bad_token":
-            answer["Parameters"] = page
-            answer["NextToken"] = tokens.new()
     return json.dumps(answer).encode()
 
 
