@@ -44,7 +44,17 @@ pub struct FakeStore {
     failure: Mutex<Option<SyncError>>,
     /// Answers leave these names out of both lists, as no AWS answer does.
     unanswered: Mutex<Vec<String>>,
+    /// GetParameters calls asking for one of these names fail so.
+    failing_names: Mutex<Vec<(String, SyncError)>>,
+    /// Path listings leave these names out, as a truncated listing does.
+    unlisted: Mutex<Vec<String>>,
+    /// Path listings list nothing, as an empty answer does.
+    empty_listings: Mutex<bool>,
+    path_calls: Mutex<usize>,
 }
+
+/// GetParametersByPath parameters per page, as AWS's default.
+const PAGE: usize = 10;
 
 impl FakeStore {
     /// SecureStrings `value-of-<name>`, version 1.
@@ -87,6 +97,26 @@ impl FakeStore {
     /// `InvalidParameters`: a partial answer.
     pub fn leave_out(&self, name: &str) {
         lock(&self.unanswered).push(name.to_owned());
+    }
+
+    /// GetParameters calls that ask for `name` fail with `error` from now on.
+    pub fn fail_calls_asking(&self, name: &str, error: SyncError) {
+        lock(&self.failing_names).push((name.to_owned(), error));
+    }
+
+    /// Path listings leave `name` out: a listing cut short.
+    pub fn leave_out_of_listings(&self, name: &str) {
+        lock(&self.unlisted).push(name.to_owned());
+    }
+
+    /// Path listings list nothing (`true`) or what there is (`false`).
+    pub fn empty_listings(&self, empty: bool) {
+        *lock(&self.empty_listings) = empty;
+    }
+
+    /// GetParametersByPath calls (pages) so far.
+    pub fn path_calls(&self) -> usize {
+        *lock(&self.path_calls)
     }
 
     /// Deletes the parameter, as DeleteParameter does.
@@ -150,6 +180,10 @@ impl ParameterStore for FakeStore {
             if let Some(error) = lock(&self.failure).clone() {
                 return Err(error);
             }
+            let failing = lock(&self.failing_names).clone();
+            if let Some((_, error)) = failing.into_iter().find(|(n, _)| names.contains(n)) {
+                return Err(error);
+            }
             let parameters = lock(&self.parameters).clone();
             let denied = names.iter().find(|n| {
                 let p = parameters.get(split_selector(n).0);
@@ -183,24 +217,33 @@ impl ParameterStore for FakeStore {
         &'a self,
         _: &'a Scope,
         query: &'a PathQuery,
-        _: Option<String>,
+        next_token: Option<String>,
     ) -> BoxFuture<'a, Result<PathPage, SyncError>> {
         async move {
+            *lock(&self.path_calls) += 1;
             if let Some(error) = lock(&self.failure).clone() {
                 return Err(error);
             }
+            if *lock(&self.empty_listings) {
+                return Ok(PathPage::default());
+            }
             let prefix = format!("{}/", query.prefix.trim_end_matches('/'));
-            let found = lock(&self.parameters)
+            let unlisted = lock(&self.unlisted).clone();
+            let all: Vec<FetchedParameter> = lock(&self.parameters)
                 .iter()
                 .filter(|(name, _)| {
                     name.strip_prefix(&prefix)
                         .is_some_and(|rest| query.recursive || !rest.contains('/'))
                 })
+                .filter(|(name, _)| !unlisted.contains(name))
                 .map(|(name, p)| Self::fetched(name, None, p, query.decrypt))
                 .collect();
+            let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
+            let found: Vec<FetchedParameter> = all.iter().skip(start).take(PAGE).cloned().collect();
+            let next = start + found.len();
             Ok(PathPage {
                 found,
-                next_token: None,
+                next_token: (next < all.len()).then(|| next.to_string()),
             })
         }
         .boxed()

@@ -131,6 +131,10 @@ impl SyncError {
     pub fn retry(&self) -> Retry {
         match self {
             Self::Throttled { .. } | Self::AwsUnavailable { .. } => Retry::Soon,
+            // The kubelet rotates a projected token well before it expires,
+            // and a tenant's token is asked for afresh: the next token read
+            // is a new one, with nobody changing anything in AWS.
+            Self::WebIdentityTokenExpired { .. } => Retry::Soon,
             Self::InvalidSpec { .. } => Retry::OnSpecChange,
             _ => Retry::AtRefresh,
         }
@@ -234,6 +238,14 @@ mod tests {
         assert_eq!(throttled.retry(), Retry::Soon);
         let invalid = SyncError::InvalidSpec { detail: "x".into() };
         assert_eq!(invalid.retry(), Retry::OnSpecChange);
+    }
+
+    #[test]
+    fn an_expired_web_identity_token_is_retried_soon_since_the_next_one_is_fresh() {
+        let expired = SyncError::WebIdentityTokenExpired {
+            role: "arn:aws:iam::111122223333:role/op".into(),
+        };
+        assert_eq!(expired.retry(), Retry::Soon);
     }
 
     #[test]

@@ -251,7 +251,10 @@ pub struct SecretTarget {
 
     /// When a parameter disappears from AWS: `Retain` (default) keeps the last
     /// value and reports `ParameterNotFound`; `Delete` removes the Secret (with
-    /// `Merge`, only this SsmParameter's keys).
+    /// `Merge`, only this SsmParameter's keys; for a path import, the deleted
+    /// parameter's key). "Disappears" means AWS says the name does not exist:
+    /// a partial, empty or truncated answer is `AwsUnavailable` and changes
+    /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }

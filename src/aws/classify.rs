@@ -143,17 +143,69 @@ pub fn sanitize(text: &str) -> String {
 
 /// The codes with which AWS refuses credentials it no longer accepts
 /// (expired session, unknown key, bad signature): drop them and fetch new.
-pub const CREDENTIALS_REFUSED: [&str; 3] = [
+/// JSON services (SSM) say `ExpiredTokenException` ("The security token
+/// included in the request is expired"), `UnrecognizedClientException`,
+/// `InvalidSignatureException`; query services (STS, for a chained
+/// AssumeRole) say `ExpiredToken`, `InvalidClientTokenId`,
+/// `SignatureDoesNotMatch`.
+pub const CREDENTIALS_REFUSED: [&str; 6] = [
     "ExpiredTokenException",
     "UnrecognizedClientException",
     "InvalidSignatureException",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
 ];
+
+/// KMS error codes that say "try again": what KMS answers SSM when it is
+/// over its request quota ("You have exceeded the rate at which you may call
+/// KMS. Reduce the frequency of your calls. (Service: AWSKMS; Status Code:
+/// 400; Error Code: ThrottlingException; …)", repost.aws knowledge-center
+/// kms-throttlingexception-error) …
+const KMS_THROTTLED: [&str; 2] = ["ThrottlingException", "LimitExceededException"];
+/// … or failing in a way its API reference calls retryable:
+/// `KMSInternalException` ("an internal exception occurred. The request can
+/// be retried"), `DependencyTimeoutException` ("The system timed out …
+/// You can retry the request"), `KeyUnavailableException` ("the specified
+/// CMK was not available. You can retry the request").
+const KMS_PASSING: [&str; 3] = [
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    "KeyUnavailableException",
+];
+
+static EMBEDDED_CODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Error Code: ([A-Za-z]+)").unwrap_or_else(|_| unreachable!("static regex"))
+});
+
+/// A passing KMS failure inside an SSM error, whatever SSM's own code around
+/// it (which AWS does not document for these): never a key-state reason.
+fn kms_passing(failure: &AwsFailure, operation: &str) -> Option<SyncError> {
+    let message = failure.message();
+    if !message.contains("Service: AWSKMS") {
+        return None;
+    }
+    let embedded = EMBEDDED_CODE.captures(message)?.get(1)?.as_str();
+    if KMS_THROTTLED.contains(&embedded) {
+        return Some(SyncError::Throttled {
+            operation: format!("kms:Decrypt (for {operation})"),
+        });
+    }
+    KMS_PASSING
+        .contains(&embedded)
+        .then(|| SyncError::AwsUnavailable {
+            detail: format!("KMS failed to decrypt for {operation} ({embedded}); will retry"),
+        })
+}
 
 /// A failed SSM read of `parameter` (the name asked for; a batch of several
 /// passes its first name and is re-asked name by name when needed).
 pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncError {
     let parameter = parameter.to_owned();
     let message = failure.message();
+    if let Some(passing) = kms_passing(failure, operation) {
+        return passing;
+    }
     if failure.is_throttling() {
         return SyncError::Throttled {
             operation: operation.to_owned(),
@@ -195,6 +247,13 @@ pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncE
             detail: format!(
                 "AWS rejected the read of {parameter}: {}",
                 failure.describe()
+            ),
+        },
+        // SSM refused a NextToken it handed out (expired, say): the listing
+        // is read again from its start, never taken as complete.
+        "InvalidNextToken" => SyncError::AwsUnavailable {
+            detail: format!(
+                "{operation} of {parameter} refused its own NextToken (InvalidNextToken); the listing will be read again"
             ),
         },
         code if CREDENTIALS_REFUSED.contains(&code) => SyncError::AwsUnavailable {
@@ -286,6 +345,15 @@ pub fn assume_role(failure: &AwsFailure, role: &str) -> SyncError {
     }
     if let Some(unavailable) = failure.unavailable("AssumeRole") {
         return unavailable;
+    }
+    if CREDENTIALS_REFUSED.contains(&failure.code()) {
+        // The first link's session expired or was refused: a new one helps.
+        return SyncError::AwsUnavailable {
+            detail: format!(
+                "STS refused the credentials sts:AssumeRole of {role} was signed with ({}); they will be renewed",
+                failure.code()
+            ),
+        };
     }
     SyncError::AssumeRoleDenied {
         role: role.to_owned(),
@@ -463,6 +531,121 @@ mod tests {
             assume_role(&service("AccessDenied", "not authorized"), role).reason(),
             AssumeRoleDenied
         );
+    }
+
+    /// KMS's own throttling text inside an SSM error whose code is `code`.
+    fn kms_inside(code: &str, kms_code: &str, kms_status: u16) -> AwsFailure {
+        let text = match kms_code {
+            "ThrottlingException" => {
+                "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
+            }
+            _ => "The request was rejected because an internal exception occurred.",
+        };
+        let mut f = service(
+            code,
+            &format!(
+                "{text} (Service: AWSKMS; Status Code: {kms_status}; Error Code: {kms_code}; Request ID: 4d15a2da-441a; Proxy: null)"
+            ),
+        );
+        if code == "InternalServerError" {
+            f.status = Some(500);
+        }
+        f
+    }
+
+    #[test]
+    fn kms_throttling_inside_ssm_is_throttled_whatever_ssms_code_around_it() {
+        use crate::api::Reason::*;
+        for code in [
+            "ThrottlingException",
+            "InvalidKeyId",
+            "AccessDeniedException",
+            "InternalServerError",
+            "SomethingNew",
+        ] {
+            let error = ssm_read(
+                &kms_inside(code, "ThrottlingException", 400),
+                "GetParameters",
+                "p",
+            );
+            assert_eq!(error.reason(), Throttled, "{code}");
+            assert!(
+                error.message().contains("kms:Decrypt"),
+                "{}",
+                error.message()
+            );
+            assert!(!error.concerns_one_parameter());
+        }
+    }
+
+    #[test]
+    fn passing_kms_failures_inside_ssm_are_aws_unavailable_never_a_key_state() {
+        use crate::api::Reason::*;
+        for kms_code in [
+            "KMSInternalException",
+            "DependencyTimeoutException",
+            "KeyUnavailableException",
+        ] {
+            for code in [
+                "InternalServerError",
+                "InvalidKeyId",
+                "AccessDeniedException",
+            ] {
+                let error = ssm_read(&kms_inside(code, kms_code, 500), "GetParameters", "p");
+                assert_eq!(error.reason(), AwsUnavailable, "{code} around {kms_code}");
+                assert!(!error.message().contains("4d15a2da"), "{}", error.message());
+            }
+        }
+        // A key state stays a key state.
+        let disabled = service(
+            "InvalidKeyId",
+            "k is disabled. (Service: AWSKMS; Status Code: 400; Error Code: DisabledException; Request ID: x)",
+        );
+        assert_eq!(
+            ssm_read(&disabled, "GetParameters", "p").reason(),
+            KmsKeyDisabled
+        );
+    }
+
+    #[test]
+    fn a_next_token_ssm_refuses_is_a_passing_fault() {
+        let f = service("InvalidNextToken", "The specified token isn't valid.");
+        let error = ssm_read(&f, "GetParametersByPath", "/prd/app/");
+        assert_eq!(error.reason(), crate::api::Reason::AwsUnavailable);
+        assert!(error.message().contains("InvalidNextToken"));
+    }
+
+    #[test]
+    fn refused_session_credentials_are_passing_for_ssm_and_chained_roles() {
+        use crate::api::Reason::*;
+        let expired = service(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        );
+        assert_eq!(
+            ssm_read(&expired, "GetParameters", "p").reason(),
+            AwsUnavailable
+        );
+        let role = "arn:aws:iam::111122223333:role/target";
+        for code in [
+            "ExpiredToken",
+            "SignatureDoesNotMatch",
+            "InvalidClientTokenId",
+        ] {
+            let error = assume_role(&service(code, "whatever"), role);
+            assert_eq!(error.reason(), AwsUnavailable, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_identity_provider_is_a_passing_fault() {
+        let f = service(
+            "IDPCommunicationError",
+            "The request could not be fulfilled because the identity provider (IDP) that was asked to verify the incoming identity token could not be reached.",
+        );
+        let error = web_identity(&f, "arn:aws:iam::111122223333:role/op");
+        assert_eq!(error.reason(), crate::api::Reason::AwsUnavailable);
+        assert_eq!(error.retry(), crate::api::Retry::Soon);
     }
 
     #[test]

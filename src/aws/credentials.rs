@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
@@ -23,7 +25,7 @@ use kube::api::{Api, PostParams};
 
 use super::classify::{self, AwsFailure};
 use super::{Identity, IdentitySource};
-use crate::api::SyncError;
+use crate::api::{Retry, SyncError};
 use crate::names::STS_AUDIENCE;
 
 /// Where the operator's own AWS identity comes from.
@@ -44,15 +46,58 @@ pub enum OperatorIdentity {
 const TENANT_TOKEN_SECONDS: i64 = 600;
 /// Renew credentials this long before they expire, at most.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+/// Credentials are used until this long before their expiry, not later: a
+/// request signed with them must reach AWS before they expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// How long a renewal may hold up a read while the cached credentials are
+/// still good: a hanging STS must not stall the reads that do not need it.
+const RENEWAL_PATIENCE: Duration = Duration::from_secs(3);
+/// The wait after a failed STS call of one identity before the next,
+/// doubled after each failure up to the cap: an STS outage costs one call
+/// per identity and wait, however many SsmParameters read as it.
+const STS_RETRY_START: Duration = Duration::from_secs(2);
+const STS_RETRY_CAP: Duration = Duration::from_secs(60);
 
 struct Cached {
     credentials: Credentials,
-    renew_at: SystemTime,
+    renew_at: Instant,
+    /// Until when they may be used (their expiry less a margin); `None`: no expiry.
+    usable_until: Option<Instant>,
+}
+
+impl Cached {
+    fn of(credentials: Credentials) -> Self {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let at = |t: SystemTime| now + t.duration_since(wall).unwrap_or_default();
+        Self {
+            renew_at: at(renew_at(&credentials, wall)),
+            usable_until: credentials
+                .expiry()
+                .map(|expiry| at(expiry.checked_sub(EXPIRY_MARGIN).unwrap_or(expiry))),
+            credentials,
+        }
+    }
+
+    fn usable_at(&self, now: Instant) -> bool {
+        self.usable_until.is_none_or(|until| now < until)
+    }
+}
+
+/// What the operator knows of one identity's credentials.
+#[derive(Default)]
+struct SlotState {
+    cached: Option<Cached>,
+    /// STS calls that failed in a row, and when the next may be made.
+    failures: u32,
+    retry_at: Option<Instant>,
+    /// The last passing failure, answered again until `retry_at` to callers
+    /// that have no usable credentials.
+    last_failure: Option<SyncError>,
 }
 
 /// One identity's credentials; the async mutex makes concurrent callers wait
 /// for one STS call instead of each making their own.
-type Slot = tokio::sync::Mutex<Option<Cached>>;
+type Slot = tokio::sync::Mutex<SlotState>;
 
 /// Credentials of every identity, fetched once per lifetime.
 pub struct Identities {
@@ -87,24 +132,90 @@ impl Identities {
         slots.entry(identity.clone()).or_default().clone()
     }
 
-    /// Current credentials of `identity`, from the cache while they are fresh.
+    /// Current credentials of `identity`: from the cache while they are
+    /// fresh; renewed when due, but while STS fails (or hangs past
+    /// [`RENEWAL_PATIENCE`]) the cached ones stay in use until their real
+    /// expiry. A failed STS call is not made again before a backoff.
     pub async fn credentials(&self, identity: &Identity) -> Result<Credentials, SyncError> {
         let slot = self.slot(identity);
-        let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| SystemTime::now() < c.renew_at) {
+        let mut state = slot.lock().await;
+        let now = Instant::now();
+        if let Some(c) = state.cached.as_ref().filter(|c| now < c.renew_at) {
             return Ok(c.credentials.clone());
         }
-        let credentials = self.fetch(identity).await?;
-        *cached = Some(Cached {
-            renew_at: renew_at(&credentials, SystemTime::now()),
-            credentials: credentials.clone(),
-        });
-        Ok(credentials)
+        let usable = state
+            .cached
+            .as_ref()
+            .filter(|c| c.usable_at(now))
+            .map(|c| c.credentials.clone());
+        if state.retry_at.is_some_and(|at| now < at) {
+            if let Some(usable) = usable {
+                return Ok(usable);
+            }
+            if let Some(failure) = &state.last_failure {
+                return Err(failure.clone());
+            }
+        }
+        let fetched = match usable {
+            Some(_) => tokio::time::timeout(RENEWAL_PATIENCE, self.fetch(identity))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SyncError::AwsUnavailable {
+                        detail: format!(
+                            "STS did not answer a credential renewal within {} s",
+                            RENEWAL_PATIENCE.as_secs()
+                        ),
+                    })
+                }),
+            None => self.fetch(identity).await,
+        };
+        let error = match fetched {
+            Ok(credentials) => {
+                *state = SlotState {
+                    cached: Some(Cached::of(credentials.clone())),
+                    ..SlotState::default()
+                };
+                return Ok(credentials);
+            }
+            Err(error) => error,
+        };
+        let passing = error.retry() == Retry::Soon;
+        if usable.is_some() || passing {
+            let wait = STS_RETRY_START
+                .saturating_mul(2u32.saturating_pow(state.failures))
+                .min(STS_RETRY_CAP);
+            state.failures = state.failures.saturating_add(1);
+            state.retry_at = Some(Instant::now() + wait);
+            tracing::warn!(
+                reason = error.reason().as_str(),
+                detail = %error.message(),
+                retry_in_s = wait.as_secs(),
+                cached_in_use = usable.is_some(),
+                "getting AWS credentials failed"
+            );
+        }
+        if let Some(usable) = usable {
+            return Ok(usable);
+        }
+        // A refusal someone must fix is not remembered: once fixed, the
+        // next reconcile sees it at once.
+        state.last_failure = passing.then(|| error.clone());
+        Err(error)
     }
 
-    /// Forgets the cached credentials, e.g. after AWS said they expired.
-    pub async fn invalidate(&self, identity: &Identity) {
-        *self.slot(identity).lock().await = None;
+    /// Forgets the cached credentials of `identity` if they are the ones
+    /// with `access_key_id` (AWS just refused those: expired, unknown or
+    /// badly signed); newer ones fetched meanwhile are kept.
+    pub async fn invalidate(&self, identity: &Identity, access_key_id: &str) {
+        let slot = self.slot(identity);
+        let mut state = slot.lock().await;
+        if state
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.credentials.access_key_id() == access_key_id)
+        {
+            state.cached = None;
+        }
     }
 
     async fn fetch(&self, identity: &Identity) -> Result<Credentials, SyncError> {
@@ -115,12 +226,12 @@ impl Identities {
             source: identity.source.clone(),
             ..Identity::default()
         };
-        let first = Box::pin(self.credentials(&first)).await?;
+        let signing = Box::pin(self.credentials(&first)).await?;
         let session = match &identity.chained_for {
             Some(namespace) => session_name(&format!("ssm-operator.{namespace}")),
             None => "ssm-operator".to_owned(),
         };
-        self.assume_role(role, &session, first).await
+        self.assume_role(role, &session, &first, signing).await
     }
 
     async fn fetch_source(&self, source: &IdentitySource) -> Result<Credentials, SyncError> {
@@ -226,23 +337,40 @@ impl Identities {
         sts_credentials(out.credentials, "ssm-operator-web-identity")
     }
 
+    /// Assumes `role_arn` with `signing`, the credentials of `first`.
     async fn assume_role(
         &self,
         role_arn: &str,
         session_name: &str,
-        first: Credentials,
+        first: &Identity,
+        signing: Credentials,
     ) -> Result<Credentials, SyncError> {
+        let access_key_id = signing.access_key_id().to_owned();
         let config = aws_sdk_sts::config::Builder::from(&self.base)
-            .credentials_provider(SharedCredentialsProvider::new(first))
+            .credentials_provider(SharedCredentialsProvider::new(signing))
             .build();
-        let out = aws_sdk_sts::Client::from_conf(config)
+        let answer = aws_sdk_sts::Client::from_conf(config)
             .assume_role()
             .role_arn(role_arn)
             .role_session_name(session_name)
             .duration_seconds(self.duration_seconds())
             .send()
-            .await
-            .map_err(|e| classify::assume_role(&AwsFailure::of(&e), role_arn))?;
+            .await;
+        let out = match answer {
+            Ok(out) => out,
+            Err(e) => {
+                let failure = AwsFailure::of(&e);
+                if failure
+                    .code
+                    .as_deref()
+                    .is_some_and(|c| classify::CREDENTIALS_REFUSED.contains(&c))
+                {
+                    // STS refused the first link's session: a new one next time.
+                    Box::pin(self.invalidate(first, &access_key_id)).await;
+                }
+                return Err(classify::assume_role(&failure, role_arn));
+            }
+        };
         sts_credentials(out.credentials, "ssm-operator-assume-role")
     }
 
@@ -356,6 +484,169 @@ mod tests {
         );
         assert_eq!(session_name("a/b c"), "a-b-c");
         assert_eq!(session_name(&"x".repeat(100)).len(), 64);
+    }
+
+    /// What the test STS does on its next call.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        /// Credentials living this many seconds.
+        Issue(u64),
+        Fail,
+        Hang,
+    }
+
+    /// A credentials source whose answers the test sets; it counts calls.
+    #[derive(Debug, Default)]
+    struct Sts {
+        answers: std::sync::Mutex<std::collections::VecDeque<Answer>>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[derive(Debug, Clone)]
+    struct TestSource(Arc<Sts>);
+
+    impl ProvideCredentials for TestSource {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::new(async move {
+                let n = self
+                    .0
+                    .calls
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    + 1;
+                let answer = self.0.answers.lock().unwrap().pop_front();
+                match answer.unwrap_or(Answer::Issue(3600)) {
+                    Answer::Issue(secs) => Ok(Credentials::new(
+                        format!("AKID{n}"),
+                        "SECRET",
+                        None,
+                        Some(SystemTime::now() + Duration::from_secs(secs)),
+                        "test",
+                    )),
+                    Answer::Fail => Err(CredentialsError::provider_error("STS is down")),
+                    Answer::Hang => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    impl Sts {
+        fn answering(answers: &[Answer]) -> Arc<Self> {
+            let sts = Arc::new(Self::default());
+            sts.answers.lock().unwrap().extend(answers.iter().copied());
+            sts
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn identities(self: &Arc<Self>) -> Identities {
+            Identities::new(
+                OperatorIdentity::Ambient(SharedCredentialsProvider::new(TestSource(self.clone()))),
+                aws_config::SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .build(),
+                None,
+                Duration::from_secs(3600),
+            )
+        }
+    }
+
+    async fn key_of(identities: &Identities) -> Result<String, SyncError> {
+        let c = identities.credentials(&Identity::default()).await?;
+        Ok(c.access_key_id().to_owned())
+    }
+
+    // 400 s credentials renew at 300 s and are used until 395 s.
+    const PAST_RENEWAL: Duration = Duration::from_secs(310);
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_credentials_stay_in_use_past_their_renewal_while_sts_fails() {
+        use Answer::*;
+        let sts = Sts::answering(&[Issue(400), Fail, Fail, Issue(3600)]);
+        let identities = sts.identities();
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+
+        tokio::time::advance(PAST_RENEWAL).await;
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        assert_eq!(sts.calls(), 2, "the renewal was tried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_is_retried_after_a_growing_wait_not_at_every_read() {
+        use Answer::*;
+        let sts = Sts::answering(&[Issue(400), Fail, Fail, Issue(3600)]);
+        let identities = sts.identities();
+        key_of(&identities).await.unwrap();
+        tokio::time::advance(PAST_RENEWAL).await;
+        key_of(&identities).await.unwrap();
+        for _ in 0..10 {
+            assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        }
+        assert_eq!(sts.calls(), 2, "a read during the wait called STS");
+
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        assert_eq!(sts.calls(), 3);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        key_of(&identities).await.unwrap();
+        assert_eq!(sts.calls(), 3, "the second wait is longer (4 s)");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_renewal_holds_a_read_up_no_longer_than_its_patience() {
+        use Answer::*;
+        let sts = Sts::answering(&[Issue(400), Hang]);
+        let identities = sts.identities();
+        key_of(&identities).await.unwrap();
+        tokio::time::advance(PAST_RENEWAL).await;
+        let started = Instant::now();
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        assert_eq!(started.elapsed(), RENEWAL_PATIENCE);
+        let started = Instant::now();
+        key_of(&identities).await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the next read waited again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_their_real_expiry_the_sts_failure_is_reported_and_remembered() {
+        use Answer::*;
+        let sts = Sts::answering(&[Issue(400), Fail, Fail]);
+        let identities = sts.identities();
+        key_of(&identities).await.unwrap();
+        tokio::time::advance(Duration::from_secs(396)).await;
+        let error = key_of(&identities).await.unwrap_err();
+        assert_eq!(error.reason(), crate::api::Reason::AwsUnavailable);
+        assert_eq!(key_of(&identities).await.unwrap_err(), error);
+        assert_eq!(
+            sts.calls(),
+            2,
+            "an STS outage cost more than one call per wait"
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        key_of(&identities).await.unwrap_err();
+        assert_eq!(sts.calls(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_credentials_are_dropped_only_while_they_are_the_cached_ones() {
+        let sts = Sts::answering(&[]);
+        let identities = sts.identities();
+        let operator = Identity::default();
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        identities.invalidate(&operator, "AKID0").await;
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID1");
+        identities.invalidate(&operator, "AKID1").await;
+        assert_eq!(key_of(&identities).await.unwrap(), "AKID2");
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ impl SsmParameterStore {
     ) -> Result<ParametersPage, SyncError> {
         // Resolve credentials first: an STS refusal is then reported as
         // what it is, not as a failed SSM call.
-        self.identities.credentials(&scope.identity).await?;
+        let signing = self.identities.credentials(&scope.identity).await?;
         let first = names.first().map(String::as_str).unwrap_or_default();
         let out = self
             .client(scope)
@@ -77,7 +77,13 @@ impl SsmParameterStore {
                 invalid: out.invalid_parameters.unwrap_or_default(),
             }),
             Err(err) => Err(self
-                .failed(scope, AwsFailure::of(&err), "GetParameters", first)
+                .failed(
+                    scope,
+                    &signing,
+                    AwsFailure::of(&err),
+                    "GetParameters",
+                    first,
+                )
                 .await),
         }
     }
@@ -88,7 +94,7 @@ impl SsmParameterStore {
         query: &PathQuery,
         next_token: Option<String>,
     ) -> Result<PathPage, SyncError> {
-        self.identities.credentials(&scope.identity).await?;
+        let signing = self.identities.credentials(&scope.identity).await?;
         let out = self
             .client(scope)
             .get_parameters_by_path()
@@ -106,16 +112,24 @@ impl SsmParameterStore {
             Err(err) => {
                 let failure = AwsFailure::of(&err);
                 Err(self
-                    .failed(scope, failure, "GetParametersByPath", &query.prefix)
+                    .failed(
+                        scope,
+                        &signing,
+                        failure,
+                        "GetParametersByPath",
+                        &query.prefix,
+                    )
                     .await)
             }
         }
     }
 
-    /// Classifies a failed call; credentials AWS no longer accepts are dropped.
+    /// Classifies a failed call; credentials AWS no longer accepts (the
+    /// `signing` ones) are dropped.
     async fn failed(
         &self,
         scope: &Scope,
+        signing: &aws_credential_types::Credentials,
         failure: AwsFailure,
         operation: &str,
         parameter: &str,
@@ -125,7 +139,9 @@ impl SsmParameterStore {
             .as_deref()
             .is_some_and(|c| classify::CREDENTIALS_REFUSED.contains(&c))
         {
-            self.identities.invalidate(&scope.identity).await;
+            self.identities
+                .invalidate(&scope.identity, signing.access_key_id())
+                .await;
         }
         classify::ssm_read(&failure, operation, parameter)
     }
@@ -304,6 +320,40 @@ mod replay_tests {
         assert_eq!(throttled.unwrap_err().reason(), Reason::Throttled);
         let unavailable = read_with_answer(500, &error_body("InternalServerError", "oops")).await;
         assert_eq!(unavailable.unwrap_err().reason(), Reason::AwsUnavailable);
+    }
+
+    #[tokio::test]
+    async fn replayed_kms_throttling_inside_an_invalid_key_id_is_throttled_not_a_missing_key() {
+        // KMS's text (repost.aws, kms-throttlingexception-error) in the
+        // wrapping SSM uses for other KMS failures.
+        let message = "You have exceeded the rate at which you may call KMS. Reduce the frequency of your \
+                       calls. (Service: AWSKMS; Status Code: 400; Error Code: ThrottlingException; Request ID: \
+                       4d15a2da-441a-11e5-8a71-8d9f87588b5d; Proxy: null)";
+        let err = read_with_answer(400, &error_body("InvalidKeyId", message))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::Throttled);
+        assert!(!err.message().contains("4d15a2da"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn replayed_expired_session_is_a_passing_fault() {
+        let err = read_with_answer(
+            400,
+            &error_body(
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.reason(), Reason::AwsUnavailable);
+    }
+
+    #[tokio::test]
+    async fn replayed_empty_answer_has_nothing_found_and_nothing_missing() {
+        let page = read_with_answer(200, "{}").await.unwrap();
+        assert_eq!(page, ParametersPage::default());
     }
 
     #[tokio::test]

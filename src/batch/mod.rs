@@ -161,7 +161,7 @@ impl Reader {
             aws.budgets.acquire(scope, priority).await;
             let page = aws
                 .store
-                .get_parameters_by_path(scope, query, next_token)
+                .get_parameters_by_path(scope, query, next_token.clone())
                 .await;
             let page = aws.account(scope, "GetParametersByPath", page)?;
             found.extend(page.found);
@@ -174,6 +174,16 @@ impl Reader {
                 });
             }
             match page.next_token {
+                // A page that points at itself would list forever.
+                Some(token) if next_token.as_ref() == Some(&token) => {
+                    return Err(SyncError::AwsUnavailable {
+                        detail: format!(
+                            "GetParametersByPath of {} answered the NextToken it was asked with",
+                            query.prefix
+                        ),
+                    });
+                }
+                // Pages may be short, even empty, and still have a next one.
                 Some(token) => next_token = Some(token),
                 None => return Ok(found),
             }
@@ -371,8 +381,24 @@ impl Group<'_> {
             let probes = join_all(probes.map(|c| self.read_chunk(false, c))).await;
             let probes: HashMap<String, Fetch> = probes.into_iter().flatten().collect();
             for (name, base) in pinned_missing {
-                if matches!(probes.get(&base), Some(Fetch::Found(_))) {
-                    fetched.insert(name, Fetch::SelectorMissing);
+                match probes.get(&base) {
+                    Some(Fetch::Found(_)) => {
+                        fetched.insert(name, Fetch::SelectorMissing);
+                    }
+                    // Only AWS's word that the parameter itself does not
+                    // exist makes it missing: a failed or partial probe
+                    // says nothing (and must not turn a missing version
+                    // into a deletion).
+                    Some(Fetch::Failed(error)) => {
+                        fetched.insert(name, Fetch::Failed(error.clone()));
+                    }
+                    Some(Fetch::Missing) => {}
+                    Some(Fetch::SelectorMissing) | None => {
+                        let error = SyncError::AwsUnavailable {
+                            detail: format!("GetParameters did not answer for {base}"),
+                        };
+                        fetched.insert(name, Fetch::Failed(error));
+                    }
                 }
             }
         }
@@ -623,6 +649,54 @@ mod tests {
             "{:?}",
             fetched["b"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_missing_version_whose_parameter_cannot_be_checked_is_a_failure_not_a_deletion() {
+        let store = Arc::new(FakeStore::with(&["present"]));
+        // The bare-name probe that tells a missing version from a missing
+        // parameter fails.
+        store.fail_calls_asking(
+            "present",
+            SyncError::Throttled {
+                operation: "GetParameters".into(),
+            },
+        );
+        let batcher = start(store, 10);
+        let fetched = batcher
+            .reader()
+            .read(scope(), true, Priority::Interactive, names(&["present:7"]))
+            .await;
+        assert!(
+            matches!(
+                &fetched["present:7"],
+                Fetch::Failed(SyncError::Throttled { .. })
+            ),
+            "{:?}",
+            fetched["present:7"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_answer_leaves_every_name_unanswered() {
+        let store = Arc::new(FakeStore::with(&["a", "b"]));
+        store.leave_out("a");
+        store.leave_out("b");
+        let batcher = start(store, 10);
+        let fetched = batcher
+            .reader()
+            .read(scope(), true, Priority::Interactive, names(&["a", "b"]))
+            .await;
+        for name in ["a", "b"] {
+            assert!(
+                matches!(
+                    &fetched[name],
+                    Fetch::Failed(SyncError::AwsUnavailable { .. })
+                ),
+                "{name}: {:?}",
+                fetched[name]
+            );
+        }
     }
 
     #[tokio::test]

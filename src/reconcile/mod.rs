@@ -232,6 +232,7 @@ impl<'a> Attempt<'a> {
                 .map(|p| (p.key.as_str(), p.version))
                 .collect(),
             data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
+            recorded,
         };
         let priority = match depth {
             Depth::Full => Priority::Interactive,

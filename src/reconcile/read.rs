@@ -11,15 +11,16 @@ use std::collections::{BTreeMap, HashMap};
 use futures::future::join_all;
 use k8s_openapi::ByteString;
 
+use crate::api::DeletionPolicy;
 use crate::api::ParameterStatus;
 use crate::api::SecretValue;
 use crate::api::SyncError;
-use crate::aws::{FetchedParameter, Scope};
+use crate::aws::{FetchedParameter, PathQuery, Scope};
 use crate::batch::budget::Priority;
 use crate::batch::{Fetch, Reader};
 use crate::reconcile::build::compose;
 use crate::reconcile::build::secret::{MAX_SECRET_BYTES, SecretData};
-use crate::reconcile::plan::{Entry, Plan};
+use crate::reconcile::plan::{Entry, PathEntry, Plan};
 
 /// How much to decrypt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct Known<'a> {
     pub versions: HashMap<&'a str, i64>,
     /// The Secret's data.
     pub data: Option<&'a BTreeMap<String, ByteString>>,
+    /// What `status.parameters` says the Secret holds.
+    pub recorded: &'a [ParameterStatus],
 }
 
 /// What a read found.
@@ -74,7 +77,7 @@ pub async fn read(
     known: &Known<'_>,
     path_limit: usize,
 ) -> Result<Read, SyncError> {
-    let found = probe(plan, &reader, priority, path_limit).await?;
+    let found = probe(plan, &reader, priority, known, path_limit).await?;
     let holds = |f: &Found| {
         known.versions.get(f.key.as_str()) == Some(&f.probe.version)
             && known.data.is_some_and(|d| d.contains_key(&f.key))
@@ -144,6 +147,7 @@ async fn probe(
     plan: &Plan,
     reader: &Reader,
     priority: Priority,
+    known: &Known<'_>,
     path_limit: usize,
 ) -> Result<Vec<Found>, SyncError> {
     let answers = read_grouped(
@@ -186,6 +190,7 @@ async fn probe(
         let listed = reader
             .read_path(&path.scope, &path.query, priority, path_limit)
             .await?;
+        let listed = checked_listing(plan, path, listed, reader, priority, known).await?;
         for p in listed {
             let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
             found.push(Found {
@@ -200,6 +205,92 @@ async fn probe(
         }
     }
     Ok(found)
+}
+
+/// A path listing, checked against what the Secret holds from it: a name
+/// the listing leaves out is gone only if GetParameters says so too.
+/// GetParametersByPath pages may be short and a listing can end early, so
+/// its silence about a name is never "the parameter is gone".
+///
+/// - A left-out name that exists: the listing was incomplete —
+///   `AwsUnavailable`, nothing written.
+/// - Left-out names that AWS says do not exist: under `Retain` they keep
+///   their keys and the sync says `ParameterNotFound` naming them (nothing
+///   written); under `Delete` their keys are dropped (and the Secret is
+///   deleted when nothing is left of it).
+/// - A listing with nothing in it: `ParameterNotFound` for the path,
+///   nothing written — except under `Delete` when the Secret holds data that
+///   nothing confirms gone, which waits for a listing it can trust
+///   (`AwsUnavailable`), so that an empty answer never deletes a Secret.
+async fn checked_listing(
+    plan: &Plan,
+    path: &PathEntry,
+    listed: Vec<FetchedParameter>,
+    reader: &Reader,
+    priority: Priority,
+    known: &Known<'_>,
+) -> Result<Vec<FetchedParameter>, SyncError> {
+    let explicit: Vec<&str> = plan.entries.iter().map(|e| e.name.as_str()).collect();
+    let left_out: Vec<String> = known
+        .recorded
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| under(&path.query, name) && !explicit.contains(name))
+        .filter(|name| !listed.iter().any(|p| p.name == *name))
+        .map(str::to_owned)
+        .collect();
+    let mut gone = Vec::new();
+    if !left_out.is_empty() {
+        let answers = reader
+            .read(path.scope.clone(), false, priority, left_out.clone())
+            .await;
+        for name in left_out {
+            match answers.get(&name) {
+                Some(Fetch::Missing) => gone.push(name),
+                Some(Fetch::Found(_)) => {
+                    return Err(SyncError::AwsUnavailable {
+                        detail: format!(
+                            "GetParametersByPath of {} left out {name}, which exists: the listing was incomplete; nothing was written",
+                            path.query.prefix
+                        ),
+                    });
+                }
+                Some(Fetch::Failed(error)) => return Err(error.clone()),
+                Some(Fetch::SelectorMissing) | None => return Err(unanswered(&name)),
+            }
+        }
+    }
+    if !gone.is_empty() && plan.deletion == DeletionPolicy::Retain {
+        return Err(SyncError::ParameterNotFound { parameters: gone });
+    }
+    if listed.is_empty() {
+        if !gone.is_empty() && plan.entries.is_empty() {
+            // Under Delete, every parameter the Secret held is gone.
+            return Err(SyncError::ParameterNotFound { parameters: gone });
+        }
+        if gone.is_empty() {
+            let holds_data = known.data.is_some_and(|d| !d.is_empty());
+            if plan.deletion == DeletionPolicy::Delete && holds_data {
+                return Err(SyncError::AwsUnavailable {
+                    detail: format!(
+                        "GetParametersByPath listed nothing under {} and nothing confirms that what the Secret holds is gone; nothing was deleted",
+                        path.query.prefix
+                    ),
+                });
+            }
+            return Err(SyncError::ParameterNotFound {
+                parameters: vec![format!("under {}", path.query.prefix)],
+            });
+        }
+    }
+    Ok(listed)
+}
+
+/// Whether a listing of `query` would include parameter `name`.
+fn under(query: &PathQuery, name: &str) -> bool {
+    let prefix = format!("{}/", query.prefix.trim_end_matches('/'));
+    name.strip_prefix(&prefix)
+        .is_some_and(|rest| !rest.is_empty() && (query.recursive || !rest.contains('/')))
 }
 
 fn explicit(entry: &Entry, probe: FetchedParameter) -> Found {

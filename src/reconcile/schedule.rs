@@ -285,6 +285,29 @@ mod tests {
     }
 
     #[test]
+    fn passing_aws_faults_are_retried_after_the_backoff_not_at_the_refresh() {
+        let hour = Some(Duration::from_secs(3600));
+        let backoff = Duration::from_secs(2);
+        for error in [
+            SyncError::Throttled {
+                operation: "kms:Decrypt (for GetParameters)".into(),
+            },
+            SyncError::AwsUnavailable {
+                detail: "STS did not answer".into(),
+            },
+            SyncError::WebIdentityTokenExpired {
+                role: "arn:aws:iam::111122223333:role/op".into(),
+            },
+        ] {
+            assert_eq!(
+                next_attempt(&error, hour, backoff),
+                Action::requeue(backoff),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn jitter_stays_within_ten_percent() {
         for _ in 0..1000 {
             let j = jitter(Duration::from_secs(100));

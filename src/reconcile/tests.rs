@@ -912,3 +912,164 @@ async fn a_path_over_the_limit_is_invalid_spec_and_writes_nothing() {
         ("True".into(), "Synced".into())
     );
 }
+
+/// Two parameters under `/prd/app`, read every 10 s, with `deletion`.
+async fn synced_path(w: &World, deletion: &str) {
+    w.store.put("/prd/app/a", "va");
+    w.store.put("/prd/app/b", "vb");
+    let spec = json!({
+        "path": {"prefix": "/prd/app"},
+        "refreshInterval": "10s",
+        "target": {"deletionPolicy": deletion},
+    });
+    w.synced("app", spec).await;
+    assert_eq!(w.value("app", "b").as_deref(), Some("vb"));
+}
+
+/// The Secret still holds both keys and nothing wrote to it.
+fn assert_path_secret_untouched(w: &World) {
+    assert_eq!(w.value("app", "a").as_deref(), Some("va"));
+    assert_eq!(w.value("app", "b").as_deref(), Some("vb"));
+    assert_eq!(w.writes_to("/secrets/"), vec![]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_listing_that_leaves_out_a_parameter_that_exists_drops_no_key_and_writes_nothing() {
+    for deletion in ["Retain", "Delete"] {
+        let w = World::new();
+        synced_path(&w, deletion).await;
+
+        w.store.leave_out_of_listings("/prd/app/b");
+        refresh_comes_round().await;
+        w.reconcile("app").await;
+
+        assert_path_secret_untouched(&w);
+        assert_eq!(
+            w.condition("app", SYNCED),
+            ("False".into(), "AwsUnavailable".into()),
+            "{deletion}"
+        );
+        assert_eq!(w.condition("app", READY), ("True".into(), "Stale".into()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_path_listing_deletes_nothing_even_under_delete() {
+    let w = World::new();
+    synced_path(&w, "Delete").await;
+
+    w.store.empty_listings(true);
+    refresh_comes_round().await;
+    w.reconcile("app").await;
+
+    assert_path_secret_untouched(&w);
+    assert_eq!(
+        w.condition("app", SYNCED),
+        ("False".into(), "AwsUnavailable".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_listing_is_read_to_its_last_page() {
+    let w = World::new();
+    for i in 0..12 {
+        w.store.put(&format!("/prd/app/p{i:02}"), "v");
+    }
+    w.apply("app", json!({"path": {"prefix": "/prd/app"}}));
+    w.reconcile("app").await;
+    assert_eq!(w.value("app", "p11").as_deref(), Some("v"));
+    assert_eq!(w.store.path_calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parameter_deleted_from_a_path_under_retain_keeps_its_key_and_is_parameter_not_found() {
+    let w = World::new();
+    synced_path(&w, "Retain").await;
+
+    w.store.delete("/prd/app/b");
+    refresh_comes_round().await;
+    w.reconcile("app").await;
+
+    assert_path_secret_untouched(&w);
+    assert_eq!(
+        w.condition("app", SYNCED),
+        ("False".into(), "ParameterNotFound".into())
+    );
+    assert_eq!(w.condition("app", READY), ("True".into(), "Stale".into()));
+    let obj = w.api.ssm_parameter(NS, "app").expect("applied");
+    let message = status::find(obj.status.as_ref(), SYNCED).map(|c| c.message.clone());
+    assert!(
+        message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("/prd/app/b"),
+        "{message:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parameter_deleted_from_a_path_under_delete_drops_only_its_key() {
+    let w = World::new();
+    synced_path(&w, "Delete").await;
+
+    w.store.delete("/prd/app/b");
+    refresh_comes_round().await;
+    w.reconcile("app").await;
+
+    assert_eq!(w.value("app", "a").as_deref(), Some("va"));
+    assert_eq!(w.value("app", "b"), None);
+    assert_eq!(w.condition("app", SYNCED), ("True".into(), "Synced".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_parameter_deleted_from_a_path_under_delete_removes_the_secret() {
+    let w = World::new();
+    synced_path(&w, "Delete").await;
+
+    w.store.delete("/prd/app/a");
+    w.store.delete("/prd/app/b");
+    refresh_comes_round().await;
+    w.reconcile("app").await;
+
+    assert!(w.api.secret(NS, "app").is_none(), "the Secret was kept");
+    assert_eq!(
+        w.condition("app", SYNCED),
+        ("False".into(), "ParameterNotFound".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_path_on_a_first_sync_is_parameter_not_found_and_writes_no_secret() {
+    let w = World::new();
+    w.apply("app", json!({"path": {"prefix": "/prd/nothing"}}));
+    assert_first_sync_fails(&w, "app", "ParameterNotFound").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn kms_throttling_inside_ssm_keeps_the_secret_and_is_retried_at_the_backoff() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+
+    w.store.fail_with(Some(SyncError::Throttled {
+        operation: "kms:Decrypt (for GetParameters)".into(),
+    }));
+    w.api.put_secret(w.api.secret(NS, "db").unwrap_or_default()); // an edit: read everything
+    let action = w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "Throttled".into())
+    );
+    let retry = format!("{action:?}");
+    assert!(
+        retry.contains("requeue_after: Some(1.") || retry.contains("requeue_after: Some(2."),
+        "retried at {retry}, not after the first backoff step"
+    );
+
+    w.store.fail_with(None);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    w.reconcile("db").await;
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+}

@@ -3,17 +3,20 @@ the service's guard before moto answers it, and is counted."""
 
 import json
 
-from . import shared_parameters
+from . import answers, shared_parameters
+from .answers import PoisonedTokens
 from .awsrequest import AwsRequest
 from .callers import identify
 from .ciphertexts import VALUE_CARRYING_READS, Ciphertexts
 from .control import PREFIX, ControlEndpoints
 from .counters import Counters
-from .errors import AwsError, error_code_of, json_headers, status_line, throttling
-from .faults import Faults
+from .errors import AwsError, DecryptRefused, error_code_of, json_headers, status_line, throttling
+from .faults import Fault, Faults
 from .rates import RateCeilings
 from .selectors import add_selectors
+from .sessions import Sessions
 from .ssm_guard import check as check_ssm
+from .ssm_guard import decrypts_secure_string
 from .sts_guard import StsGuard
 from .web_identity import WebIdentityVerifier
 
@@ -26,6 +29,8 @@ class FidelityMiddleware:
         self.rates = RateCeilings()
         self.ciphertexts = Ciphertexts()
         self.sts_guard = StsGuard(web_identity)
+        self.sessions = Sessions()
+        self.poisoned_tokens = PoisonedTokens()
         self.control = ControlEndpoints(self.counters, self.faults, self.rates)
 
     def __call__(self, environ, start_response):
@@ -37,26 +42,46 @@ class FidelityMiddleware:
             return self.moto_app(environ, start_response)
         caller = identify(request)
         try:
-            self._check(request, caller)
+            breaking = self._check(request, caller)
         except AwsError as error:
             status, headers, body = error.render(request)
             outcome = error.code
         else:
             status, headers, body = self._answer(environ, request, caller)
+            if status == 200:
+                body = self._broken(breaking, request, body)
             outcome = "ok" if status < 400 else error_code_of(status, body)
         self.counters.add(request.operation, caller.name, outcome)
         start_response(status_line(status), headers + [("Content-Length", str(len(body)))])
         return [body]
 
-    def _check(self, request: AwsRequest, caller):
-        """Raise the AwsError AWS would answer instead of moto."""
-        self.faults.apply(request, caller.name)
+    def _check(self, request: AwsRequest, caller) -> Fault | None:
+        """Raise the AwsError AWS would answer instead of moto; return the
+        fault that breaks moto's answer, if one applies to this call."""
+        self.sessions.check(request)
+        try:
+            breaking = self.faults.apply(
+                request, caller.name, lambda: decrypts_secure_string(request, caller)
+            )
+        except DecryptRefused as refused:
+            # KMS refused SSM's Decrypt: counted as the KMS call it is.
+            self.counters.add("kms:Decrypt", caller.name, refused.kms_code)
+            raise
+        self.poisoned_tokens.check(request)
         if not self.rates.admit(request.operation, caller.name, caller.account, request.region):
             raise throttling(request)
         if request.service == "ssm":
             check_ssm(request, caller, self.counters)
         elif request.service == "sts":
             self.sts_guard.check(request, caller)
+        return breaking
+
+    def _broken(self, breaking: Fault | None, request: AwsRequest, body: bytes) -> bytes:
+        """moto's 200 answer as a fault breaks it; sessions it issues remembered."""
+        if breaking is not None:
+            body = answers.change(breaking, request, body, self.poisoned_tokens)
+        self.sessions.record(request, body)
+        return body
 
     def _answer(self, environ, request: AwsRequest, caller):
         """moto's answer with what the layer adds, or the layer's own answer

@@ -58,6 +58,9 @@ class ControlEndpoints:
             body.get("count", 1),
             body.get("seconds", DEFAULT_HANG_SECONDS),
             _caller(body.get("caller")),
+            keep=body.get("keep"),
+            names=body.get("names"),
+            code=body.get("code"),
         )
         return self._list_faults(request)
 

@@ -24,6 +24,19 @@ def check(request: AwsRequest, caller: Caller, counters: Counters):
         _check_decryption(request, caller, counters)
 
 
+def decrypts_secure_string(request: AwsRequest, caller: Caller) -> bool:
+    """Whether the call makes SSM ask KMS to decrypt: a parameter read with
+    decryption that returns a SecureString."""
+    if request.service != "ssm" or request.action not in PARAMETER_READS:
+        return False
+    if request.params.get("WithDecryption") is not True:
+        return False
+    own = parameters_returned(request.action, request.params, caller.account, request.region)
+    shared = shared_parameters.requested(request.action, request.params, caller.account)
+    returned = own + [s.parameter for s in shared]
+    return any(p.parameter_type == "SecureString" for p in returned)
+
+
 def _resources(request: AwsRequest, account: str) -> list[str]:
     """The ARNs IAM authorizes the action on."""
     params, region = request.params, request.region

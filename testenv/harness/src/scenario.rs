@@ -204,6 +204,11 @@ impl Scenario {
         operator::writes(self.env, &self.namespace)
     }
 
+    /// The Secret writes of the operator in this namespace, in order.
+    pub fn operator_secret_writes(&self) -> Vec<operator::SecretWrite> {
+        operator::secret_writes(self.env, &self.namespace)
+    }
+
     /// A token for ServiceAccount `sa` with `audience` ("" = the API server's).
     pub async fn token_for(&self, sa: &str, audience: &str) -> String {
         identity::token_for(&self.kube, &self.namespace, sa, audience).await

@@ -70,6 +70,105 @@ pub async fn inject_fault(
         .map(drop)
 }
 
+/// A fault of the emulator (its README lists the kinds): a refusal
+/// (`throttle`, `unavailable`, `hang`, `expired_token`, `invalid_signature`,
+/// `idp_communication_error`, `kms_throttle`, `kms_internal`) or a broken
+/// answer (`partial`, `empty`, `cut_page`, `end_early`, `bad_token`,
+/// `short_lived`).
+#[derive(Clone, Debug)]
+pub struct Fault {
+    action: String,
+    kind: String,
+    count: u32,
+    seconds: f64,
+    keep: Option<u32>,
+    names: Option<Vec<String>>,
+    code: Option<String>,
+}
+
+impl Fault {
+    /// The next call of `action` (`ssm:GetParameters`, …) answers `kind`.
+    pub fn new(action: &str, kind: &str) -> Self {
+        Self {
+            action: action.to_owned(),
+            kind: kind.to_owned(),
+            count: 1,
+            seconds: 8.0,
+            keep: None,
+            names: None,
+            code: None,
+        }
+    }
+
+    /// The next `count` calls.
+    pub fn count(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// How long a `hang` lasts, or how long `short_lived` credentials live.
+    pub fn seconds(mut self, seconds: f64) -> Self {
+        self.seconds = seconds;
+        self
+    }
+
+    /// How many parameters a `cut_page` or `end_early` page keeps.
+    pub fn keep(mut self, keep: u32) -> Self {
+        self.keep = Some(keep);
+        self
+    }
+
+    /// The names a `partial` answer leaves out (default: the last asked).
+    pub fn names(mut self, names: &[&str]) -> Self {
+        self.names = Some(names.iter().map(|n| (*n).to_owned()).collect());
+        self
+    }
+
+    /// SSM's error code around a `kms_throttle` or `kms_internal`.
+    pub fn code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    fn body(&self, caller: &str) -> Value {
+        let mut body = json!({
+            "action": self.action, "kind": self.kind, "count": self.count,
+            "seconds": self.seconds, "caller": caller,
+        });
+        if let Some(keep) = self.keep {
+            body["keep"] = json!(keep);
+        }
+        if let Some(names) = &self.names {
+            body["names"] = json!(names);
+        }
+        if let Some(code) = &self.code {
+            body["code"] = json!(code);
+        }
+        body
+    }
+}
+
+/// Injects `fault` into the calls of `caller` (a role ARN).
+pub async fn inject(info: &EnvInfo, caller: &str, fault: &Fault) -> anyhow::Result<()> {
+    control(info, "POST", "/_fidelity/faults", Some(fault.body(caller)))
+        .await
+        .map(drop)
+}
+
+/// How many calls the faults of `caller` still have to hit, per kind.
+pub async fn pending_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let body = control(info, "GET", "/_fidelity/faults", None).await?;
+    let listed: Value = serde_json::from_str(&body).context("parsing the emulator's faults")?;
+    let mut pending = BTreeMap::new();
+    for fault in listed["faults"].as_array().into_iter().flatten() {
+        if fault["caller"] == caller {
+            let kind = fault["kind"].as_str().unwrap_or_default().to_owned();
+            *pending.entry(kind).or_default() += fault["count"].as_u64().unwrap_or_default();
+        }
+    }
+    Ok(pending)
+}
+
 /// Clears the faults injected for `caller`.
 pub async fn clear_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<()> {
     let path = format!("/_fidelity/faults?caller={caller}");

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::env::{ACCOUNT, EnvInfo, REGION};
 
-pub use emulator::{Counter, Counters, clear_faults, counters, inject_fault};
+pub use emulator::{
+    Counter, Counters, Fault, clear_faults, counters, inject, inject_fault, pending_faults,
+};
 pub use setup::Admin;
 
 async fn admin_config(info: &EnvInfo) -> aws_config::SdkConfig {

@@ -225,12 +225,26 @@ fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio:
     command
 }
 
-/// Write requests (create, update, patch, delete) the operator's
-/// ServiceAccount in namespace `ns` made to the API server so far, by the
-/// audit log.
-pub fn writes(env: &EnvInfo, ns: &str) -> usize {
+/// One write request of the operator, by the API server's audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audited {
+    /// `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+    /// `secrets`, `deployments`, …
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+    /// The response's status code.
+    pub code: u16,
+}
+
+/// The write requests (create, update, patch, delete) the operator's
+/// ServiceAccount in namespace `ns` made so far, in order, by the audit log
+/// (which records every write before answering it).
+pub fn audited_writes(env: &EnvInfo, ns: &str) -> Vec<Audited> {
     let user = subject(ns, SERVICE_ACCOUNT);
     let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["user"]["username"] == user.as_str())
@@ -240,18 +254,43 @@ pub fn writes(env: &EnvInfo, ns: &str) -> usize {
                 Some("create" | "update" | "patch" | "delete")
             )
         })
-        .count()
+        .map(|e| Audited {
+            verb: text(&e["verb"]),
+            resource: text(&e["objectRef"]["resource"]),
+            namespace: text(&e["objectRef"]["namespace"]),
+            name: text(&e["objectRef"]["name"]),
+            code: e["responseStatus"]["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
-/// Delete requests the operator's ServiceAccount in namespace `ns` made so
-/// far, by the audit log.
-pub fn deletes(env: &EnvInfo, ns: &str) -> usize {
-    let user = subject(ns, SERVICE_ACCOUNT);
-    let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == user.as_str() && e["verb"] == "delete")
-        .count()
+/// How many write requests the operator of namespace `ns` made so far.
+pub fn writes(env: &EnvInfo, ns: &str) -> usize {
+    audited_writes(env, ns).len()
+}
+
+/// One write of a Secret, by the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretWrite {
+    /// `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+    pub name: String,
+}
+
+/// The Secret writes the operator's ServiceAccount in namespace `ns` made
+/// in `ns` so far, in order.
+pub fn secret_writes(env: &EnvInfo, ns: &str) -> Vec<SecretWrite> {
+    audited_writes(env, ns)
+        .into_iter()
+        .filter(|w| w.resource == "secrets" && w.namespace == ns)
+        .map(|w| SecretWrite {
+            verb: w.verb,
+            name: w.name,
+        })
+        .collect()
 }
 
 /// The operator binary in the target directory of the test (or example)

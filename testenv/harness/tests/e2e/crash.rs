@@ -9,20 +9,17 @@ use serde_json::{Value, json};
 
 use ssm_operator::failpoint;
 use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::operator::audited_writes;
 use ssm_operator_testenv::{DEADLINE, OperatorOptions, Scenario, eventually};
 
 const WORKLOADS: [&str; 2] = ["web", "worker"];
 
 /// Patches of Deployment `name` the operator of `s` made, by the audit log.
 fn restarts(s: &Scenario, name: &str) -> usize {
-    let user = format!("system:serviceaccount:{}:ssm-operator", s.namespace);
-    std::fs::read_to_string(&s.env.audit_log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["user"]["username"] == user.as_str() && e["verb"] == "patch")
-        .filter(|e| e["objectRef"]["resource"] == "deployments" && e["objectRef"]["name"] == name)
-        .filter(|e| e["responseStatus"]["code"] == 200)
+    audited_writes(s.env, &s.namespace)
+        .iter()
+        .filter(|w| w.verb == "patch" && w.resource == "deployments" && w.name == name)
+        .filter(|w| w.code == 200)
         .count()
 }
 

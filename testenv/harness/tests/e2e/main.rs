@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod aws_faults;
 mod bounds;
 mod check;
 mod crash;
