@@ -8,9 +8,10 @@
 //! afresh for every STS call: the kubelet rotates the operator's token file,
 //! and a tenant's token is asked of the API server (TokenRequest) each time.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+
+use crate::aws::idle::IdleMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -106,7 +107,8 @@ pub struct Identities {
     base: aws_config::SdkConfig,
     kube: Option<kube::Client>,
     session_duration: Duration,
-    slots: Mutex<HashMap<Identity, Arc<Slot>>>,
+    /// Identities unused for [`crate::aws::idle::IDLE`] are forgotten.
+    slots: IdleMap<Identity, Arc<Slot>>,
 }
 
 impl Identities {
@@ -123,13 +125,12 @@ impl Identities {
             base,
             kube,
             session_duration,
-            slots: Mutex::new(HashMap::new()),
+            slots: IdleMap::new(),
         }
     }
 
     fn slot(&self, identity: &Identity) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(identity.clone()).or_default().clone()
+        self.slots.get_or_insert_with(identity, Arc::default)
     }
 
     /// Current credentials of `identity`: from the cache while they are

@@ -5,6 +5,7 @@ pub mod arn;
 pub mod classify;
 pub mod credentials;
 pub mod describe;
+pub mod idle;
 mod ssm;
 
 use futures::future::BoxFuture;

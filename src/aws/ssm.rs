@@ -1,7 +1,6 @@
 //! [`ParameterStore`] over the AWS SDK.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_ssm::config::IdentityCache;
@@ -14,12 +13,14 @@ use super::credentials::{CachedProvider, Identities};
 use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
 use crate::api::SecretValue;
 use crate::api::SyncError;
+use crate::aws::idle::IdleMap;
 
 /// Parameter Store through the SDK, with one client per identity and region.
 pub struct SsmParameterStore {
     base: SdkConfig,
     identities: Arc<Identities>,
-    clients: Mutex<HashMap<Scope, aws_sdk_ssm::Client>>,
+    /// Scopes unused for [`crate::aws::idle::IDLE`] are forgotten.
+    clients: IdleMap<Scope, aws_sdk_ssm::Client>,
 }
 
 impl SsmParameterStore {
@@ -29,15 +30,13 @@ impl SsmParameterStore {
         Self {
             base,
             identities,
-            clients: Mutex::new(HashMap::new()),
+            clients: IdleMap::new(),
         }
     }
 
     fn client(&self, scope: &Scope) -> aws_sdk_ssm::Client {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(scope.clone())
-            .or_insert_with(|| {
+        self.clients
+            .get_or_insert_with(scope, || {
                 let provider = CachedProvider {
                     identities: self.identities.clone(),
                     identity: scope.identity.clone(),
