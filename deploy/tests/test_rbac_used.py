@@ -159,7 +159,7 @@ def test_the_chart_grants_exactly_the_verbs_the_end_to_end_suite_used(helm):
 
     used: dict[Pair, int] = defaultdict(int)
     used_by_values: dict[tuple[str, ...], set[Pair]] = defaultdict(set)
-    not_granted: dict[Pair, set[str]] = defaultdict(set)
+    not_granted: dict[Pair, set[tuple[str, tuple[str, ...]]]] = defaultdict(set)
     denied: dict[Pair, int] = defaultdict(int)
     for event in events:
         user = event.get("user", {}).get("username")
@@ -170,7 +170,7 @@ def test_the_chart_grants_exactly_the_verbs_the_end_to_end_suite_used(helm):
         for values in values_of[user]:
             used_by_values[values].add(pair)
         if not any(pair in grants[values] for values in values_of[user]):
-            not_granted[pair].add(user.rsplit(":", 2)[1])
+            not_granted[pair].add((user.rsplit(":", 2)[1], min(values_of[user])))
         if event.get("responseStatus", {}).get("code") == 403:
             denied[pair] += 1
     all_granted = set().union(*grants.values())
@@ -188,10 +188,13 @@ def test_the_chart_grants_exactly_the_verbs_the_end_to_end_suite_used(helm):
 
     problems = []
     if not_granted:
-        problems.append(f"used but not granted (add to {RBAC_TEMPLATE}, for the values named):")
-        problems += [f"  {show(pair)}  — by the operators of {len(namespaces)} test namespaces, "
-                     f"e.g. {sorted(namespaces)[0]}"
-                     for pair, namespaces in sorted(not_granted.items())]
+        problems.append(f"used but not granted (add to {RBAC_TEMPLATE}):")
+        for pair, users in sorted(not_granted.items()):
+            namespaces = sorted(namespace for namespace, _ in users)
+            installs = sorted({" ".join(values) for _, values in users})
+            problems.append(f"  {show(pair)}  — by the operators of {len(namespaces)} test "
+                            f"namespaces (e.g. {namespaces[0]}), installed with: "
+                            + "; ".join(installs))
     if denied:
         problems.append("refused by the API server (403) though the operator sent them:")
         problems += [f"  {show(pair)}  ({count} requests)" for pair, count in sorted(denied.items())]
