@@ -48,7 +48,7 @@ COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
-     "verbs": ["get", "list", "watch", "patch", "delete"]},
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
      "verbs": ["patch"]},
