@@ -19,7 +19,8 @@ demo: testenv
 test: testenv lint
 	# The end-to-end tests run the operator binary, which `cargo test` builds
 	# only for tests of its own package: build it first, from this tree.
-	cargo build --bin ssm-operator
+	# With the failpoints the harness turns on, so that `cargo test` reuses it.
+	cargo build --bin ssm-operator --features failpoints
 	# The run's audit logs and chart installs go to a directory of its own
 	# under the cache, which the RBAC check (deploy/tests) reads afterwards.
 	run=$$(testenv/audit-run.sh) \

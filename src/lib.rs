@@ -12,11 +12,13 @@
 //!   `mod.rs` is the pipeline.
 //! - [`runtime`]: the running process — controller, leader election, admin server.
 //! - [`commands`]: the command line, one file per subcommand.
+//! - [`failpoint`]: where test builds can be made to crash.
 
 pub mod api;
 pub mod aws;
 pub mod batch;
 pub mod commands;
+pub mod failpoint;
 pub mod names;
 pub mod reconcile;
 pub mod runtime;

@@ -1,8 +1,15 @@
 //! Every name the operator owns in the cluster and in AWS: field managers,
 //! the Event reporter, labels, annotations, the STS audience.
 
-/// Field manager of every write the operator makes.
+/// Field manager of the operator's writes other than Secrets: status,
+/// rollouts, finalizers, Leases. Secrets written before 0.4 carry it too.
 pub const FIELD_MANAGER: &str = "ssm-operator";
+
+/// Field manager of the Secret writes of the SsmParameter with this uid: two
+/// SsmParameters merging into one Secret own their keys separately.
+pub fn secret_field_manager(uid: &str) -> String {
+    format!("{FIELD_MANAGER}/{uid}")
+}
 
 /// The `reportingController` of the operator's Events.
 pub const REPORTER: &str = "ssm-operator";
@@ -16,11 +23,31 @@ pub const MANAGED_BY: &str = "ssm-operator";
 /// Annotation naming the SsmParameter that writes the Secret.
 pub const OWNER_ANNOTATION: &str = "ssm-operator.io/owner";
 
+/// Secret annotation: the SsmParameters (comma-separated names, or `*`)
+/// allowed to merge their keys into it.
+pub const MERGE_FROM_ANNOTATION: &str = "ssm-operator.io/merge-from";
+/// Secret types nothing is ever merged into: they are credentials of the
+/// cluster itself.
+pub const UNMERGEABLE_SECRET_TYPES: [&str; 2] = [
+    "kubernetes.io/service-account-token",
+    "bootstrap.kubernetes.io/token",
+];
+
+/// Finalizer on SsmParameters whose Secrets carry an ownerReference: when the
+/// CRD itself is being deleted, the operator takes that reference off before
+/// the object goes, so that garbage collection never deletes users' Secrets.
+pub const FINALIZER: &str = "ssm-operator.io/orphan-on-crd-deletion";
+/// The SsmParameter CRD, whose deletion the operator watches out for.
+pub const CRD_NAME: &str = "ssmparameters.ssm-operator.io";
+
 /// SsmParameter annotation: a new value makes the operator read AWS now.
 pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
 
-/// Pod-template annotation whose new value rolls the workload.
+/// Pod-template annotation: when the operator last restarted the workload.
 pub const RESTARTED_AT: &str = "ssm-operator.io/restartedAt";
+/// Prefix of the pod-template annotations that hold, per SsmParameter, the
+/// fingerprint of the data the workload was last restarted for.
+pub const ROLLOUT_ANNOTATION_PREFIX: &str = "rollout.ssm-operator.io";
 
 /// Namespace annotation: comma-separated globs of role ARNs its SsmParameters
 /// may assume with `identity.roleArn`.

@@ -230,6 +230,15 @@ struct Cluster {
     events: Vec<PublishedEvent>,
     calls: Vec<ApiCall>,
     resource_version: u64,
+    /// Whether the SsmParameter CRD is being deleted.
+    crd_deleting: bool,
+    /// Names of the Events created with a name of their own.
+    event_names: std::collections::BTreeSet<String>,
+    /// Workloads by (kind plural, name): each exists once asked for.
+    workloads: BTreeMap<(String, String), Value>,
+    /// Refuse the next N status writes / workload patches with a 500.
+    failing_status_writes: usize,
+    failing_workload_patches: usize,
 }
 
 /// A Kubernetes API server in memory, for the requests a reconcile makes:
@@ -321,6 +330,30 @@ impl FakeApi {
             .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
+    /// Refuses the next `n` status writes, as an API server failing would.
+    pub fn fail_status_writes(&self, n: usize) {
+        lock(&self.0).failing_status_writes = n;
+    }
+
+    /// Refuses the next `n` workload patches.
+    pub fn fail_workload_patches(&self, n: usize) {
+        lock(&self.0).failing_workload_patches = n;
+    }
+
+    /// The pod-template annotations of workload `kind` (plural) `name`.
+    pub fn workload_annotations(&self, kind: &str, name: &str) -> Value {
+        lock(&self.0)
+            .workloads
+            .get(&(kind.to_owned(), name.to_owned()))
+            .map(|w| w["spec"]["template"]["metadata"]["annotations"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Makes the SsmParameter CRD one that is being deleted.
+    pub fn delete_crd(&self) {
+        lock(&self.0).crd_deleting = true;
+    }
+
     /// Every request, in order.
     pub fn calls(&self) -> Vec<ApiCall> {
         lock(&self.0).calls.clone()
@@ -368,8 +401,62 @@ impl FakeApi {
                     None => status(StatusCode::NOT_FOUND, "NotFound"),
                 }
             }
+            (&Method::PATCH, ["api", "v1", "namespaces", ns, "secrets", name])
+                if body["metadata"]["ownerReferences"][0]["$patch"] == "delete" =>
+            {
+                let uid = body["metadata"]["ownerReferences"][0]["uid"].clone();
+                match cluster
+                    .secrets
+                    .get_mut(&((*ns).to_owned(), (*name).to_owned()))
+                {
+                    Some(secret) => {
+                        if let Some(refs) = secret.metadata.owner_references.as_mut() {
+                            refs.retain(|r| json!(r.uid) != uid);
+                        }
+                        ok(json!(secret))
+                    }
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
+            }
             (&Method::PATCH, ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 cluster.apply_secret(ns, name, body)
+            }
+            (
+                &Method::GET,
+                [
+                    "apis",
+                    "apiextensions.k8s.io",
+                    "v1",
+                    "customresourcedefinitions",
+                    name,
+                ],
+            ) => {
+                let mut crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}});
+                if cluster.crd_deleting {
+                    crd["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                }
+                ok(crd)
+            }
+            (
+                &Method::PATCH,
+                [
+                    "apis",
+                    "ssm-operator.io",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    "ssmparameters",
+                    name,
+                ],
+            ) => {
+                let key = ((*ns).to_owned(), (*name).to_owned());
+                match cluster.ssm_parameters.get_mut(&key) {
+                    Some(obj) => {
+                        obj["metadata"]["finalizers"] = body["metadata"]["finalizers"].clone();
+                        ok(obj.clone())
+                    }
+                    None => status(StatusCode::NOT_FOUND, "NotFound"),
+                }
             }
             (&Method::DELETE, ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 match cluster
@@ -379,6 +466,22 @@ impl FakeApi {
                     Some(_) => status(StatusCode::OK, "Success"),
                     None => status(StatusCode::NOT_FOUND, "NotFound"),
                 }
+            }
+            (
+                &Method::PATCH,
+                [
+                    "apis",
+                    "ssm-operator.io",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    "ssmparameters",
+                    name,
+                    "status",
+                ],
+            ) if cluster.failing_status_writes > 0 => {
+                cluster.failing_status_writes -= 1;
+                status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
             (
                 &Method::PATCH,
@@ -402,6 +505,14 @@ impl FakeApi {
                     None => status(StatusCode::NOT_FOUND, "NotFound"),
                 }
             }
+            (&Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", _, "events"])
+                if body["metadata"]["name"].is_string()
+                    && !cluster
+                        .event_names
+                        .insert(body["metadata"]["name"].to_string()) =>
+            {
+                status(StatusCode::CONFLICT, "AlreadyExists")
+            }
             (
                 &Method::POST | &Method::PATCH,
                 ["apis", "events.k8s.io", "v1", "namespaces", _, "events", ..],
@@ -413,21 +524,48 @@ impl FakeApi {
                 });
                 ok(body)
             }
-            (&Method::PATCH, ["apis", "apps", "v1", "namespaces", _, kind, name]) => ok(json!({
-                "apiVersion": "apps/v1",
-                "kind": match *kind {
-                    "deployments" => "Deployment",
-                    "statefulsets" => "StatefulSet",
-                    _ => "DaemonSet",
-                },
-                "metadata": {"name": name},
-            })),
+            (&Method::PATCH, ["apis", "apps", "v1", "namespaces", _, _, _])
+                if cluster.failing_workload_patches > 0 =>
+            {
+                cluster.failing_workload_patches -= 1;
+                status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+            }
+            (&Method::GET, ["apis", "apps", "v1", "namespaces", _, kind, name]) => {
+                ok(cluster.workload(kind, name).clone())
+            }
+            (&Method::PATCH, ["apis", "apps", "v1", "namespaces", _, kind, name]) => {
+                let workload = cluster.workload(kind, name);
+                let wanted = &body["spec"]["template"]["metadata"]["annotations"];
+                let annotations = &mut workload["spec"]["template"]["metadata"]["annotations"];
+                for (k, v) in wanted.as_object().into_iter().flatten() {
+                    annotations[k] = v.clone();
+                }
+                ok(workload.clone())
+            }
             _ => status(StatusCode::NOT_FOUND, "NotFound"),
         }
     }
 }
 
 impl Cluster {
+    /// Workload `kind` (plural) `name`, there from the first time it is asked for.
+    fn workload(&mut self, kind: &str, name: &str) -> &mut Value {
+        self.workloads
+            .entry((kind.to_owned(), name.to_owned()))
+            .or_insert_with(|| {
+                json!({
+                    "apiVersion": "apps/v1",
+                    "kind": match kind {
+                        "deployments" => "Deployment",
+                        "statefulsets" => "StatefulSet",
+                        _ => "DaemonSet",
+                    },
+                    "metadata": {"name": name},
+                    "spec": {"template": {"metadata": {"annotations": {}}}},
+                })
+            })
+    }
+
     /// Server-side apply of a Secret, as far as one field manager goes: its
     /// labels and annotations are added, its data replaces the old (or,
     /// for a Secret it does not own, is merged into it).

@@ -44,7 +44,7 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 # The operator's permissions, exactly (deploy/ssm-operator/README.md, "Permissions").
 COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
-     "verbs": ["list", "watch"]},
+     "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
@@ -69,6 +69,9 @@ VIEW_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
                "verbs": ["get", "list", "watch"]}]
 EDIT_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
+# In every scope: whether the CRD is being deleted (then Secrets are orphaned).
+CRD_RULE = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+            "resourceNames": ["ssmparameters.ssm-operator.io"], "verbs": ["get"]}
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 FULLNAME = "ssm-operator"  # the release "ssm-operator" of the chart of that name
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
@@ -279,6 +282,7 @@ def test_default_render_has_exactly_the_expected_objects(default_render):
         "ClusterRole", "ClusterRoleBinding",  # the operator's
         "ClusterRole", "ClusterRoleBinding",  # its tenant identities
         "ClusterRole", "ClusterRole",  # aggregated to view, edit and admin
+        "ClusterRole", "ClusterRoleBinding",  # reading the CRD
         "Role", "RoleBinding", "Service", "Deployment"])
 
 
@@ -402,7 +406,7 @@ def test_existing_service_account_is_used_when_not_created(helm):
     pod = find(documents, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-operator"
     bindings = [doc for doc in documents if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    assert len(bindings) == 3
+    assert len(bindings) == 4
     for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operator",
                                         "namespace": RELEASE_NAMESPACE}]
@@ -412,7 +416,9 @@ def test_serving_every_namespace_binds_the_operator_rules_cluster_wide(default_r
     bound = bound_rules(default_render)
     assert set(bound) == {("ClusterRoleBinding", None, FULLNAME),
                           ("ClusterRoleBinding", None, f"{FULLNAME}-tenant-identities"),
+                          ("ClusterRoleBinding", None, f"{FULLNAME}-crd"),
                           ("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")}
+    assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-crd")], [CRD_RULE])
     assert same_rules(bound[("ClusterRoleBinding", None, FULLNAME)],
                       COMMON_RULES + [NAMESPACE_RULE])
     assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-tenant-identities")],
@@ -422,17 +428,18 @@ def test_serving_every_namespace_binds_the_operator_rules_cluster_wide(default_r
 def test_watched_namespaces_are_bound_one_by_one_and_nothing_cluster_wide(helm):
     documents = helm.template(*values_file("default"), "--set", "watchNamespaces={payments,orders}")
     bound = bound_rules(documents)
-    assert not [key for key in bound if key[0] == "ClusterRoleBinding"]
-    assert not [doc for doc in documents if doc["kind"] == "ClusterRoleBinding"]
+    # Cluster-wide, only the read of the one CRD object.
+    assert [key for key in bound if key[0] == "ClusterRoleBinding"] \
+        == [("ClusterRoleBinding", None, f"{FULLNAME}-crd")]
     for namespace in ("payments", "orders"):
         assert same_rules(bound[("RoleBinding", namespace, FULLNAME)],
                           COMMON_RULES + [own_namespace_rule(namespace)])
         assert same_rules(bound[("RoleBinding", namespace, f"{FULLNAME}-tenant-identities")],
                           SERVICE_ACCOUNT_IDENTITY_RULES)
-    assert len(bound) == 5  # and the Lease's
-    # Cluster-scoped: only the aggregated ClusterRoles, bound to no one.
+    assert len(bound) == 6  # and the Lease's, and the CRD's
+    # Cluster-scoped besides: the aggregated ClusterRoles, bound to no one.
     assert sorted(doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole") \
-        == [f"{FULLNAME}-edit", f"{FULLNAME}-view"]
+        == [f"{FULLNAME}-crd", f"{FULLNAME}-edit", f"{FULLNAME}-view"]
 
 
 def test_tenant_identities_are_bound_only_in_the_namespaces_named(helm):
@@ -479,7 +486,7 @@ def test_namespace_admins_editors_and_viewers_get_ssm_parameters_by_aggregation(
 def test_aggregated_roles_can_be_switched_off(helm):
     documents = helm.template(*values_file("default"), "--set", "rbac.aggregateToDefaultRoles=false")
     assert sorted(doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole") \
-        == [FULLNAME, f"{FULLNAME}-tenant-identities"]
+        == [FULLNAME, f"{FULLNAME}-crd", f"{FULLNAME}-tenant-identities"]
 
 
 def test_leader_election_gets_a_lease_role_in_the_release_namespace_only(default_render):
@@ -506,15 +513,16 @@ def test_service_account_identities_off_drops_their_rules(helm):
     documents = helm.template(*values_file("default"), "--set", "serviceAccountIdentities=false")
     bound = bound_rules(documents)
     assert set(bound) == {("ClusterRoleBinding", None, FULLNAME),
+                          ("ClusterRoleBinding", None, f"{FULLNAME}-crd"),
                           ("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")}
     assert "serviceaccounts" not in str(documents)
     assert environment_of(documents)["SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES"] == "false"
 
 
-def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_cluster_wide(helm):
+def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_else_cluster_wide(helm):
     documents = helm.template(*values_file("namespaced"))
-    assert not [doc for doc in documents
-                if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert [doc["metadata"]["name"] for doc in documents
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")] == [f"{FULLNAME}-crd"] * 2
     bound = bound_rules(documents)
     for namespace in ("payments", "orders"):
         assert same_rules(bound[("RoleBinding", namespace, FULLNAME)],
@@ -523,7 +531,17 @@ def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_cluste
                           SERVICE_ACCOUNT_IDENTITY_RULES)
     assert same_rules(bound[("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")],
                       [LEASE_RULE])
-    assert len(bound) == 5
+    assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-crd")], [CRD_RULE])
+    assert len(bound) == 6
+
+
+def test_the_crd_is_readable_by_name_only_in_every_scope(helm):
+    for values in ("default", "namespaced"):
+        documents = helm.template(*values_file(values))
+        role = find(documents, "ClusterRole", name=f"{FULLNAME}-crd")
+        assert same_rules(role["rules"], [CRD_RULE])
+        binding = find(documents, "ClusterRoleBinding", name=f"{FULLNAME}-crd")
+        assert binding["roleRef"]["name"] == f"{FULLNAME}-crd"
 
 
 def test_optional_objects_are_off_by_default(default_render):

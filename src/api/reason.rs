@@ -90,8 +90,13 @@ pub enum SyncError {
         /// What would allow it.
         remedy: String,
     },
-    #[error("Secret {secret} exists and is not managed by this SsmParameter; nothing was written")]
-    SecretConflict { secret: String },
+    #[error("Secret {secret} {why}; nothing was written")]
+    SecretConflict {
+        secret: String,
+        /// Why it may not be written, e.g. "exists and is not managed by
+        /// this SsmParameter".
+        why: String,
+    },
     #[error(
         "Secret {secret} would hold {bytes} bytes or more, over the 1 MiB limit; nothing was written"
     )]

@@ -368,6 +368,12 @@ pub struct SsmParameterStatus {
     /// What the Secret holds now, one entry per key (never the values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<ParameterStatus>,
+
+    /// Identifies the Secret data whose `Updated` Event and workload restarts
+    /// are done: a hash of parameter names, versions and the spec's shaping
+    /// of them, never of values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_fingerprint: Option<String>,
 }
 
 /// One parameter as it is in the Secret now.

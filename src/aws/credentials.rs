@@ -113,10 +113,14 @@ impl Identities {
         };
         let first = Identity {
             source: identity.source.clone(),
-            chained_role: None,
+            ..Identity::default()
         };
         let first = Box::pin(self.credentials(&first)).await?;
-        self.assume_role(role, first).await
+        let session = match &identity.chained_for {
+            Some(namespace) => session_name(&format!("ssm-operator.{namespace}")),
+            None => "ssm-operator".to_owned(),
+        };
+        self.assume_role(role, &session, first).await
     }
 
     async fn fetch_source(&self, source: &IdentitySource) -> Result<Credentials, SyncError> {
@@ -225,6 +229,7 @@ impl Identities {
     async fn assume_role(
         &self,
         role_arn: &str,
+        session_name: &str,
         first: Credentials,
     ) -> Result<Credentials, SyncError> {
         let config = aws_sdk_sts::config::Builder::from(&self.base)
@@ -233,7 +238,7 @@ impl Identities {
         let out = aws_sdk_sts::Client::from_conf(config)
             .assume_role()
             .role_arn(role_arn)
-            .role_session_name("ssm-operator")
+            .role_session_name(session_name)
             .duration_seconds(self.duration_seconds())
             .send()
             .await

@@ -46,6 +46,10 @@ pub struct Identity {
     pub source: IdentitySource,
     /// A role assumed from `source` (chained `sts:AssumeRole`).
     pub chained_role: Option<String>,
+    /// The namespace a chained session reads for: its session name is
+    /// `ssm-operator.<namespace>`, so that CloudTrail shows which namespace
+    /// read and a trust policy can require it (`sts:RoleSessionName`).
+    pub chained_for: Option<String>,
 }
 
 /// The first link of an identity.

@@ -6,9 +6,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::api::CreationPolicy;
-use crate::names::FIELD_MANAGER;
+use crate::failpoint;
 use crate::reconcile::build::secret;
 use crate::reconcile::plan::Plan;
+use crate::reconcile::takeover;
 
 /// What a sync did to the Secret, for Events and rollouts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,13 +51,15 @@ pub async fn apply(
     reapply: bool,
 ) -> Result<(Option<Written>, Option<String>), kube::Error> {
     let merge = plan.creation == CreationPolicy::Merge;
-    if let Some(current) =
-        existing.filter(|s| secret::is_current(s, desired, merge) && !(merge && reapply))
-    {
+    if let Some(current) = existing.filter(|s| {
+        secret::is_current(s, desired, merge)
+            && !(merge && reapply)
+            && takeover::legacy_keys(s).is_none()
+    }) {
         return Ok((None, current.metadata.resource_version.clone()));
     }
     let changed = secret::changed_keys(existing, desired, merge);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(&plan.field_manager).force();
     let name = &plan.secret_name;
     if existing.is_some_and(|s| secret::needs_replacement(s, desired)) {
         secrets.delete(name, &DeleteParams::default()).await?;
@@ -66,7 +69,13 @@ pub async fn apply(
             written.metadata.resource_version,
         ));
     }
-    let written = secrets.patch(name, &params, &Patch::Apply(desired)).await?;
+    let mut written = secrets.patch(name, &params, &Patch::Apply(desired)).await?;
+    failpoint::hit(failpoint::AFTER_SECRET_WRITE);
+    if let Some(existing) = existing
+        && let Some(released) = takeover::release(secrets, existing, desired).await?
+    {
+        written = released;
+    }
     let what = match existing {
         None => Some(Written::Created(changed)),
         Some(_) if !changed.is_empty() => Some(Written::Updated(changed)),
@@ -91,7 +100,7 @@ pub async fn remove(
             "kind": "Secret",
             "metadata": {"name": plan.secret_name},
         });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let params = PatchParams::apply(&plan.field_manager).force();
         secrets
             .patch(&plan.secret_name, &params, &Patch::Apply(&nothing))
             .await?;

@@ -3,12 +3,15 @@
 
 pub mod apply;
 pub mod build;
+pub mod finalize;
+pub mod fingerprint;
 pub mod halt;
 pub mod plan;
 pub mod read;
 pub mod report;
 pub mod schedule;
 pub mod status;
+pub mod takeover;
 pub mod tenancy;
 #[cfg(test)]
 mod tests;
@@ -87,6 +90,9 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _in_flight = InFlight::start(&ctx);
+    if obj.metadata.deletion_timestamp.is_some() {
+        return Ok(finalize::finalize(&obj, &ctx.client, &ctx.recorder).await?);
+    }
     // From now on, batches of AWS reads wait for this one's.
     let reader = ctx.batcher.reader();
     let started = tokio::time::Instant::now();
@@ -103,9 +109,12 @@ pub async fn reconcile(
         rollout_restart: &attempt.rollout_restart,
         synced: &synced,
     };
-    report::report(&ctx.client, &ctx.recorder, &told).await?;
+    let reported = report::report(&ctx.client, &ctx.recorder, &told).await?;
     report::record(&ctx.metrics, &object_key(&obj), &synced, started);
-    Ok(attempt.next(synced))
+    Ok(match reported.restarts_pending {
+        true => Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj))),
+        false => attempt.next(synced),
+    })
 }
 
 /// The steps of one sync, each of which may halt it.
@@ -113,6 +122,7 @@ async fn sync(attempt: &mut Attempt<'_>, reader: Reader) -> Result<Synced, Halt>
     let depth = attempt.due()?;
     let plan = attempt.plan().await?;
     attempt.ensure_ours(&plan)?;
+    attempt.guard().await?;
     let read = attempt.read(&plan, depth, reader).await?;
     let desired = attempt.build(&plan, read)?;
     attempt.apply(&plan, desired).await
@@ -196,14 +206,18 @@ impl<'a> Attempt<'a> {
         Ok(plan)
     }
 
-    /// A Secret someone else wrote is never touched.
+    /// A Secret someone else wrote is touched only when it allows a merge.
     fn ensure_ours(&self, plan: &Plan) -> Result<(), Halt> {
-        match &self.existing {
-            Some(s) if !secret::is_ours(s, self.obj, plan) => Err(SyncError::SecretConflict {
-                secret: plan.secret_name.clone(),
-            })?,
-            _ => Ok(()),
+        Ok(secret::may_write(self.existing.as_ref(), self.obj, plan)?)
+    }
+
+    /// Under `creationPolicy: Owner`, the finalizer that keeps the Secret
+    /// through a deletion of the CRD, before the Secret refers to `obj`.
+    async fn guard(&self) -> Result<(), Halt> {
+        if finalize::missing(self.obj) {
+            finalize::add(self.obj, &self.ctx.client).await?;
         }
+        Ok(())
     }
 
     /// Reads AWS; under `deletionPolicy: Delete`, removes the Secret of
@@ -254,6 +268,7 @@ impl<'a> Attempt<'a> {
 
     /// Makes the Secret as built, when it differs.
     async fn apply(&mut self, plan: &Plan, built: Built) -> Result<Synced, Halt> {
+        let fingerprint = Some(fingerprint::of(plan, &built.parameters));
         let outcome = SyncOutcome::Synced {
             parameters: built.parameters,
         };
@@ -261,6 +276,7 @@ impl<'a> Attempt<'a> {
             return Ok(Synced {
                 outcome,
                 written: None,
+                fingerprint,
             });
         };
         let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation)
@@ -269,7 +285,11 @@ impl<'a> Attempt<'a> {
         let (written, secret_version) =
             apply::apply(&self.secrets, plan, existing, &desired, spec_changed).await?;
         self.basis.secret_version = secret_version;
-        Ok(Synced { outcome, written })
+        Ok(Synced {
+            outcome,
+            written,
+            fingerprint,
+        })
     }
 
     /// A failed sync, and whether the Secret still holds the last good values.
@@ -288,6 +308,7 @@ impl<'a> Attempt<'a> {
         Synced {
             outcome: SyncOutcome::Failed { error, last_good },
             written,
+            fingerprint: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::aws::arn::Arn;
 use crate::aws::{Identity, PathQuery, Scope};
+use crate::names::secret_field_manager;
 
 /// Refresh interval when the spec names none.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
@@ -42,6 +43,8 @@ pub struct PathEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub secret_name: String,
+    /// Field manager of this SsmParameter's Secret writes.
+    pub field_manager: String,
     pub secret_type: SecretType,
     pub entries: Vec<Entry>,
     pub path: Option<PathEntry>,
@@ -90,6 +93,7 @@ impl Plan {
         });
         Ok(Self {
             secret_name: secret_name(obj),
+            field_manager: secret_field_manager(&obj.uid().unwrap_or_default()),
             secret_type: target.type_.unwrap_or_default(),
             entries,
             path,

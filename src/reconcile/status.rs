@@ -94,6 +94,7 @@ pub fn next(
             condition(old_conditions, SYNCED, synced, generation, now),
         ],
         parameters,
+        data_fingerprint: old.and_then(|s| s.data_fingerprint.clone()),
     }
 }
 

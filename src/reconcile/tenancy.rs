@@ -86,9 +86,14 @@ pub async fn resolve(
             }));
         }
     }
+    let chained_for = wanted
+        .role_arn
+        .is_some()
+        .then(|| obj.namespace().unwrap_or_default());
     Ok(Identity {
         source,
         chained_role: wanted.role_arn,
+        chained_for,
     })
 }
 

@@ -644,3 +644,243 @@ async fn by_default_no_namespace_reads_with_the_operators_identity_and_the_messa
     );
     assert!(message.contains("identity.serviceAccountName"), "{message}");
 }
+
+fn restarting_api() -> Value {
+    json!({
+        "parameters": [{"name": "prd-db-pass", "key": "password"}],
+        "refreshInterval": "10s",
+        "rolloutRestart": [{"kind": "Deployment", "name": "api"}, {"kind": "StatefulSet", "name": "worker"}],
+    })
+}
+
+fn updated_events(w: &World) -> usize {
+    w.event_reasons().iter().filter(|r| *r == "Updated").count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_write_lost_after_the_restarts_neither_restarts_twice_nor_loses_the_update() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "old");
+    w.synced("db", restarting_api()).await;
+
+    w.store.put("prd-db-pass", "new");
+    w.api.fail_status_writes(1);
+    refresh_comes_round().await;
+    let obj = w.api.ssm_parameter(NS, "db").unwrap();
+    assert!(reconcile(Arc::new(obj), w.ctx.clone()).await.is_err());
+    assert_eq!(w.value("db", "password").as_deref(), Some("new"));
+    assert_eq!(w.writes_to("/deployments/").len(), 1);
+    assert_eq!(w.writes_to("/statefulsets/").len(), 1);
+    assert_eq!(
+        updated_events(&w),
+        1,
+        "announced with the restarts, before the status"
+    );
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(w.writes_to("/deployments/").len(), 1, "restarted twice");
+    assert_eq!(w.writes_to("/statefulsets/").len(), 1, "restarted twice");
+    assert_eq!(updated_events(&w), 1, "announced twice");
+    let note = w
+        .api
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "Updated")
+        .unwrap()
+        .note;
+    assert!(note.contains("password (version 2)"), "{note}");
+    assert!(!note.contains("new"));
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(updated_events(&w), 1, "announced twice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_restart_is_retried_until_it_is_done_and_only_the_failed_one() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "old");
+    w.synced("db", restarting_api()).await;
+
+    w.store.put("prd-db-pass", "new");
+    w.api.fail_workload_patches(1);
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert!(
+        w.event_reasons()
+            .contains(&"RolloutRestartFailed".to_owned())
+    );
+    assert_eq!(w.writes_to("/statefulsets/").len(), 1);
+    let fingerprint =
+        w.api.workload_annotations("statefulsets", "worker")["rollout.ssm-operator.io/db"].clone();
+    assert!(fingerprint.is_string());
+    assert!(
+        w.api.workload_annotations("deployments", "api")["rollout.ssm-operator.io/db"].is_null()
+    );
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(
+        w.api.workload_annotations("deployments", "api")["rollout.ssm-operator.io/db"],
+        fingerprint
+    );
+    assert_eq!(
+        w.writes_to("/statefulsets/").len(),
+        1,
+        "the done one restarted again"
+    );
+    assert_eq!(updated_events(&w), 1);
+}
+
+fn merging(name: &str) -> Value {
+    json!({
+        "parameters": [{"name": "prd-db-pass", "key": name}],
+        "target": {"name": "shared", "creationPolicy": "Merge"},
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn merge_writes_only_into_a_secret_that_lists_it() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("a", merging("a"));
+    w.reconcile("a").await;
+    assert_eq!(
+        w.condition("a", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    assert!(
+        w.api.secret(NS, "shared").is_none(),
+        "Merge created a Secret"
+    );
+
+    let mut theirs = foreign_secret("shared", &[("theirs", "T")]);
+    w.api.put_secret(theirs.clone());
+    force_sync(&w, "a");
+    w.reconcile("a").await;
+    assert_eq!(
+        w.condition("a", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    assert_eq!(w.value("shared", "a"), None);
+
+    theirs.metadata.annotations =
+        Some([("ssm-operator.io/merge-from".to_owned(), "b, a".to_owned())].into());
+    w.api.put_secret(theirs);
+    force_sync(&w, "a");
+    w.reconcile("a").await;
+    assert_eq!(w.condition("a", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(w.value("shared", "a").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.value("shared", "theirs").as_deref(), Some("T"));
+    let shared = w.api.secret(NS, "shared").unwrap();
+    assert!(
+        !shared
+            .annotations()
+            .contains_key(crate::names::OWNER_ANNOTATION)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_ever_merged_into_a_service_account_token() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    let mut token = foreign_secret("shared", &[("token", "T")]);
+    token.type_ = Some("kubernetes.io/service-account-token".into());
+    token.metadata.annotations =
+        Some([("ssm-operator.io/merge-from".to_owned(), "*".to_owned())].into());
+    w.api.put_secret(token.clone());
+    w.apply("a", merging("a"));
+    w.reconcile("a").await;
+    assert_eq!(
+        w.condition("a", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    let after = w.api.secret(NS, "shared").unwrap();
+    assert_eq!(after.data, token.data);
+    assert!(w.store.calls().is_empty());
+}
+
+/// Marks `name` deleted, as the API server does for an object with finalizers.
+fn mark_deleted(w: &World, name: &str) -> SsmParameter {
+    let mut obj = w.api.ssm_parameter(NS, name).unwrap();
+    obj.metadata.deletion_timestamp = Some(status::now());
+    obj
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owned_secret_is_guarded_and_deleting_its_ssm_parameter_alone_lets_it_go() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    let obj = w.api.ssm_parameter(NS, "db").unwrap();
+    assert_eq!(obj.finalizers(), [crate::names::FINALIZER.to_owned()]);
+
+    let deleting = mark_deleted(&w, "db");
+    reconcile(Arc::new(deleting), w.ctx.clone()).await.unwrap();
+    assert!(
+        w.api
+            .ssm_parameter(NS, "db")
+            .unwrap()
+            .finalizers()
+            .is_empty()
+    );
+    let secret = w.api.secret(NS, "db").unwrap();
+    assert_eq!(
+        secret.owner_references().len(),
+        1,
+        "garbage collection deletes it as documented"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_the_crd_orphans_the_secret_before_the_ssm_parameter_goes() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    w.api.delete_crd();
+
+    let deleting = mark_deleted(&w, "db");
+    reconcile(Arc::new(deleting), w.ctx.clone()).await.unwrap();
+    let secret = w.api.secret(NS, "db").unwrap();
+    assert!(
+        secret.owner_references().is_empty(),
+        "left for garbage collection"
+    );
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert!(
+        w.api
+            .ssm_parameter(NS, "db")
+            .unwrap()
+            .finalizers()
+            .is_empty()
+    );
+    assert!(w.event_reasons().contains(&"Orphaned".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn orphan_and_merge_need_no_finalizer() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced(
+        "db",
+        json!({"parameters": [{"name": "prd-db-pass"}], "target": {"creationPolicy": "Orphan"}}),
+    )
+    .await;
+    assert!(
+        w.api
+            .ssm_parameter(NS, "db")
+            .unwrap()
+            .finalizers()
+            .is_empty()
+    );
+}
+
+/// Sets a new force-sync value on `name`, as a user would.
+fn force_sync(w: &World, name: &str) {
+    let mut obj = w.api.ssm_parameter(NS, name).unwrap();
+    let value = format!("{:?}", tokio::time::Instant::now());
+    obj.annotations_mut()
+        .insert(FORCE_SYNC_ANNOTATION.to_owned(), value);
+    w.api.add_ssm_parameter(&obj);
+}

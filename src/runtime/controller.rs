@@ -148,23 +148,45 @@ fn controller(
     )
     .default_backoff()
     .touched_objects();
-    Controller::for_stream(parameters, reader).watches_stream(secrets, |secret| {
-        let owner = secret.annotations().get(OWNER_ANNOTATION).cloned();
-        let namespace = secret.namespace();
-        owner.map(|name| {
-            let object = ObjectRef::<SsmParameter>::new(&name);
-            match namespace {
-                Some(ns) => object.within(&ns),
-                None => object,
-            }
-        })
-    })
+    let known = reader.clone();
+    Controller::for_stream(parameters, reader)
+        .watches_stream(secrets, move |secret| writers_of(&secret, &known))
+}
+
+/// The SsmParameters that write `secret`: the one its annotation names, or
+/// else those merging into it.
+fn writers_of(
+    secret: &PartialObjectMeta<Secret>,
+    known: &reflector::Store<SsmParameter>,
+) -> Vec<ObjectRef<SsmParameter>> {
+    let namespace = secret.namespace();
+    if let Some(owner) = secret.annotations().get(OWNER_ANNOTATION) {
+        let object = ObjectRef::<SsmParameter>::new(owner);
+        return vec![match &namespace {
+            Some(ns) => object.within(ns),
+            None => object,
+        }];
+    }
+    let name = secret.name_any();
+    known
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == namespace && merges_into(p, &name))
+        .map(|p| ObjectRef::from_obj(&**p))
+        .collect()
+}
+
+fn merges_into(obj: &SsmParameter, secret: &str) -> bool {
+    let merging = obj.spec.target.as_ref().and_then(|t| t.creation_policy)
+        == Some(crate::api::CreationPolicy::Merge);
+    merging && reconcile::plan::secret_name(obj) == secret
 }
 
 fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     obj.metadata.generation.hash(&mut hasher);
+    obj.metadata.deletion_timestamp.is_some().hash(&mut hasher);
     obj.annotations()
         .get(FORCE_SYNC_ANNOTATION)
         .hash(&mut hasher);

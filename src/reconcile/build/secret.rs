@@ -11,7 +11,10 @@ use kube::{Resource, ResourceExt};
 use crate::api::SecretValue;
 use crate::api::SyncError;
 use crate::api::{CreationPolicy, SsmParameter};
-use crate::names::{MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION, WATCH_LABEL};
+use crate::names::{
+    MANAGED_BY, MANAGED_BY_LABEL, MERGE_FROM_ANNOTATION, OWNER_ANNOTATION,
+    UNMERGEABLE_SECRET_TYPES, WATCH_LABEL,
+};
 use crate::reconcile::build::writable;
 use crate::reconcile::plan::Plan;
 
@@ -58,7 +61,10 @@ pub fn desired(
     // After the user's: `target.labels` cannot take the Secret out of the
     // operator's sight, nor name another owner.
     labels.insert(WATCH_LABEL.to_owned(), "true".to_owned());
-    annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
+    // A merged Secret may have several writers: none of them is its owner.
+    if !merge {
+        annotations.insert(OWNER_ANNOTATION.to_owned(), obj.name_any());
+    }
     let secret_type = (!merge).then_some(plan.secret_type);
     writable::check(secret_type, data, &labels, &annotations)?;
     if let (Some(wanted), Some(existing)) = (secret_type, existing) {
@@ -97,15 +103,61 @@ pub fn desired(
     })
 }
 
-/// Whether `existing` may be written for `obj`: it was written for it, or
-/// the spec merges into a Secret someone else owns.
-pub fn is_ours(existing: &Secret, obj: &SsmParameter, plan: &Plan) -> bool {
-    if plan.creation == CreationPolicy::Merge {
-        return true;
+/// Whether the Secret may be written for `obj`: one it wrote, a new one, or
+/// — with `Merge` — an existing Secret that allows it; never the cluster's
+/// own credentials.
+pub fn may_write(
+    existing: Option<&Secret>,
+    obj: &SsmParameter,
+    plan: &Plan,
+) -> Result<(), SyncError> {
+    let refuse = |why: String| {
+        Err(SyncError::SecretConflict {
+            secret: plan.secret_name.clone(),
+            why,
+        })
+    };
+    let merge = plan.creation == CreationPolicy::Merge;
+    let Some(existing) = existing else {
+        return match merge {
+            true => refuse(format!(
+                "does not exist; creationPolicy Merge writes only into an existing Secret that allows it with the annotation {MERGE_FROM_ANNOTATION}"
+            )),
+            false => Ok(()),
+        };
+    };
+    let secret_type = existing.type_.as_deref().unwrap_or("Opaque");
+    if UNMERGEABLE_SECRET_TYPES.contains(&secret_type) {
+        return refuse(format!("is of type {secret_type}, which is never written"));
     }
+    let name = obj.name_any();
+    match (written_for(existing, obj), merge) {
+        (true, _) => Ok(()),
+        (false, true) if merge_allowed(existing, &name) => Ok(()),
+        (false, true) => refuse(format!(
+            "does not allow SsmParameter {name} to merge into it: its annotation {MERGE_FROM_ANNOTATION} must list that name (or *)"
+        )),
+        (false, false) => refuse("exists and is not managed by this SsmParameter".to_owned()),
+    }
+}
+
+/// Whether the operator wrote `existing` for `obj` alone.
+fn written_for(existing: &Secret, obj: &SsmParameter) -> bool {
     let labelled = existing.labels().get(WATCH_LABEL).map(String::as_str) == Some("true");
     let named = existing.annotations().get(OWNER_ANNOTATION) == Some(&obj.name_any());
     labelled && named
+}
+
+/// Whether `existing`'s annotation lets SsmParameter `name` merge into it.
+fn merge_allowed(existing: &Secret, name: &str) -> bool {
+    existing
+        .annotations()
+        .get(MERGE_FROM_ANNOTATION)
+        .is_some_and(|list| {
+            list.split(',')
+                .map(str::trim)
+                .any(|n| n == "*" || n == name)
+        })
 }
 
 /// Whether `existing` already is `desired`, as far as the operator manages it.
@@ -235,7 +287,7 @@ mod tests {
         let obj = object();
         let plan = Plan::of(&obj, "ap-northeast-1", Default::default()).unwrap();
         let ours = desired_(&obj, &plan, &data("a")).unwrap();
-        assert!(is_ours(&ours, &obj, &plan));
+        assert!(may_write(Some(&ours), &obj, &plan).is_ok());
         let foreign = Secret {
             metadata: ObjectMeta {
                 name: Some("db-credentials".into()),
@@ -243,7 +295,8 @@ mod tests {
             },
             ..Secret::default()
         };
-        assert!(!is_ours(&foreign, &obj, &plan));
+        let refused = may_write(Some(&foreign), &obj, &plan).unwrap_err();
+        assert_eq!(refused.reason(), crate::api::Reason::SecretConflict);
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Events: `Normal` when the Secret's data is written, `Warning` when a sync
 //! starts failing or fails for another reason — never once per retry.
 
-use kube::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+
+use crate::names::REPORTER;
 
 use crate::api::{SsmParameter, SsmParameterStatus, WorkloadRef};
 use crate::reconcile::apply::Written;
 use crate::reconcile::status;
 
-/// What a reconcile has to announce.
+/// What a reconcile has to announce after the status (`Updated` comes
+/// before it: see [`announce_update`]).
 pub struct Announcement<'a> {
     pub written: Option<&'a Written>,
     /// The reason of a new failure.
@@ -25,30 +30,27 @@ pub async fn publish(
 ) {
     let mut events = Vec::new();
     let secret = status.secret_name.clone().unwrap_or_default();
-    if let Some(written) = what.written {
-        let (reason, note) = match written {
-            Written::Created(keys) => (
-                "Created",
-                format!("Secret {secret} created with {}", versions(status, keys)),
+    let write = match what.written {
+        Some(Written::Created(keys)) => Some((
+            "Created",
+            format!("Secret {secret} created with {}", versions(status, keys)),
+        )),
+        Some(Written::Replaced(keys)) => Some((
+            "Replaced",
+            format!(
+                "immutable Secret {secret} replaced: {}",
+                versions(status, keys)
             ),
-            Written::Updated(keys) => (
-                "Updated",
-                format!("Secret {secret} updated: {}", versions(status, keys)),
+        )),
+        Some(Written::Removed) => Some((
+            "Deleted",
+            format!(
+                "Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"
             ),
-            Written::Replaced(keys) => (
-                "Replaced",
-                format!(
-                    "immutable Secret {secret} replaced: {}",
-                    versions(status, keys)
-                ),
-            ),
-            Written::Removed => (
-                "Deleted",
-                format!(
-                    "Secret {secret} (or this SsmParameter's keys in it) removed: its parameters are gone from AWS"
-                ),
-            ),
-        };
+        )),
+        Some(Written::Updated(_)) | None => None,
+    };
+    if let Some((reason, note)) = write {
         events.push(event(EventType::Normal, reason, note, "WriteSecret"));
     }
     if let Some(reason) = what.new_failure {
@@ -77,6 +79,50 @@ pub async fn publish(
         if let Err(error) = recorder.publish(&event, &reference).await {
             tracing::warn!(%error, reason = %event.reason, "could not publish an Event");
         }
+    }
+}
+
+/// `Normal Updated` for the data of `fingerprint`, once however often it is
+/// tried: the Event's name is made of the fingerprint, so that a reconcile
+/// finishing what a crashed one began finds it there (409) and is done.
+pub async fn announce_update(
+    client: &kube::Client,
+    obj: &SsmParameter,
+    status: &SsmParameterStatus,
+    keys: &[String],
+    fingerprint: &str,
+) {
+    let secret = status.secret_name.clone().unwrap_or_default();
+    let name = format!(
+        "{}.updated.{}",
+        obj.name_any().chars().take(200).collect::<String>(),
+        fingerprint.chars().take(16).collect::<String>()
+    );
+    let event = k8s_openapi::api::events::v1::Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: obj.namespace(),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(status::now().0)),
+        type_: Some("Normal".to_owned()),
+        reason: Some("Updated".to_owned()),
+        action: Some("WriteSecret".to_owned()),
+        note: Some(crate::api::truncate(
+            format!("Secret {secret} updated: {}", versions(status, keys)),
+            1024,
+        )),
+        regarding: Some(obj.object_ref(&())),
+        reporting_controller: Some(REPORTER.to_owned()),
+        reporting_instance: Some(REPORTER.to_owned()),
+        ..Default::default()
+    };
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    match events.create(&PostParams::default(), &event).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(error) => tracing::warn!(%error, reason = "Updated", "could not publish an Event"),
     }
 }
 

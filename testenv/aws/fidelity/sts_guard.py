@@ -25,6 +25,11 @@ def _check_role_chaining(request: AwsRequest, caller: Caller):
     target_arn = request.params.get("RoleArn", "")
     context = caller.condition_context(request.region)
     identity = policy.evaluate(caller.policy_documents(), "sts:AssumeRole", target_arn, context)
+    # "sts:RoleSessionName: compare the session name that a principal
+    # specifies when assuming a role with the session name specified in the
+    # policy" (IAM User Guide, "IAM and AWS STS condition context keys");
+    # trust policies use it to tie a role to the sessions that may use it.
+    trust_context = {**context, "sts:RoleSessionName": request.params.get("RoleSessionName", "")}
     target = moto_state.find_role(target_arn)
     trusted = (
         target is not None
@@ -32,7 +37,7 @@ def _check_role_chaining(request: AwsRequest, caller: Caller):
             [moto_state.trust_policy(target)],
             "sts:AssumeRole",
             target_arn,
-            context,
+            trust_context,
             {"AWS": {caller.role_arn, caller.session_arn, caller.root_arn}},
         )
         is policy.Decision.ALLOW

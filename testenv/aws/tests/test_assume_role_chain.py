@@ -61,3 +61,13 @@ def test_chained_credentials_carry_the_target_role(server, admin):
     credentials = sts.assume_role(RoleArn=TARGET, RoleSessionName="chained")["Credentials"]
     assert client(server, "ssm", credentials).get_parameters(Names=["/app/x"])["Parameters"]
     assert server.count("ssm:GetParameters", TARGET) == 1
+
+
+def test_a_trust_policy_can_require_the_session_name(server, admin):
+    sts, source = chained_sts(server, admin, allow("sts:AssumeRole", TARGET))
+    only_payments = {**trusting(source),
+                     "Condition": {"StringEquals": {"sts:RoleSessionName": "ssm-operator.payments"}}}
+    create_role(admin, "target", trust=only_payments)
+    assert sts.assume_role(RoleArn=TARGET, RoleSessionName="ssm-operator.payments")["Credentials"]
+    error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="ssm-operator.orders")
+    assert (error.code, error.status) == ("AccessDenied", 403)

@@ -44,6 +44,8 @@ pub struct OperatorOptions {
     /// watched namespaces (`--operator-identity-namespaces`), unless `args`
     /// say otherwise.
     pub tenants_only: bool,
+    /// Arm this failpoint (`ssm_operator::failpoint`): the process aborts there.
+    pub failpoint: Option<String>,
 }
 
 /// The operator process; killed when dropped.
@@ -69,6 +71,11 @@ impl Operator {
                 .status();
         }
         self.child.wait().await.expect("wait for the operator")
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Everything it logged so far.
@@ -128,6 +135,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
         .args(&operator_identity)
         .args(&options.args)
         .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
+        .envs(options.failpoint.iter().map(|f| ("SSM_OPERATOR_FAILPOINT", f)))
         .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -185,6 +193,17 @@ pub fn writes(env: &EnvInfo, ns: &str) -> usize {
         .count()
 }
 
+/// Delete requests the operator's ServiceAccount in namespace `ns` made so
+/// far, by the audit log.
+pub fn deletes(env: &EnvInfo, ns: &str) -> usize {
+    let user = subject(ns, SERVICE_ACCOUNT);
+    let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user.as_str() && e["verb"] == "delete")
+        .count()
+}
+
 /// The operator binary in the target directory of the test (or example)
 /// that runs this: `ssm-operator` in the profile's directory (a test runs
 /// from `target/<profile>/deps/`, an example from `target/<profile>/examples/`).
@@ -199,7 +218,7 @@ pub fn binary() -> PathBuf {
         .join("ssm-operator");
     assert!(
         path.exists(),
-        "{} is missing: `make test` builds it before the tests; alone, `cargo build --bin ssm-operator`",
+        "{} is missing: `make test` builds it before the tests; alone, `cargo build --bin ssm-operator --features failpoints`",
         path.display()
     );
     path

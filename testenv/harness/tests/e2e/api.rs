@@ -320,7 +320,7 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
     s.put_secure_string(&a, "A", &key).await;
     s.put_secure_string(&b, "B", &key).await;
     let shared: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "shared", "labels": {"app": "theirs"}},
+        "metadata": {"name": "shared", "labels": {"app": "theirs"}, "annotations": {"ssm-operator.io/merge-from": "merge"}},
         "stringData": {"theirs": "T"},
     }))
     .unwrap();

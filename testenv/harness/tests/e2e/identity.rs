@@ -7,9 +7,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use ssm_operator_testenv::aws;
 use ssm_operator_testenv::aws::{allow, counters};
 use ssm_operator_testenv::env::ACCOUNT;
-use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::manifest::{ssm_parameter, ssm_parameter_in};
 use ssm_operator_testenv::{OperatorOptions, Scenario, eventually};
 
 /// The spec of these tests: `parameter` as Secret key `value`, read as
@@ -457,5 +458,59 @@ async fn credentials_are_fetched_once_per_identity_and_lifetime() {
     }
     println!("{reads} GetParameters calls by 150 SsmParameters over 3 identities in {elapsed:?}");
     assert!(reads > 150, "the SsmParameters did not refresh");
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chained_session_is_named_after_its_namespace_so_a_trust_policy_can_require_it() {
+    let mut s = Scenario::new("session-name").await;
+    let other = s.other_namespace("other").await;
+    let key = s.create_key().await;
+    let shared = format!("{}-shared", s.id);
+    s.put_secure_string(&shared, "SHARED", &key).await;
+    // The operator's role may assume the target; the target trusts it only
+    // for sessions of this scenario's namespace.
+    let mut operator_policy = aws::setup::read_prefix_policy(&s.id, &key);
+    operator_policy["Statement"].as_array_mut().unwrap().push(
+        json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": format!("arn:aws:iam::{ACCOUNT}:role/{}-target", s.id)}),
+    );
+    let operator_role = s.create_operator_role(&operator_policy).await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": operator_role}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:RoleSessionName": format!("ssm-operator.{}", s.namespace)}},
+    }]});
+    let target = s
+        .create_role_with_trust(
+            &format!("{}-target", s.id),
+            &trust,
+            &reader(&s, &shared, &key),
+        )
+        .await;
+    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
+    let consent =
+        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": target}}});
+    for ns in [s.namespace.clone(), other.clone()] {
+        namespaces
+            .patch(&ns, &PatchParams::default(), &Patch::Merge(&consent))
+            .await
+            .unwrap();
+    }
+    let options = OperatorOptions {
+        also_watch: vec![other.clone()],
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&operator_role, options).await;
+    let spec =
+        json!({"parameters": [{"name": shared, "key": "value"}], "identity": {"roleArn": target}});
+    s.apply(&ssm_parameter("chained", spec.clone())).await;
+    s.apply_in(&other, &ssm_parameter_in("chained", &other, spec))
+        .await;
+
+    s.wait_for_condition("chained", "Ready", "True", "Synced")
+        .await;
+    let refused = s
+        .wait_for_condition_in(&other, "chained", "Synced", "False", "AssumeRoleDenied")
+        .await;
+    assert!(refused.conditions[1].message.contains(&target));
     s.cleanup().await;
 }

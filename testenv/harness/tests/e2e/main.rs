@@ -5,10 +5,12 @@
 mod admission;
 mod api;
 mod check;
+mod crash;
 mod cross_account;
 mod identity;
 mod leader;
 mod operations;
+mod ownership;
 mod policy;
 mod redaction;
 mod seed;
