@@ -44,14 +44,14 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 # The operator's permissions, exactly (deploy/ssm-operator/README.md, "Permissions").
 COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
-     "verbs": ["get", "list", "watch", "patch"]},
+     "verbs": ["list", "watch", "patch"]},
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
-     "verbs": ["patch"]},
+     "verbs": ["get", "patch"]},
 ]
 SERVICE_ACCOUNT_IDENTITY_RULES = [
     {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},
