@@ -219,3 +219,31 @@ def test_the_chart_grants_exactly_the_verbs_the_end_to_end_suite_used(helm):
                         f"{RBAC_TEMPLATE}, or add the end-to-end test that needs it):")
         problems += [f"  {show(pair)}" for pair in sorted(unused)]
     assert not problems, "\n".join(problems) + f"\n(what was seen: {run / 'rbac-used.txt'})"
+
+
+# --- how an audit event is read (no run needed) ------------------------------------
+
+def audit_event(verb: str, resource: str, code: int, message: str = "", **reference) -> dict:
+    return {"verb": verb, "objectRef": {"resource": resource, **reference},
+            "responseStatus": {"code": code, "message": message}}
+
+
+def test_a_request_needs_its_own_verb_on_its_resource_and_subresource():
+    assert pairs_of(audit_event("patch", "ssmparameters", 200, apiGroup="ssm-operator.io",
+                          subresource="status")) == [("ssm-operator.io", "ssmparameters/status",
+                                                      "patch")]
+
+
+def test_a_patch_that_creates_its_object_needs_create_too():
+    assert pairs_of(audit_event("patch", "secrets", 201)) == [("", "secrets", "patch"),
+                                                        ("", "secrets", "create")]
+
+
+def test_a_refusal_names_the_verb_refused():
+    refused = audit_event("patch", "secrets", 403, 'secrets "a" is forbidden: User "x" cannot create '
+                    'resource "secrets" in API group "" in the namespace "n"')
+    assert pairs_of(refused) == [("", "secrets", "patch"), ("", "secrets", "create")]
+
+
+def test_a_non_resource_request_needs_no_rule():
+    assert pairs_of({"verb": "get", "requestURI": "/api", "responseStatus": {"code": 200}}) == []
