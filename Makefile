@@ -14,14 +14,19 @@ demo: testenv
 	cargo build --quiet -p ssm-operator-testenv --example demo
 	"$(CARGO_TARGET_DIR)/debug/examples/demo"
 
-## test: lint, then every test (unit, emulator, integration)
+## test: lint, then every test (unit, emulator, integration), then the check
+## that the chart's RBAC grants exactly the verbs the end-to-end suite used
 test: testenv lint
 	# The end-to-end tests run the operator binary, which `cargo test` builds
 	# only for tests of its own package: build it first, from this tree.
 	# With the failpoints the harness turns on, so that `cargo test` reuses it.
 	cargo build --bin ssm-operator --features failpoints
-	cargo test --workspace --all-targets -- --test-threads 6
-	. $(CACHE)/env.sh && "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
+	# The run's audit logs and chart installs go to a directory of its own
+	# under the cache, which the RBAC check (deploy/tests) reads afterwards.
+	run=$$(testenv/audit-run.sh) \
+	  && SSM_OPERATOR_AUDIT_RUN=$$run cargo test --workspace --all-targets -- --test-threads 6 \
+	  && . $(CACHE)/env.sh \
+	  && SSM_OPERATOR_AUDIT_RUN=$$run "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 
 ## testenv: build the control plane and the AWS emulator (once; cached)
 testenv:

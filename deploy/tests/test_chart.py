@@ -44,11 +44,11 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 # The operator's permissions, exactly (deploy/ssm-operator/README.md, "Permissions").
 COMMON_RULES = [
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
-     "verbs": ["get", "list", "watch", "patch"]},
+     "verbs": ["list", "watch", "patch"]},
     {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters/status"],
-     "verbs": ["get", "patch", "update"]},
+     "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
      "verbs": ["get", "patch"]},
@@ -58,9 +58,22 @@ SERVICE_ACCOUNT_IDENTITY_RULES = [
     {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
 ]
 NAMESPACE_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+
+
+def own_namespace_rule(namespace: str) -> dict:
+    """In a Role: reading its own Namespace object only."""
+    return {**NAMESPACE_RULE, "resourceNames": [namespace]}
+
+
+VIEW_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
+               "verbs": ["get", "list", "watch"]}]
+EDIT_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
+               "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
 # In every scope: whether the CRD is being deleted (then Secrets are orphaned).
 CRD_RULE = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
             "resourceNames": ["ssmparameters.ssm-operator.io"], "verbs": ["get"]}
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+FULLNAME = "ssm-operator"  # the release "ssm-operator" of the chart of that name
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
               "verbs": ["get", "create", "update"]}
 
@@ -265,8 +278,32 @@ def test_schema_describes_exactly_the_values_of_values_yaml():
 
 def test_default_render_has_exactly_the_expected_objects(default_render):
     assert kinds(default_render) == sorted([
-        "ServiceAccount", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"])
+        "ServiceAccount", "CustomResourceDefinition",
+        "ClusterRole", "ClusterRoleBinding",  # the operator's
+        "ClusterRole", "ClusterRoleBinding",  # its tenant identities
+        "ClusterRole", "ClusterRole",  # aggregated to view, edit and admin
+        "ClusterRole", "ClusterRoleBinding",  # reading the CRD
+        "Role", "RoleBinding", "Service", "Deployment"])
+
+
+def bound_rules(documents: list[dict]) -> dict[tuple[str, str | None, str], list[dict]]:
+    """The rules bound to the operator's ServiceAccount, by (binding kind,
+    namespace, role name)."""
+    roles = {(doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc
+             for doc in documents if doc["kind"] in ("Role", "ClusterRole")}
+    account = find(documents, "ServiceAccount")["metadata"]["name"]
+    bound = {}
+    for binding in documents:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account,
+                                        "namespace": RELEASE_NAMESPACE}]
+        namespace = binding["metadata"].get("namespace")
+        reference = binding["roleRef"]
+        role = roles[(reference["kind"], namespace if reference["kind"] == "Role" else None,
+                      reference["name"])]
+        bound[(binding["kind"], namespace, reference["name"])] = role["rules"]
+    return bound
 
 
 def test_default_deployment_is_hardened(default_render):
@@ -368,33 +405,88 @@ def test_existing_service_account_is_used_when_not_created(helm):
     assert "ServiceAccount" not in kinds(documents)
     pod = find(documents, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-operator"
-    for binding in [doc for doc in documents if doc["kind"] == "ClusterRoleBinding"]:
+    bindings = [doc for doc in documents if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) == 4
+    for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "platform-operator",
                                         "namespace": RELEASE_NAMESPACE}]
 
 
-def operator_cluster_role(documents: list[dict]) -> dict:
-    return find(documents, "ClusterRole", name="ssm-operator")
+def test_serving_every_namespace_binds_the_operator_rules_cluster_wide(default_render):
+    bound = bound_rules(default_render)
+    assert set(bound) == {("ClusterRoleBinding", None, FULLNAME),
+                          ("ClusterRoleBinding", None, f"{FULLNAME}-tenant-identities"),
+                          ("ClusterRoleBinding", None, f"{FULLNAME}-crd"),
+                          ("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")}
+    assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-crd")], [CRD_RULE])
+    assert same_rules(bound[("ClusterRoleBinding", None, FULLNAME)],
+                      COMMON_RULES + [NAMESPACE_RULE])
+    assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-tenant-identities")],
+                      SERVICE_ACCOUNT_IDENTITY_RULES)
 
 
-def test_the_crd_is_readable_by_name_only_in_every_scope(helm):
-    for values in ("default", "namespaced"):
-        documents = helm.template(*values_file(values))
-        role = find(documents, "ClusterRole", name="ssm-operator-crd")
-        assert same_rules(role["rules"], [CRD_RULE])
-        binding = find(documents, "ClusterRoleBinding", name="ssm-operator-crd")
-        assert binding["roleRef"]["name"] == "ssm-operator-crd"
+def test_watched_namespaces_are_bound_one_by_one_and_nothing_cluster_wide(helm):
+    documents = helm.template(*values_file("default"), "--set", "watchNamespaces={payments,orders}")
+    bound = bound_rules(documents)
+    # Cluster-wide, only the read of the one CRD object.
+    assert [key for key in bound if key[0] == "ClusterRoleBinding"] \
+        == [("ClusterRoleBinding", None, f"{FULLNAME}-crd")]
+    for namespace in ("payments", "orders"):
+        assert same_rules(bound[("RoleBinding", namespace, FULLNAME)],
+                          COMMON_RULES + [own_namespace_rule(namespace)])
+        assert same_rules(bound[("RoleBinding", namespace, f"{FULLNAME}-tenant-identities")],
+                          SERVICE_ACCOUNT_IDENTITY_RULES)
+    assert len(bound) == 6  # and the Lease's, and the CRD's
+    # Cluster-scoped besides: the aggregated ClusterRoles, bound to no one.
+    assert sorted(doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole") \
+        == [f"{FULLNAME}-crd", f"{FULLNAME}-edit", f"{FULLNAME}-view"]
 
 
-def test_cluster_scope_grants_exactly_the_operator_rules(default_render):
-    cluster_role = operator_cluster_role(default_render)
-    assert same_rules(cluster_role["rules"],
-                      COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES + [NAMESPACE_RULE])
-    binding = find(default_render, "ClusterRoleBinding", name="ssm-operator")
-    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
-    account = find(default_render, "ServiceAccount")["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account,
-                                    "namespace": RELEASE_NAMESPACE}]
+def test_tenant_identities_are_bound_only_in_the_namespaces_named(helm):
+    documents = helm.template(*values_file("default"),
+                              "--set", "serviceAccountIdentityNamespaces={payments}")
+    bound = bound_rules(documents)
+    assert same_rules(bound[("RoleBinding", "payments", f"{FULLNAME}-tenant-identities")],
+                      SERVICE_ACCOUNT_IDENTITY_RULES)
+    assert [key for key in bound if "serviceaccounts/token" in str(bound[key])] \
+        == [("RoleBinding", "payments", f"{FULLNAME}-tenant-identities")]
+    watched = helm.template(*values_file("default"), "--set", "watchNamespaces={payments,orders}",
+                            "--set", "serviceAccountIdentityNamespaces={orders}")
+    assert [key for key, rules in bound_rules(watched).items()
+            if "serviceaccounts/token" in str(rules)] \
+        == [("RoleBinding", "orders", f"{FULLNAME}-tenant-identities")]
+
+
+def test_tenant_identity_namespaces_must_be_served_and_enabled(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "watchNamespaces={payments}",
+                         "--set", "serviceAccountIdentityNamespaces={orders}")
+    assert "orders is not in watchNamespaces" in error
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "serviceAccountIdentities=false",
+                         "--set", "serviceAccountIdentityNamespaces={orders}")
+    assert "requires serviceAccountIdentities=true" in error
+    error = helm.refusal("--set", "region=ap-northeast-1",
+                         "--set", "serviceAccountIdentityNamespaces={team-*}")
+    assert "serviceAccountIdentityNamespaces" in error
+
+
+def test_namespace_admins_editors_and_viewers_get_ssm_parameters_by_aggregation(default_render):
+    view = find(default_render, "ClusterRole", f"{FULLNAME}-view")
+    assert view["metadata"]["labels"][AGGREGATE + "view"] == "true"
+    assert not {AGGREGATE + "edit", AGGREGATE + "admin"} & set(view["metadata"]["labels"])
+    assert same_rules(view["rules"], VIEW_RULES)
+    edit = find(default_render, "ClusterRole", f"{FULLNAME}-edit")
+    assert edit["metadata"]["labels"][AGGREGATE + "edit"] == "true"
+    assert edit["metadata"]["labels"][AGGREGATE + "admin"] == "true"
+    assert same_rules(edit["rules"], EDIT_RULES)
+    bound = {binding["roleRef"]["name"] for binding in default_render
+             if binding["kind"] in ("RoleBinding", "ClusterRoleBinding")}
+    assert not {f"{FULLNAME}-view", f"{FULLNAME}-edit"} & bound, "the operator got people's roles"
+
+
+def test_aggregated_roles_can_be_switched_off(helm):
+    documents = helm.template(*values_file("default"), "--set", "rbac.aggregateToDefaultRoles=false")
+    assert sorted(doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole") \
+        == [FULLNAME, f"{FULLNAME}-crd", f"{FULLNAME}-tenant-identities"]
 
 
 def test_leader_election_gets_a_lease_role_in_the_release_namespace_only(default_render):
@@ -419,22 +511,37 @@ def test_without_leader_election_no_lease_role_and_no_rolling_overlap(helm):
 
 def test_service_account_identities_off_drops_their_rules(helm):
     documents = helm.template(*values_file("default"), "--set", "serviceAccountIdentities=false")
-    assert same_rules(operator_cluster_role(documents)["rules"], COMMON_RULES + [NAMESPACE_RULE])
+    bound = bound_rules(documents)
+    assert set(bound) == {("ClusterRoleBinding", None, FULLNAME),
+                          ("ClusterRoleBinding", None, f"{FULLNAME}-crd"),
+                          ("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")}
+    assert "serviceaccounts" not in str(documents)
     assert environment_of(documents)["SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES"] == "false"
 
 
 def test_namespace_scope_creates_a_role_per_watched_namespace_and_nothing_else_cluster_wide(helm):
     documents = helm.template(*values_file("namespaced"))
     assert [doc["metadata"]["name"] for doc in documents
-            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")] == ["ssm-operator-crd"] * 2
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding")] == [f"{FULLNAME}-crd"] * 2
+    bound = bound_rules(documents)
     for namespace in ("payments", "orders"):
-        role = find(documents, "Role", namespace=namespace)
-        assert same_rules(role["rules"], COMMON_RULES + SERVICE_ACCOUNT_IDENTITY_RULES)
-        binding = find(documents, "RoleBinding", namespace=namespace)
-        assert binding["roleRef"]["name"] == role["metadata"]["name"]
-        assert binding["subjects"][0]["namespace"] == RELEASE_NAMESPACE
-    lease_role = find(documents, "Role", namespace=RELEASE_NAMESPACE)
-    assert same_rules(lease_role["rules"], [LEASE_RULE])
+        assert same_rules(bound[("RoleBinding", namespace, FULLNAME)],
+                          COMMON_RULES + [own_namespace_rule(namespace)])
+        assert same_rules(bound[("RoleBinding", namespace, f"{FULLNAME}-tenant-identities")],
+                          SERVICE_ACCOUNT_IDENTITY_RULES)
+    assert same_rules(bound[("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")],
+                      [LEASE_RULE])
+    assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-crd")], [CRD_RULE])
+    assert len(bound) == 6
+
+
+def test_the_crd_is_readable_by_name_only_in_every_scope(helm):
+    for values in ("default", "namespaced"):
+        documents = helm.template(*values_file(values))
+        role = find(documents, "ClusterRole", name=f"{FULLNAME}-crd")
+        assert same_rules(role["rules"], [CRD_RULE])
+        binding = find(documents, "ClusterRoleBinding", name=f"{FULLNAME}-crd")
+        assert binding["roleRef"]["name"] == f"{FULLNAME}-crd"
 
 
 def test_optional_objects_are_off_by_default(default_render):
@@ -638,7 +745,11 @@ def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
                  ("rolebinding", f"{fullname}-leader-election", namespace),
                  ("poddisruptionbudget", fullname, namespace),
                  ("networkpolicy", fullname, namespace),
-                 ("clusterrole", fullname, None), ("clusterrolebinding", fullname, None)]
+                 ("clusterrole", fullname, None), ("clusterrolebinding", fullname, None),
+                 ("clusterrole", f"{fullname}-tenant-identities", None),
+                 ("clusterrolebinding", f"{fullname}-tenant-identities", None),
+                 ("clusterrole", f"{fullname}-view", None),
+                 ("clusterrole", f"{fullname}-edit", None)]
     for kind, name, in_namespace in installed:
         scope = ["-n", in_namespace] if in_namespace else []
         assert cluster.get(kind, name, *scope), f"{kind} {name} was not installed"
@@ -658,6 +769,16 @@ def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
     assert listed == []
 
 
+def reads_namespace(cluster: Cluster, user: str, namespace: str) -> bool:
+    """Whether `user` may GET the Namespace object: the request itself, since
+    `kubectl auth can-i get namespace NAME` asks about the current namespace,
+    while the API server authorizes GET /api/v1/namespaces/NAME in namespace
+    NAME (which is how a Role lets the operator read its own Namespace)."""
+    answer = cluster.kubectl("get", "namespace", namespace, "--as", user, check=False)
+    assert answer.returncode == 0 or "forbidden" in answer.stderr, answer.stderr
+    return answer.returncode == 0
+
+
 def test_namespaced_install_grants_only_the_watched_namespaces(helm, cluster):
     release = "scoped"
     cluster.helm(helm, "install", release, str(CHART), "--namespace", RELEASE_NAMESPACE,
@@ -675,7 +796,70 @@ def test_namespaced_install_grants_only_the_watched_namespaces(helm, cluster):
         assert allowed("create", "serviceaccounts", "--subresource=token", "-n", namespace)
     assert not allowed("list", "secrets", "-n", "default")
     assert not allowed("list", "secrets", "--all-namespaces")
-    assert not allowed("get", "namespaces", "payments")
+    # Its own Namespace object only (the annotation that allows identity.roleArn).
+    assert reads_namespace(cluster, operator, "payments")
+    assert not reads_namespace(cluster, operator, "default")
+    assert not allowed("list", "namespaces")
+    assert not allowed("create", "serviceaccounts", "--subresource=token", "-n", "default")
     assert allowed("update", "leases.coordination.k8s.io", "-n", RELEASE_NAMESPACE)
     assert not allowed("update", "leases.coordination.k8s.io", "-n", "payments")
     assert not allowed("delete", "ssmparameters.ssm-operator.io", "-n", "payments")
+
+
+def test_watched_namespaces_install_grants_only_them(helm, cluster):
+    release = "watching"
+    cluster.helm(helm, "install", release, str(CHART), "--namespace", RELEASE_NAMESPACE,
+                 *values_file("default"), "--set", "crds.install=false",
+                 "--set", "watchNamespaces={payments}")
+    operator = f"system:serviceaccount:{RELEASE_NAMESPACE}:{release}-ssm-operator"
+
+    def allowed(*question: str) -> bool:
+        answer = cluster.kubectl("auth", "can-i", *question, "--as", operator, check=False)
+        return answer.stdout.strip() == "yes"
+
+    assert allowed("watch", "secrets", "-n", "payments")
+    assert allowed("create", "serviceaccounts", "--subresource=token", "-n", "payments")
+    assert reads_namespace(cluster, operator, "payments")
+    assert not allowed("watch", "secrets", "-n", "orders")
+    assert not allowed("create", "serviceaccounts", "--subresource=token", "-n", "kube-system")
+    assert not reads_namespace(cluster, operator, "orders")
+
+
+def test_namespace_admins_and_editors_manage_ssm_parameters_and_viewers_read_them(helm, cluster):
+    namespace = cluster.create_namespace(unique_name("team"))
+    cluster.helm(helm, "install", "aggregated", str(CHART), "--namespace", namespace,
+                 *values_file("default"), "--set", "crds.install=false")
+    for user, role in (("alice", "admin"), ("bob", "edit"), ("carol", "view")):
+        cluster.kubectl("create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}",
+                        f"--user={user}", "-n", namespace)
+
+    def allowed(user: str, *question: str, where: str = namespace) -> bool:
+        answer = cluster.kubectl("auth", "can-i", *question, "--as", user, "-n", where,
+                                 check=False)
+        return answer.stdout.strip() == "yes"
+
+    # The controller manager aggregates the chart's rules into the built-in roles.
+    poll(lambda: allowed("alice", "create", "ssmparameters.ssm-operator.io")
+         and allowed("carol", "list", "ssmparameters.ssm-operator.io"),
+         CONTROLLER_DEADLINE_SECONDS, "the aggregation of the chart's ClusterRoles")
+    for user in ("alice", "bob"):
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+            assert allowed(user, verb, "ssmparameters.ssm-operator.io"), (user, verb)
+        assert not allowed(user, "patch", "ssmparameters.ssm-operator.io", "--subresource=status")
+    for verb in ("get", "list", "watch"):
+        assert allowed("carol", verb, "ssmparameters.ssm-operator.io")
+    assert not allowed("carol", "create", "ssmparameters.ssm-operator.io")
+    assert not allowed("alice", "list", "ssmparameters.ssm-operator.io", where="payments")
+
+
+def test_notes_say_where_the_operator_may_create_service_account_tokens(helm, cluster):
+    def notes(*values: str) -> str:
+        return cluster.helm(helm, "install", "notes", str(CHART), "--namespace", RELEASE_NAMESPACE,
+                            "--dry-run", *values_file("default"), "--set", "crds.install=false",
+                            *values).stdout
+
+    assert "ServiceAccount in EVERY NAMESPACE, kube-system included." in notes()
+    assert "serviceAccountIdentityNamespaces={team-a,team-b}" in notes()
+    assert "ServiceAccount in payments." in notes("--set", "serviceAccountIdentityNamespaces={payments}")
+    assert "ServiceAccount in payments, orders." in notes("--set", "watchNamespaces={payments,orders}")
+    assert "SERVICEACCOUNT TOKENS" not in notes("--set", "serviceAccountIdentities=false")

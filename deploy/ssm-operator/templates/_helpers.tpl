@@ -83,6 +83,16 @@ render with a message that says what to change.
 {{- if and (eq .Values.rbac.scope "namespace") (empty .Values.watchNamespaces) }}
 {{- fail "rbac.scope=namespace requires watchNamespaces: the namespaces to create a Role in" }}
 {{- end }}
+{{- if and .Values.serviceAccountIdentityNamespaces (not .Values.serviceAccountIdentities) }}
+{{- fail "serviceAccountIdentityNamespaces requires serviceAccountIdentities=true: it names where tenant identities are used" }}
+{{- end }}
+{{- if .Values.watchNamespaces }}
+{{- range .Values.serviceAccountIdentityNamespaces }}
+{{- if not (has . $.Values.watchNamespaces) }}
+{{- fail (printf "serviceAccountIdentityNamespaces: %s is not in watchNamespaces: the operator does not serve it" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled requires metrics.service.enabled: the ServiceMonitor selects that Service" }}
 {{- end }}

@@ -42,11 +42,15 @@ pub fn path_key(prefix: &str, name: &str, key_from: KeyFrom) -> Result<String, S
             below.trim_start_matches('/').replace('/', ".")
         }
     };
+    // A Secret key (`IsConfigMapKey`): the API server also refuses `.` and
+    // any key starting with `..`, which a segment `.` or `..` would give.
     let valid = !key.is_empty()
         && key.len() <= 253
         && key
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && key != "."
+        && !key.starts_with("..");
     if valid {
         Ok(key)
     } else {

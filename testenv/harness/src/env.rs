@@ -29,7 +29,8 @@ pub struct EnvInfo {
     pub ca_file: PathBuf,
     pub aws_endpoint: String,
     pub oidc_issuer: String,
-    /// One JSON line per write request the API server served.
+    /// One JSON line per write request the API server served, and per read
+    /// of a ServiceAccount outside kube-system (the operator's).
     pub audit_log: PathBuf,
 }
 
@@ -94,15 +95,62 @@ async fn start() -> anyhow::Result<EnvInfo> {
     Ok(info)
 }
 
+/// Names the directory of a test run (`make test` makes one under the
+/// cache) that keeps the audit log of every environment of the run and the
+/// chart installs of the operator, for the RBAC check that runs after the
+/// suite (`deploy/tests/test_rbac_used.py`).
+pub const AUDIT_RUN: &str = "SSM_OPERATOR_AUDIT_RUN";
+
+/// The directory of this test run, when the run keeps its audit logs.
+pub fn audit_run() -> Option<PathBuf> {
+    std::env::var_os(AUDIT_RUN)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Notes in the run's directory that the chart was installed as `release`
+/// into `namespace` for the operator's ServiceAccount `service_account`,
+/// with these `--set` values: the RBAC check renders the same.
+pub fn record_chart_install(namespace: &str, release: &str, service_account: &str, set: &[String]) {
+    let Some(run) = audit_run() else { return };
+    let line = serde_json::json!({
+        "namespace": namespace, "release": release,
+        "serviceAccount": service_account, "set": set,
+    });
+    // One short line per write, appended: parallel tests never interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.join("chart-installs.jsonl"))
+        .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
+    if let Err(error) = written {
+        panic!(
+            "cannot note the chart install in {}: {error}",
+            run.display()
+        );
+    }
+}
+
 fn start_supervisor() -> anyhow::Result<EnvInfo> {
     let workdir = tempfile::Builder::new()
         .prefix("ssm-operator-e2e-")
         .tempdir()?
         .keep();
-    let mut child = Command::new(python()?)
+    let mut supervisor = Command::new(python()?);
+    supervisor
         .arg(repo().join("testenv/env.py"))
         .arg("--workdir")
-        .arg(&workdir)
+        .arg(&workdir);
+    if let Some(run) = audit_run() {
+        // One file per environment: a run may start several (one per test binary).
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".to_owned());
+        let log = run.join(format!("{binary}-{}.audit.jsonl", std::process::id()));
+        supervisor.arg("--audit-log").arg(log);
+    }
+    let mut child = supervisor
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 
 use super::Site;
-use crate::env::{EnvInfo, REGION, chart, helm};
+use crate::env::{EnvInfo, REGION, chart, helm, record_chart_install};
 
 /// The operator's ServiceAccount, in the namespace it runs in.
 pub const SERVICE_ACCOUNT: &str = "ssm-operator";
@@ -76,32 +76,22 @@ pub async fn pod_identity(site: Site<'_>, rbac: Rbac, aws_token: Option<String>)
 /// process then runs with.
 async fn install_chart_rbac(site: Site<'_>, sa: &str, rbac: Rbac) {
     let namespace = site.namespace;
-    let scope = match rbac.namespaced {
-        true => vec![
-            "--set".to_owned(),
-            "rbac.scope=namespace".to_owned(),
-            "--set".to_owned(),
-            format!("watchNamespaces[0]={namespace}"),
-        ],
-        false => Vec::new(),
-    };
+    let mut values = vec![
+        format!("region={REGION}"),
+        "crds.install=false".to_owned(),
+        format!("serviceAccount.name={sa}"),
+        format!("leaderElection.enabled={}", rbac.leader_election),
+    ];
+    if rbac.namespaced {
+        values.push("rbac.scope=namespace".to_owned());
+        values.push(format!("watchNamespaces[0]={namespace}"));
+    }
     let out = tokio::process::Command::new(helm())
         .args(["upgrade", "--install", namespace])
         .arg(chart())
         .args(["--namespace", namespace, "--kubeconfig"])
         .arg(&site.env.kubeconfig)
-        .args([
-            "--set",
-            &format!("region={REGION}"),
-            "--set",
-            "crds.install=false",
-        ])
-        .args(["--set", &format!("serviceAccount.name={sa}")])
-        .args([
-            "--set",
-            &format!("leaderElection.enabled={}", rbac.leader_election),
-        ])
-        .args(&scope)
+        .args(values.iter().flat_map(|value| ["--set", value.as_str()]))
         .output()
         .await
         .expect("helm runs");
@@ -110,6 +100,7 @@ async fn install_chart_rbac(site: Site<'_>, sa: &str, rbac: Rbac) {
         "helm install failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    record_chart_install(namespace, namespace, sa, &values);
 }
 
 /// A token for ServiceAccount `ns/sa` with `audience` ("" = the API server's).

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use ssm_operator_testenv::aws::allow;
@@ -130,7 +131,10 @@ fn status_write_audited(s: &Scenario, name: &str) -> bool {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .any(|e| {
             let object = &e["objectRef"];
+            // The log holds the operator's reads too.
+            let write = matches!(e["verb"].as_str(), Some("patch" | "update"));
             e["user"]["username"] == user.as_str()
+                && write
                 && object["namespace"] == s.namespace.as_str()
                 && object["resource"] == "ssmparameters"
                 && object["subresource"] == "status"
@@ -252,11 +256,28 @@ async fn a_namespaced_install_syncs_without_cluster_wide_roles() {
     .await;
     s.wait_for_condition("scoped", "Ready", "True", "Synced")
         .await;
-    // A chained role needs Namespace annotations a namespaced install cannot read.
+    // A chained role needs the Namespace's consent, which the namespaced
+    // install reads from its own Namespace only.
+    let elsewhere = "arn:aws:iam::123456789012:role/elsewhere";
     let chained = json!({"parameters": [{"name": name, "key": "pw"}],
-                         "identity": {"roleArn": "arn:aws:iam::123456789012:role/elsewhere"}});
+                         "identity": {"roleArn": elsewhere}});
     s.apply(&ssm_parameter("chained", chained)).await;
     s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
+        .await;
+    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
+    let consent =
+        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": elsewhere}}});
+    namespaces
+        .patch(
+            &s.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(&consent),
+        )
+        .await
+        .unwrap();
+    // Consent read; the operator's role may not sts:AssumeRole it.
+    s.force_sync("chained").await;
+    s.wait_for_condition("chained", "Synced", "False", "AssumeRoleDenied")
         .await;
     s.cleanup().await;
 }
