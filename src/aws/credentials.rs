@@ -107,6 +107,8 @@ pub struct Identities {
     base: aws_config::SdkConfig,
     kube: Option<kube::Client>,
     session_duration: Duration,
+    /// Whether chained sessions also set `SourceIdentity`.
+    source_identity: bool,
     /// Identities unused for [`crate::aws::idle::IDLE`] are forgotten.
     slots: IdleMap<Identity, Arc<Slot>>,
 }
@@ -125,8 +127,18 @@ impl Identities {
             base,
             kube,
             session_duration,
+            source_identity: false,
             slots: IdleMap::new(),
         }
+    }
+
+    /// Chained sessions also set `SourceIdentity` to their session name: it
+    /// shows in CloudTrail on every call of the session and of any session
+    /// chained from it, and cannot be changed by them. The target role's
+    /// trust policy must then allow `sts:SetSourceIdentity` as well.
+    pub fn with_source_identity(mut self, on: bool) -> Self {
+        self.source_identity = on;
+        self
     }
 
     fn slot(&self, identity: &Identity) -> Arc<Slot> {
@@ -354,6 +366,7 @@ impl Identities {
             .assume_role()
             .role_arn(role_arn)
             .role_session_name(session_name)
+            .set_source_identity(self.source_identity.then(|| session_name.to_owned()))
             .duration_seconds(self.duration_seconds())
             .send()
             .await;

@@ -91,6 +91,12 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_AWS_SESSION_DURATION", default_value = "1h", value_parser = parse_duration)]
     pub aws_session_duration: Duration,
 
+    /// Chained `identity.roleArn` sessions also set `SourceIdentity` to
+    /// their session name, `ssm-operator.<namespace>`. The target roles'
+    /// trust policies must allow `sts:SetSourceIdentity`.
+    #[arg(long, env = "SSM_OPERATOR_CHAINED_SOURCE_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub chained_source_identity: bool,
+
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "SSM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -142,6 +148,7 @@ impl RunArgs {
                     .collect(),
             },
             aws_session_duration: self.aws_session_duration,
+            chained_source_identity: self.chained_source_identity,
             http_addr: self.http_addr,
             leader_election: self.leader_elect.then_some(lease),
         }

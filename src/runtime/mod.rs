@@ -32,6 +32,8 @@ pub struct Settings {
     pub tenancy: Tenancy,
     /// Lifetime asked of STS for every identity's credentials.
     pub aws_session_duration: Duration,
+    /// Chained sessions also set `SourceIdentity` (their session name).
+    pub chained_source_identity: bool,
     /// Address of the admin server.
     pub http_addr: SocketAddr,
     /// Reconcile only while holding this Lease; `None`: always.
@@ -55,7 +57,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         base.clone(),
         tokens,
         settings.aws_session_duration,
-    );
+    )
+    .with_source_identity(settings.chained_source_identity);
     let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
 
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));

@@ -30,22 +30,36 @@ def _check_role_chaining(request: AwsRequest, caller: Caller):
     # policy" (IAM User Guide, "IAM and AWS STS condition context keys");
     # trust policies use it to tie a role to the sessions that may use it.
     trust_context = {**context, "sts:RoleSessionName": request.params.get("RoleSessionName", "")}
+    source_identity = request.params.get("SourceIdentity")
+    if source_identity is not None:
+        trust_context["sts:SourceIdentity"] = source_identity
     target = moto_state.find_role(target_arn)
-    trusted = (
-        target is not None
-        and policy.evaluate(
+
+    def trusts(action: str) -> bool:
+        return target is not None and policy.evaluate(
             [moto_state.trust_policy(target)],
-            "sts:AssumeRole",
+            action,
             target_arn,
             trust_context,
             {"AWS": {caller.role_arn, caller.session_arn, caller.root_arn}},
-        )
-        is policy.Decision.ALLOW
-    )
-    if identity is not policy.Decision.ALLOW or not trusted:
+        ) is policy.Decision.ALLOW
+
+    if identity is not policy.Decision.ALLOW or not trusts("sts:AssumeRole"):
         raise AwsError(
             "AccessDenied",
             f"User: {caller.session_arn} is not authorized to perform: sts:AssumeRole "
+            f"on resource: {target_arn}",
+            403,
+        )
+    # "To set a source identity, the role's trust policy must allow the
+    # sts:SetSourceIdentity action" (IAM User Guide, "Monitor and control
+    # actions taken with assumed roles"). AWS answers AccessDenied; its exact
+    # message for this case is not documented: this one follows the
+    # sts:AssumeRole refusal's form.
+    if source_identity is not None and not trusts("sts:SetSourceIdentity"):
+        raise AwsError(
+            "AccessDenied",
+            f"User: {caller.session_arn} is not authorized to perform: sts:SetSourceIdentity "
             f"on resource: {target_arn}",
             403,
         )

@@ -71,3 +71,24 @@ def test_a_trust_policy_can_require_the_session_name(server, admin):
     assert sts.assume_role(RoleArn=TARGET, RoleSessionName="ssm-operator.payments")["Credentials"]
     error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="ssm-operator.orders")
     assert (error.code, error.status) == ("AccessDenied", 403)
+
+
+def test_a_source_identity_needs_the_trust_policys_leave(server, admin):
+    sts, source = chained_sts(server, admin, allow("sts:AssumeRole", TARGET))
+    create_role(admin, "target", trust=trusting(source))
+    error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="session", SourceIdentity="ssm-operator.payments")
+    assert (error.code, error.status) == ("AccessDenied", 403)
+    assert "sts:SetSourceIdentity" in error.message
+
+
+def test_a_trust_policy_can_require_the_source_identity(server, admin):
+    sts, source = chained_sts(server, admin, allow("sts:AssumeRole", TARGET))
+    only_payments = {"Effect": "Allow", "Principal": {"AWS": source},
+                     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                     "Condition": {"StringEquals": {"sts:SourceIdentity": "ssm-operator.payments"}}}
+    create_role(admin, "target", trust=only_payments)
+    assert sts.assume_role(RoleArn=TARGET, RoleSessionName="session",
+                           SourceIdentity="ssm-operator.payments")["Credentials"]
+    error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="session",
+                    SourceIdentity="ssm-operator.orders")
+    assert error.status == 403

@@ -514,3 +514,71 @@ async fn a_chained_session_is_named_after_its_namespace_so_a_trust_policy_can_re
     assert!(refused.conditions[1].message.contains(&target));
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_source_identity_on_a_chained_session_sets_it_and_a_trust_policy_can_require_it() {
+    let mut s = Scenario::new("source-identity").await;
+    let key = s.create_key().await;
+    let shared = format!("{}-shared", s.id);
+    s.put_secure_string(&shared, "SHARED", &key).await;
+    let target_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}-target", s.id);
+    let mut operator_policy = aws::setup::read_prefix_policy(&s.id, &key);
+    operator_policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": target_arn}));
+    let operator_role = s.create_operator_role(&operator_policy).await;
+    // Trusted to assume, but not yet to set a source identity.
+    let assume_only = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": operator_role}, "Action": "sts:AssumeRole"}]});
+    let target = s
+        .create_role_with_trust(
+            &format!("{}-target", s.id),
+            &assume_only,
+            &reader(&s, &shared, &key),
+        )
+        .await;
+    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
+    let consent =
+        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": target}}});
+    namespaces
+        .patch(
+            &s.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(&consent),
+        )
+        .await
+        .unwrap();
+    let options = OperatorOptions {
+        args: vec!["--chained-source-identity=true".to_owned()],
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&operator_role, options).await;
+    let spec = json!({"parameters": [{"name": shared, "key": "value"}], "identity": {"roleArn": target}, "refreshInterval": "10s"});
+    s.apply(&ssm_parameter("chained", spec)).await;
+    s.wait_for_condition("chained", "Synced", "False", "AssumeRoleDenied")
+        .await;
+
+    let role_name = target.rsplit('/').next().unwrap().to_owned();
+    let with_source_identity = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": operator_role},
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+        "Condition": {"StringEquals": {"sts:SourceIdentity": format!("ssm-operator.{}", s.namespace)}},
+    }]});
+    s.aws
+        .iam
+        .update_assume_role_policy()
+        .role_name(&role_name)
+        .policy_document(with_source_identity.to_string())
+        .send()
+        .await
+        .unwrap();
+    s.force_sync("chained").await;
+    s.wait_for_condition("chained", "Ready", "True", "Synced")
+        .await;
+    assert_eq!(
+        s.secret_value("chained", "value").await.as_deref(),
+        Some("SHARED")
+    );
+    s.cleanup().await;
+}
