@@ -232,6 +232,8 @@ pub struct Audited {
     pub verb: String,
     /// `secrets`, `deployments`, …
     pub resource: String,
+    /// `status`, `token`, or empty.
+    pub subresource: String,
     pub namespace: String,
     pub name: String,
     /// The response's status code.
@@ -257,6 +259,7 @@ pub fn audited_writes(env: &EnvInfo, ns: &str) -> Vec<Audited> {
         .map(|e| Audited {
             verb: text(&e["verb"]),
             resource: text(&e["objectRef"]["resource"]),
+            subresource: text(&e["objectRef"]["subresource"]),
             namespace: text(&e["objectRef"]["namespace"]),
             name: text(&e["objectRef"]["name"]),
             code: e["responseStatus"]["code"]

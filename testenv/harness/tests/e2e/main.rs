@@ -17,3 +17,4 @@ mod policy;
 mod redaction;
 mod seed;
 mod sync;
+mod unwritable;
