@@ -247,6 +247,58 @@ impl Scenario {
         cluster::secret_value(&self.kube, &self.namespace, name, key).await
     }
 
+    /// Every key of Secret `name` with its value as text.
+    pub async fn secret_data(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        let secret = self.secrets().get(name).await.expect("get the Secret");
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect()
+    }
+
+    /// Writes Secret `secret` (JSON, `metadata.name` set) as field manager
+    /// `manager` would, with server-side apply: someone else's Secret.
+    pub async fn put_secret_as(&self, manager: &str, secret: Value) {
+        let mut secret = secret;
+        secret["apiVersion"] = "v1".into();
+        secret["kind"] = "Secret".into();
+        let secret: Secret = serde_json::from_value(secret).expect("a Secret");
+        let name = secret.metadata.name.clone().expect("a named Secret");
+        self.secrets()
+            .patch(
+                &name,
+                &kube::api::PatchParams::apply(manager).force(),
+                &kube::api::Patch::Apply(&secret),
+            )
+            .await
+            .expect("apply the Secret");
+    }
+
+    /// Lets SsmParameters of namespace `ns` chain to roles matching `globs`
+    /// (the Namespace annotation `ssm-operator.io/allowed-role-arns`).
+    pub async fn allow_role_arns(&self, ns: &str, globs: &str) {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.kube.clone());
+        let consent = serde_json::json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": globs}}});
+        namespaces
+            .patch(
+                ns,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&consent),
+            )
+            .await
+            .expect("annotate the Namespace");
+    }
+
+    /// Calls of AWS `action` (`ssm:GetParameters`, …) by role `caller` so far.
+    pub async fn aws_calls(&self, action: &str, caller: &str) -> u64 {
+        aws::counters(self.env)
+            .await
+            .expect("the emulator's counters")
+            .calls(action, caller)
+    }
+
     /// Makes the operator read AWS now.
     pub async fn force_sync(&self, name: &str) {
         cluster::force_sync(&self.kube, &self.namespace, name).await;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 use ssm_operator::names::CRD_NAME;
@@ -31,19 +31,14 @@ async fn deleting_the_crd_keeps_every_secret_of_owner_orphan_and_merge_objects()
     let (key, _) = s.with_operator().await;
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "kept", &key).await;
-    let shared: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "shared", "annotations": {"ssm-operator.io/merge-from": "merged"}},
-        "stringData": {"theirs": "T"},
-    }))
-    .unwrap();
-    s.secrets()
-        .patch(
-            "shared",
-            &PatchParams::apply("someone-else"),
-            &Patch::Apply(&shared),
-        )
-        .await
-        .unwrap();
+    s.put_secret_as(
+        "someone-else",
+        json!({
+            "metadata": {"name": "shared", "annotations": {"ssm-operator.io/merge-from": "merged"}},
+            "stringData": {"theirs": "T"},
+        }),
+    )
+    .await;
     let objects = [
         ("owned", json!({})),
         ("orphaned", json!({"creationPolicy": "Orphan"})),

@@ -19,13 +19,7 @@ fn condition(s: &ssm_operator::api::SsmParameterStatus, type_: &str) -> (String,
 }
 
 async fn data(s: &Scenario, secret: &str) -> BTreeMap<String, String> {
-    let secret: Secret = s.secrets().get(secret).await.unwrap();
-    secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-        .collect()
+    s.secret_data(secret).await
 }
 
 /// A scenario with an operator that may read `<id>*`, and one SecureString
@@ -319,19 +313,11 @@ async fn merge_writes_only_our_keys_and_removing_a_parameter_removes_only_its_ke
     let (a, b) = (format!("{}-a", s.id), format!("{}-b", s.id));
     s.put_secure_string(&a, "A", &key).await;
     s.put_secure_string(&b, "B", &key).await;
-    let shared: Secret = serde_json::from_value(json!({
+    s.put_secret_as("someone-else", json!({
         "metadata": {"name": "shared", "labels": {"app": "theirs"}, "annotations": {"ssm-operator.io/merge-from": "merge"}},
         "stringData": {"theirs": "T"},
     }))
-    .unwrap();
-    s.secrets()
-        .patch(
-            "shared",
-            &PatchParams::apply("someone-else"),
-            &Patch::Apply(&shared),
-        )
-        .await
-        .unwrap();
+        .await;
     let spec = |params: Value| json!({"parameters": params, "target": {"name": "shared", "creationPolicy": "Merge"}});
     s.apply(&ssm_parameter(
         "merge",

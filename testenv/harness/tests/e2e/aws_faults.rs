@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use ssm_operator::api::SsmParameterStatus;
 
@@ -22,13 +20,7 @@ const GET: &str = "ssm:GetParameters";
 const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 
 async fn data(s: &Scenario, secret: &str) -> BTreeMap<String, String> {
-    let secret: Secret = s.secrets().get(secret).await.unwrap();
-    secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-        .collect()
+    s.secret_data(secret).await
 }
 
 fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -143,22 +135,17 @@ async fn a_partial_get_parameters_answer_with_merge_removes_no_key_of_the_shared
     let a = format!("{}-a", s.id);
     s.put_secure_string(&a, "A1", &key).await;
     // Someone else's Secret, opted in to this SsmParameter's keys.
-    let shared: Secret = serde_json::from_value(json!({
-        "metadata": {
-            "name": "shared",
-            "annotations": {"ssm-operator.io/merge-from": "merge"},
-        },
-        "stringData": {"theirs": "T"},
-    }))
-    .unwrap();
-    s.secrets()
-        .patch(
-            "shared",
-            &PatchParams::apply("someone-else"),
-            &Patch::Apply(&shared),
-        )
-        .await
-        .unwrap();
+    s.put_secret_as(
+        "someone-else",
+        json!({
+            "metadata": {
+                "name": "shared",
+                "annotations": {"ssm-operator.io/merge-from": "merge"},
+            },
+            "stringData": {"theirs": "T"},
+        }),
+    )
+    .await;
     let spec = json!({
         "parameters": [{"name": a, "key": "a"}],
         "refreshInterval": "1h",

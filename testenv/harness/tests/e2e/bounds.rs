@@ -83,12 +83,7 @@ async fn a_template_bomb_and_a_5000_parameter_path_leave_20_neighbours_ready_in_
     assert!(!bomb.conditions.iter().any(|c| c.message.contains("vvvv")));
 
     // Refused for good: no further listing of the path until its spec changes.
-    let listed = || async {
-        ssm_operator_testenv::aws::counters(s.env)
-            .await
-            .unwrap()
-            .calls("ssm:GetParametersByPath", &role)
-    };
+    let listed = || s.aws_calls("ssm:GetParametersByPath", &role);
     let before = listed().await;
     s.force_sync("neighbour-0").await;
     eventually(
@@ -121,12 +116,7 @@ async fn a_force_sync_flood_costs_a_read_per_ten_seconds_and_a_neighbour_is_read
     .await;
     s.wait_for_condition("flooded", "Ready", "True", "Synced")
         .await;
-    let reads = || async {
-        ssm_operator_testenv::aws::counters(s.env)
-            .await
-            .unwrap()
-            .calls("ssm:GetParameters", &role)
-    };
+    let reads = || s.aws_calls("ssm:GetParameters", &role);
     let before = reads().await;
     let started = Instant::now();
     for _ in 0..200 {

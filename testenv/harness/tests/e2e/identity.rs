@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use ssm_operator_testenv::aws;
@@ -326,16 +326,11 @@ async fn a_chained_role_needs_the_namespaces_consent_and_its_denial_is_assume_ro
         "STS was asked anyway"
     );
 
-    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
-    let consent = json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": format!("arn:aws:iam::{ACCOUNT}:role/{}-*", s.id)}}});
-    namespaces
-        .patch(
-            &s.namespace,
-            &PatchParams::default(),
-            &Patch::Merge(&consent),
-        )
-        .await
-        .unwrap();
+    s.allow_role_arns(
+        &s.namespace,
+        &format!("arn:aws:iam::{ACCOUNT}:role/{}-*", s.id),
+    )
+    .await;
     // Consent given, but A's role may not sts:AssumeRole yet.
     s.force_sync("chained").await;
     let status = s
@@ -486,14 +481,8 @@ async fn a_chained_session_is_named_after_its_namespace_so_a_trust_policy_can_re
             &reader(&s, &shared, &key),
         )
         .await;
-    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
-    let consent =
-        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": target}}});
-    for ns in [s.namespace.clone(), other.clone()] {
-        namespaces
-            .patch(&ns, &PatchParams::default(), &Patch::Merge(&consent))
-            .await
-            .unwrap();
+    for ns in [&s.namespace, &other] {
+        s.allow_role_arns(ns, &target).await;
     }
     let options = OperatorOptions {
         also_watch: vec![other.clone()],
@@ -538,17 +527,7 @@ async fn with_source_identity_on_a_chained_session_sets_it_and_a_trust_policy_ca
             &reader(&s, &shared, &key),
         )
         .await;
-    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
-    let consent =
-        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": target}}});
-    namespaces
-        .patch(
-            &s.namespace,
-            &PatchParams::default(),
-            &Patch::Merge(&consent),
-        )
-        .await
-        .unwrap();
+    s.allow_role_arns(&s.namespace, &target).await;
     let options = OperatorOptions {
         args: vec!["--chained-source-identity=true".to_owned()],
         ..OperatorOptions::default()

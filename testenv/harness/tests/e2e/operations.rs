@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 
 use ssm_operator_testenv::aws::allow;
@@ -264,17 +263,7 @@ async fn a_namespaced_install_syncs_without_cluster_wide_roles() {
     s.apply(&ssm_parameter("chained", chained)).await;
     s.wait_for_condition("chained", "Synced", "False", "RoleNotAllowed")
         .await;
-    let namespaces: Api<Namespace> = Api::all(s.kube.clone());
-    let consent =
-        json!({"metadata": {"annotations": {"ssm-operator.io/allowed-role-arns": elsewhere}}});
-    namespaces
-        .patch(
-            &s.namespace,
-            &PatchParams::default(),
-            &Patch::Merge(&consent),
-        )
-        .await
-        .unwrap();
+    s.allow_role_arns(&s.namespace, elsewhere).await;
     // Consent read; the operator's role may not sts:AssumeRole it.
     s.force_sync("chained").await;
     s.wait_for_condition("chained", "Synced", "False", "AssumeRoleDenied")

@@ -5,34 +5,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use ssm_operator_testenv::manifest::ssm_parameter;
 use ssm_operator_testenv::{DEADLINE, Scenario, eventually};
 
 async fn data(s: &Scenario, secret: &str) -> BTreeMap<String, String> {
-    let secret: Secret = s.secrets().get(secret).await.unwrap();
-    secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-        .collect()
-}
-
-/// Writes Secret `name` as field manager `manager` would, with server-side apply.
-async fn put_secret_as(s: &Scenario, manager: &str, secret: Value) {
-    let secret: Secret = serde_json::from_value(secret).unwrap();
-    let name = secret.metadata.name.clone().unwrap();
-    s.secrets()
-        .patch(
-            &name,
-            &PatchParams::apply(manager).force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .unwrap();
+    s.secret_data(secret).await
 }
 
 /// The field managers of Secret `name` that own data keys, with those keys.
@@ -66,9 +45,7 @@ async fn two_merges_into_one_secret_keep_each_others_keys_and_delete_removes_onl
     let (a, b) = (format!("{}-a", s.id), format!("{}-b", s.id));
     s.put_secure_string(&a, "A", &key).await;
     s.put_secure_string(&b, "B", &key).await;
-    put_secret_as(
-        &s,
-        "someone-else",
+    s.put_secret_as("someone-else",
         json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "shared", "annotations": {"ssm-operator.io/merge-from": "first, second"}},
@@ -156,9 +133,7 @@ async fn merge_into_a_secret_that_does_not_list_it_writes_nothing() {
     let (key, _) = s.with_operator().await;
     let a = format!("{}-a", s.id);
     s.put_secure_string(&a, "A", &key).await;
-    put_secret_as(
-        &s,
-        "someone-else",
+    s.put_secret_as("someone-else",
         json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "theirs", "annotations": {"ssm-operator.io/merge-from": "somebody-else"}},
@@ -212,9 +187,7 @@ async fn secrets_written_by_the_old_shared_field_manager_are_taken_over_without_
         json!({"parameters": [{"name": pw, "key": "password"}, {"name": user, "key": "username"}]}),
     ))
     .await;
-    put_secret_as(
-        &s,
-        "ssm-operator",
+    s.put_secret_as("ssm-operator",
         json!({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {
@@ -227,8 +200,7 @@ async fn secrets_written_by_the_old_shared_field_manager_are_taken_over_without_
         }),
     )
     .await;
-    put_secret_as(
-        &s,
+    s.put_secret_as(
         "someone-else",
         json!({
             "apiVersion": "v1", "kind": "Secret",
@@ -237,9 +209,7 @@ async fn secrets_written_by_the_old_shared_field_manager_are_taken_over_without_
         }),
     )
     .await;
-    put_secret_as(
-        &s,
-        "ssm-operator",
+    s.put_secret_as("ssm-operator",
         json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "shared", "labels": {"ssm-operator.io/managed": "true"}, "annotations": {"ssm-operator.io/owner": "merged"}},

@@ -80,12 +80,7 @@ async fn specs_the_api_server_would_refuse_are_invalid_spec_once_and_read_aws_no
             .then_some(())
     })
     .await;
-    let reads = || async {
-        ssm_operator_testenv::aws::counters(s.env)
-            .await
-            .unwrap()
-            .calls("ssm:GetParameters", &role)
-    };
+    let reads = || s.aws_calls("ssm:GetParameters", &role);
     let reads_before = reads().await;
 
     // Let the operator work on something else for a while: a neighbour
