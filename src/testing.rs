@@ -522,23 +522,11 @@ impl FakeApi {
                     name,
                     "status",
                 ],
-            ) if cluster.failing_status_writes > 0 => {
-                cluster.failing_status_writes -= 1;
-                status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
-            }
-            (
-                &Method::PATCH,
-                [
-                    "apis",
-                    "ssm-operator.io",
-                    "v1alpha1",
-                    "namespaces",
-                    ns,
-                    "ssmparameters",
-                    name,
-                    "status",
-                ],
             ) => {
+                if cluster.failing_status_writes > 0 {
+                    cluster.failing_status_writes -= 1;
+                    return status(StatusCode::INTERNAL_SERVER_ERROR, "InternalError");
+                }
                 let key = ((*ns).to_owned(), (*name).to_owned());
                 match cluster.ssm_parameters.get_mut(&key) {
                     Some(obj) => {
