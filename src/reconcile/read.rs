@@ -3,8 +3,10 @@
 //! First a probe without decryption, which never touches KMS and returns
 //! every parameter's version (and the value of plain Strings). Then a
 //! decrypting read of only the SecureStrings that changed since the Secret
-//! was written — or of all of them, when the Secret cannot be trusted to hold
-//! the last values (first sync, spec change, forced sync, edited Secret).
+//! was written. When the Secret cannot be trusted to hold the last values
+//! (first sync, spec change, forced sync, edited Secret) every value must be
+//! read anyway, so the named parameters are read with decryption at once: a
+//! probe could tell nothing, and would double the calls.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,6 +62,8 @@ struct Found {
     decrypt: bool,
     property: Option<String>,
     probe: FetchedParameter,
+    /// The probe already read it with decryption.
+    decrypted: bool,
 }
 
 impl Found {
@@ -77,7 +81,7 @@ pub async fn read(
     known: &Known<'_>,
     path_limit: usize,
 ) -> Result<Read, SyncError> {
-    let found = probe(plan, &reader, priority, known, path_limit).await?;
+    let found = probe(plan, &reader, priority, depth, known, path_limit).await?;
     let holds = |f: &Found| {
         known.versions.get(f.key.as_str()) == Some(&f.probe.version)
             && known.data.is_some_and(|d| d.contains_key(&f.key))
@@ -91,7 +95,7 @@ pub async fn read(
 
     let to_decrypt: Vec<&Found> = found
         .iter()
-        .filter(|f| f.secure() && (depth == Depth::Full || !holds(f)))
+        .filter(|f| f.secure() && !f.decrypted && (depth == Depth::Full || !holds(f)))
         .collect();
     let decrypted = decrypt(&to_decrypt, &reader, priority).await?;
     drop(reader);
@@ -101,7 +105,7 @@ pub async fn read(
     for f in &found {
         let (value, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
             Some(p) => (shaped(f, &p.value)?, p),
-            None if f.secure() => (current(known, &f.key), &f.probe),
+            None if f.secure() && !f.decrypted => (current(known, &f.key), &f.probe),
             None => (shaped(f, &f.probe.value)?, &f.probe),
         };
         compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
@@ -141,28 +145,41 @@ fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
     }
 }
 
-/// Every parameter of the plan, without decryption. The first failure in
+/// Every parameter of the plan: without decryption, or — at `Depth::Full`
+/// — the named ones to decrypt with decryption at once. The first failure in
 /// spec order wins; missing parameters are reported together.
 async fn probe(
     plan: &Plan,
     reader: &Reader,
     priority: Priority,
+    depth: Depth,
     known: &Known<'_>,
     path_limit: usize,
 ) -> Result<Vec<Found>, SyncError> {
-    let answers = read_grouped(
-        reader,
-        priority,
-        false,
-        plan.entries.iter().map(|e| (&e.scope, e.request.clone())),
-    )
-    .await;
+    let decrypting = |e: &Entry| depth == Depth::Full && e.decrypt && !asked_both_ways(plan, e);
+    let (secure, plain): (Vec<&Entry>, Vec<&Entry>) =
+        plan.entries.iter().partition(|e| decrypting(e));
+    let (mut answers, decrypted) = futures::join!(
+        read_grouped(
+            reader,
+            priority,
+            false,
+            plain.iter().map(|e| (&e.scope, e.request.clone()))
+        ),
+        read_grouped(
+            reader,
+            priority,
+            true,
+            secure.iter().map(|e| (&e.scope, e.request.clone()))
+        ),
+    );
+    answers.extend(decrypted);
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let mut first_error = None;
     for entry in &plan.entries {
         match answers.get(&(entry.scope.clone(), entry.request.clone())) {
-            Some(Fetch::Found(p)) => found.push(explicit(entry, p.clone())),
+            Some(Fetch::Found(p)) => found.push(explicit(entry, p.clone(), decrypting(entry))),
             Some(Fetch::SelectorMissing) => {
                 first_error.get_or_insert(SyncError::ParameterVersionNotFound {
                     parameter: entry.name.clone(),
@@ -201,6 +218,7 @@ async fn probe(
                 decrypt: true,
                 property: None,
                 probe: p,
+                decrypted: false,
             });
         }
     }
@@ -293,7 +311,7 @@ fn under(query: &PathQuery, name: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && (query.recursive || !rest.contains('/')))
 }
 
-fn explicit(entry: &Entry, probe: FetchedParameter) -> Found {
+fn explicit(entry: &Entry, probe: FetchedParameter, decrypted: bool) -> Found {
     Found {
         name: entry.name.clone(),
         key: entry.key.clone(),
@@ -302,7 +320,17 @@ fn explicit(entry: &Entry, probe: FetchedParameter) -> Found {
         decrypt: entry.decrypt,
         property: entry.property.clone(),
         probe,
+        decrypted,
     }
+}
+
+/// Whether the same parameter is named once with `decrypt` and once
+/// without: both reads' answers would share a name, so both go without
+/// decryption first, as always.
+fn asked_both_ways(plan: &Plan, entry: &Entry) -> bool {
+    plan.entries
+        .iter()
+        .any(|e| e.scope == entry.scope && e.request == entry.request && e.decrypt != entry.decrypt)
 }
 
 /// Decrypting reads of `found`, by scope and name.

@@ -165,6 +165,32 @@ async fn a_first_sync_decrypts_each_parameter_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_read_of_everything_is_one_decrypting_call_without_a_probe() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.store.put("prd-db-user", "app");
+    let spec = json!({"parameters": [{"name": "prd-db-pass"}, {"name": "prd-db-user"}, {"name": "prd-db-pass", "key": "sealed", "decrypt": false}]});
+    w.apply("db", spec);
+    w.reconcile("db").await;
+    assert_eq!(w.value("db", "prd-db-pass").as_deref(), Some("s3cr3t"));
+    let calls = w.store.all_calls();
+    // Named with and without decryption, that parameter is probed first:
+    // the probe, the other one decrypted at once, then the decrypting read.
+    assert_eq!(calls.len(), 3, "{calls:?}");
+
+    w.apply(
+        "simple",
+        json!({"parameters": [{"name": "prd-db-pass"}, {"name": "prd-db-user"}]}),
+    );
+    w.store.forget_calls();
+    w.reconcile("simple").await;
+    let calls = w.store.all_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].decrypt);
+    assert_eq!(w.value("simple", "prd-db-user").as_deref(), Some("app"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unchanged_refresh_writes_nothing_and_decrypts_nothing() {
     let w = World::new();
     w.store.put("prd-db-pass", "s3cr3t");
