@@ -98,6 +98,12 @@ pub enum SyncError {
     SecretTooLarge { secret: String, bytes: usize },
     #[error("{detail}")]
     InvalidSpec { detail: String },
+    /// The operator itself failed (a panic) while syncing this object. The
+    /// message never carries the panic's text: it could quote a value.
+    #[error(
+        "the operator failed unexpectedly while syncing this object; it retries with backoff (the operator's log says where it failed)"
+    )]
+    InternalError,
 }
 
 fn key_part(key: &Option<String>) -> String {
@@ -125,7 +131,9 @@ impl SyncError {
     /// How soon trying again can help.
     pub fn retry(&self) -> Retry {
         match self {
-            Self::Throttled { .. } | Self::AwsUnavailable { .. } => Retry::Soon,
+            Self::Throttled { .. } | Self::AwsUnavailable { .. } | Self::InternalError => {
+                Retry::Soon
+            }
             Self::InvalidSpec { .. } => Retry::OnSpecChange,
             _ => Retry::AtRefresh,
         }
@@ -229,6 +237,13 @@ mod tests {
         assert_eq!(throttled.retry(), Retry::Soon);
         let invalid = SyncError::InvalidSpec { detail: "x".into() };
         assert_eq!(invalid.retry(), Retry::OnSpecChange);
+    }
+
+    #[test]
+    fn an_internal_error_is_retried_soon_and_says_no_more_than_that() {
+        assert_eq!(SyncError::InternalError.retry(), Retry::Soon);
+        assert_eq!(SyncError::InternalError.reason().as_str(), "InternalError");
+        assert!(SyncError::InternalError.message().contains("retries with backoff"));
     }
 
     #[test]
