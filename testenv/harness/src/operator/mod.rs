@@ -27,8 +27,13 @@ pub struct Site<'a> {
 /// How to start the operator, beyond the defaults.
 #[derive(Default)]
 pub struct OperatorOptions {
+    /// The API server's address in the operator's kubeconfig (default: the
+    /// environment's); a [`crate::proxy::FaultProxy`]'s puts it in front.
+    pub api_server: Option<String>,
     /// More `ssm-operator run` flags.
     pub args: Vec<String>,
+    /// More environment variables (e.g. a failpoint of a debug build).
+    pub env: Vec<(String, String)>,
     /// More namespaces to watch.
     pub also_watch: Vec<String>,
     /// The web identity token file's content (default: a fresh token).
@@ -59,6 +64,11 @@ impl Operator {
     /// Kills the process at once (SIGKILL): no lease release, nothing.
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
+    }
+
+    /// How it exited, if it did (`None`: it runs).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Asks the process to stop (SIGTERM) and waits for it.
@@ -102,7 +112,8 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
         leader_election: options.leader.is_some(),
         namespaced: options.namespaced_rbac,
     };
-    let identity = pod_identity(site, rbac, options.aws_token.clone()).await;
+    let server = options.api_server.as_deref();
+    let identity = pod_identity(site, rbac, options.aws_token.clone(), server).await;
     let mut watched = vec![site.namespace.to_owned()];
     watched.extend(options.also_watch);
     let tenancy_chosen = options
@@ -128,6 +139,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
         .args(&operator_identity)
         .args(&options.args)
         .env("POD_NAME", options.leader.as_deref().unwrap_or("ssm-operator"))
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .env("SSM_OPERATOR_LOG_LEVEL", "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -145,7 +157,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
 /// Runs `ssm-operator <args>` to completion at `site` with the operator's
 /// identity and environment, as `kubectl exec` into its Pod would.
 pub async fn run_command(site: Site<'_>, role_arn: &str, args: &[&str]) -> Output {
-    let identity = pod_identity(site, Rbac::default(), None).await;
+    let identity = pod_identity(site, Rbac::default(), None, None).await;
     pod_command(site, &identity, role_arn)
         .args(args)
         .output()
@@ -171,17 +183,20 @@ fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio:
 /// ServiceAccount in namespace `ns` made to the API server so far, by the
 /// audit log.
 pub fn writes(env: &EnvInfo, ns: &str) -> usize {
+    audited(env, ns, &["create", "update", "patch", "delete"], None)
+}
+
+/// Requests with one of `verbs` the operator's ServiceAccount in namespace
+/// `ns` made so far on `resource` (`secrets`, `leases`, …; `None`: any), by
+/// the audit log (which records write requests only).
+pub fn audited(env: &EnvInfo, ns: &str, verbs: &[&str], resource: Option<&str>) -> usize {
     let user = subject(ns, SERVICE_ACCOUNT);
     let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["user"]["username"] == user.as_str())
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-        })
+        .filter(|e| e["verb"].as_str().is_some_and(|v| verbs.contains(&v)))
+        .filter(|e| resource.is_none_or(|r| e["objectRef"]["resource"] == r))
         .count()
 }
 
