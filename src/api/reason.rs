@@ -243,7 +243,11 @@ mod tests {
     fn an_internal_error_is_retried_soon_and_says_no_more_than_that() {
         assert_eq!(SyncError::InternalError.retry(), Retry::Soon);
         assert_eq!(SyncError::InternalError.reason().as_str(), "InternalError");
-        assert!(SyncError::InternalError.message().contains("retries with backoff"));
+        assert!(
+            SyncError::InternalError
+                .message()
+                .contains("retries with backoff")
+        );
     }
 
     #[test]

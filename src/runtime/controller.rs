@@ -17,10 +17,10 @@ use crate::api::SsmParameter;
 use crate::batch::Batcher;
 use crate::batch::budget::Budgets;
 use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
-use crate::reconcile::schedule::Schedule;
 use crate::reconcile::Context;
-use crate::runtime::guard::{self, Failure};
+use crate::reconcile::schedule::Schedule;
 use crate::runtime::client::watch_config;
+use crate::runtime::guard::{self, Failure};
 use crate::runtime::{Settings, relist};
 use crate::telemetry::metrics::Metrics;
 
@@ -36,7 +36,11 @@ impl Wiring {
     /// What every reconcile shares, for the life of the process: kept across
     /// terms of leadership, so that a leader that lost the Lease and took it
     /// back does not read every parameter again.
-    pub fn context(&self, client: &Client, store: Arc<dyn crate::aws::ParameterStore>) -> Arc<Context> {
+    pub fn context(
+        &self,
+        client: &Client,
+        store: Arc<dyn crate::aws::ParameterStore>,
+    ) -> Arc<Context> {
         let settings = &self.settings;
         Arc::new(Context {
             batcher: Batcher::start(
@@ -183,5 +187,12 @@ fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
 
 fn error_policy(obj: Arc<SsmParameter>, error: &Failure, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, namespace = obj.namespace(), name = obj.name_any(), "reconcile failed; retrying");
-    Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj)))
+    let object = ObjectRef::from_obj(&*obj);
+    let wait = match error {
+        // The API server failed, or was too slow: what the last good sync
+        // read still stands, and an outage costs no read of every value.
+        Failure::Reconcile(_) | Failure::TimedOut(_) => ctx.schedule.backoff(object),
+        Failure::Panicked => ctx.schedule.failed(object),
+    };
+    Action::requeue(wait)
 }

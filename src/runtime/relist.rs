@@ -52,8 +52,8 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
-    use kube::runtime::reflector;
     use kube::runtime::WatchStreamExt as _;
+    use kube::runtime::reflector;
 
     fn object(name: &str) -> ConfigMap {
         ConfigMap {
@@ -78,8 +78,8 @@ mod tests {
 
     async fn run(events: Vec<Event<ConfigMap>>) -> Vec<Event<ConfigMap>> {
         let (reader, writer) = reflector::store();
-        let stream = futures::stream::iter(events.into_iter().map(Ok::<_, watcher::Error>))
-            .reflect(writer);
+        let stream =
+            futures::stream::iter(events.into_iter().map(Ok::<_, watcher::Error>)).reflect(writer);
         with_vanished(stream, reader)
             .map(|e| e.unwrap())
             .collect()

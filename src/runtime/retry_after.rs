@@ -68,10 +68,7 @@ where
             if let Some(at) = wait {
                 tokio::time::sleep_until(at).await;
             }
-            let response = inner
-                .oneshot(request)
-                .await
-                .map_err(Into::into)?;
+            let response = inner.oneshot(request).await.map_err(Into::into)?;
             if let Some(after) = retry_after(&response) {
                 let at = Instant::now() + after;
                 let mut latest = not_before.lock().unwrap_or_else(PoisonError::into_inner);
@@ -112,8 +109,14 @@ mod tests {
 
     #[test]
     fn only_a_429_with_whole_seconds_asks_to_wait_and_long_waits_are_capped() {
-        assert_eq!(retry_after(&answer(429, Some("2"))), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&answer(429, Some("3600"))), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&answer(429, Some("2"))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&answer(429, Some("3600"))),
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(retry_after(&answer(429, None)), None);
         assert_eq!(retry_after(&answer(429, Some("soon"))), None);
         assert_eq!(retry_after(&answer(503, Some("2"))), None);
