@@ -39,7 +39,10 @@ pub(super) enum Fate {
     /// Never answered.
     Held,
     /// Answered by the proxy with this status (and Retry-After).
-    Answered { status: u16, retry_after: Option<u32> },
+    Answered {
+        status: u16,
+        retry_after: Option<u32>,
+    },
     /// A watch answered with 410 Gone.
     Expired,
     Forwarded,
@@ -81,7 +84,10 @@ mod tests {
             ..Faults::default()
         };
         assert_eq!(Fate::of(&gap, false), Fate::Forwarded);
-        assert!(matches!(Fate::of(&gap, true), Fate::Answered { status: 500, .. }));
+        assert!(matches!(
+            Fate::of(&gap, true),
+            Fate::Answered { status: 500, .. }
+        ));
     }
 
     #[test]

@@ -44,7 +44,9 @@ mod tests {
 
     #[test]
     fn watches_are_told_by_their_query() {
-        assert!(is_watch("/api/v1/secrets?labelSelector=a&watch=true&timeoutSeconds=60"));
+        assert!(is_watch(
+            "/api/v1/secrets?labelSelector=a&watch=true&timeoutSeconds=60"
+        ));
         assert!(!is_watch("/api/v1/secrets?limit=500"));
         assert!(!is_watch("/apis/x/v1/watchers"));
     }

@@ -45,7 +45,9 @@ pub(super) async fn listen(listener: TcpListener, addr: SocketAddr, shared: Arc<
             None => match bind(addr) {
                 Ok(bound) => bound,
                 Err(error) => {
-                    eprintln!("the fault proxy could not listen on {addr} again: {error}; retrying");
+                    eprintln!(
+                        "the fault proxy could not listen on {addr} again: {error}; retrying"
+                    );
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
@@ -95,17 +97,19 @@ async fn connection(tcp: TcpStream, shared: Arc<Shared>) {
         return;
     };
     let handler = shared.clone();
-    let service =
-        hyper::service::service_fn(move |request| handle(request, handler.clone()));
-    let serving = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), service);
+    let service = hyper::service::service_fn(move |request| handle(request, handler.clone()));
+    let serving =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
     tokio::select! {
         _ = serving => {}
         _ = control.wait_for(|s| s.faults.refuse || s.stopped) => {}
     }
 }
 
-async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, BoxError> {
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Body>, BoxError> {
     let method = request.method().to_string();
     let path = request
         .uri()
@@ -122,7 +126,11 @@ async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> Result<Respo
             status,
             by_proxy,
         };
-        shared.log.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+        shared
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
     };
     match fate {
         Fate::Held => {
@@ -178,14 +186,21 @@ fn fate(shared: &Shared, path: &str, watch: bool) -> Fate {
     let resource = path.split('?').next().unwrap_or_default();
     let mut expired = false;
     shared.control.send_if_modified(|s| {
-        let armed = s.expire_next.iter().position(|r| resource.contains(r.as_str()));
+        let armed = s
+            .expire_next
+            .iter()
+            .position(|r| resource.contains(r.as_str()));
         if let Some(i) = armed {
             s.expire_next.remove(i);
             expired = true;
         }
         expired
     });
-    if expired { Fate::Expired } else { Fate::Forwarded }
+    if expired {
+        Fate::Expired
+    } else {
+        Fate::Forwarded
+    }
 }
 
 /// A `Status` as the API server answers it.

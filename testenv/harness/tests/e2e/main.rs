@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod apiserver_faults;
 mod check;
 mod cross_account;
 mod identity;
