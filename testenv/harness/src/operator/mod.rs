@@ -71,6 +71,20 @@ impl Operator {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Its peak resident memory so far, in MiB (Linux: `VmHWM`).
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub async fn terminate(&mut self) -> ExitStatus {
         if let Some(pid) = self.child.id() {

@@ -205,6 +205,18 @@ fn retried_too_soon(log: &[&Logged], retry_after: Duration) -> usize {
     too_soon
 }
 
+/// Peak resident memory of each operator, for the test's report line.
+fn peak_rss(operators: &[Operator]) -> String {
+    let peaks: Vec<String> = operators
+        .iter()
+        .map(|o| match o.peak_rss_mib() {
+            Some(mib) => format!("{mib:.0} MiB"),
+            None => "?".to_owned(),
+        })
+        .collect();
+    format!("peak RSS {}", peaks.join(", "))
+}
+
 fn assert_running(operators: &mut [Operator]) {
     for operator in operators {
         assert_eq!(operator.exited(), None, "operator {} exited", operator.name);
@@ -247,6 +259,8 @@ async fn a_429_storm_of_two_minutes_while_values_change_delays_syncs_and_loses_n
     assert_eq!(too_soon, 0, "requests were retried sooner than Retry-After");
     assert_running(s.operators());
     check_invariants(&s, &objects, s.operator()).await;
+    let rss = peak_rss(s.operators());
+    println!("{}: {rss}", s.id);
     s.cleanup().await;
 }
 
@@ -322,6 +336,8 @@ async fn the_api_server_down_five_minutes_with_two_replicas_costs_a_new_term_not
     );
     assert_eq!(decrypted, 1, "the leader read every SecureString again");
     check_invariants(&s, &objects, s.operator()).await;
+    let rss = peak_rss(s.operators());
+    println!("{}: {rss}", s.id);
     s.cleanup().await;
 }
 
@@ -361,6 +377,8 @@ async fn a_black_holed_connection_times_out_and_the_operator_recovers_in_the_sam
         "the operator did not step down and campaign again"
     );
     check_invariants(&s, &objects, s.operator()).await;
+    let rss = peak_rss(s.operators());
+    println!("{}: {rss}", s.id);
     s.cleanup().await;
 }
 
@@ -427,6 +445,8 @@ async fn a_watch_gap_with_a_secret_and_an_ssm_parameter_deleted_is_repaired_afte
     );
     assert_running(s.operators());
     check_invariants(&s, std::slice::from_ref(kept), s.operator()).await;
+    let rss = peak_rss(s.operators());
+    println!("{}: {rss}", s.id);
     s.cleanup().await;
 }
 
@@ -496,5 +516,7 @@ async fn a_panic_in_one_reconcile_is_an_internal_error_on_that_object_and_the_ot
         panicked()
     );
     assert_running(s.operators());
+    let rss = peak_rss(s.operators());
+    println!("{}: {rss}", s.id);
     s.cleanup().await;
 }
