@@ -193,24 +193,44 @@ fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio:
     command
 }
 
+const WRITES: &[&str] = &["create", "update", "patch", "delete"];
+
 /// Write requests (create, update, patch, delete) the operator's
 /// ServiceAccount in namespace `ns` made to the API server so far, by the
 /// audit log.
 pub fn writes(env: &EnvInfo, ns: &str) -> usize {
-    audited(env, ns, &["create", "update", "patch", "delete"], None)
+    audited(env, ns, WRITES, None)
+}
+
+/// Write requests as [`writes`] counts them, but those on `resource` (e.g.
+/// `leases`: the renewals of leader election), from one read of the log.
+pub fn writes_except(env: &EnvInfo, ns: &str, resource: &str) -> usize {
+    count(env, ns, |e| {
+        is_one_of(e, WRITES) && e["objectRef"]["resource"] != resource
+    })
 }
 
 /// Requests with one of `verbs` the operator's ServiceAccount in namespace
 /// `ns` made so far on `resource` (`secrets`, `leases`, …; `None`: any), by
 /// the audit log (which records write requests only).
 pub fn audited(env: &EnvInfo, ns: &str, verbs: &[&str], resource: Option<&str>) -> usize {
+    count(env, ns, |e| {
+        is_one_of(e, verbs) && resource.is_none_or(|r| e["objectRef"]["resource"] == r)
+    })
+}
+
+fn is_one_of(entry: &Value, verbs: &[&str]) -> bool {
+    entry["verb"].as_str().is_some_and(|v| verbs.contains(&v))
+}
+
+/// Audit log entries of the operator's ServiceAccount in `ns` that `holds`.
+fn count(env: &EnvInfo, ns: &str, holds: impl Fn(&Value) -> bool) -> usize {
     let user = subject(ns, SERVICE_ACCOUNT);
     let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
     log.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["user"]["username"] == user.as_str())
-        .filter(|e| e["verb"].as_str().is_some_and(|v| verbs.contains(&v)))
-        .filter(|e| resource.is_none_or(|r| e["objectRef"]["resource"] == r))
+        .filter(|e| holds(e))
         .count()
 }
 

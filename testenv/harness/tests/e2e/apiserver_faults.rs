@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use ssm_operator_testenv::aws::counters;
 use ssm_operator_testenv::aws::setup::read_prefix_policy;
 use ssm_operator_testenv::manifest::ssm_parameter;
-use ssm_operator_testenv::operator::{Operator, audited};
+use ssm_operator_testenv::operator::{Operator, audited, writes_except};
 use ssm_operator_testenv::proxy::log::between;
 use ssm_operator_testenv::proxy::{FaultProxy, Faults, Logged};
 use ssm_operator_testenv::{DEADLINE, OperatorOptions, Scenario, eventually};
@@ -123,13 +123,7 @@ async fn converged(s: &Scenario, objects: &[Tracked], deadline: Duration) -> Dur
 
 /// Writes other than the Lease's renewals.
 fn object_writes(s: &Scenario) -> usize {
-    let leases = audited(
-        s.env,
-        &s.namespace,
-        &["create", "update", "patch", "delete"],
-        Some("leases"),
-    );
-    s.operator_writes() - leases
+    writes_except(s.env, &s.namespace, "leases")
 }
 
 /// The invariants after a fault, once every Secret holds the current
