@@ -1,8 +1,10 @@
-//! Places where a test build of the operator dies on the spot when told to
-//! (`SSM_OPERATOR_FAILPOINT=<name>`), so that tests can prove that whatever
-//! a crash interrupts is finished, once, by the next reconcile. Compiled only
-//! with the `failpoints` feature, which the test harness turns on; in every
-//! other build [`hit`] is empty.
+//! Places where a test build of the operator fails when told to, so that
+//! tests can prove what a crash or a panic leaves behind:
+//! `SSM_OPERATOR_FAILPOINT=<name>` aborts the process at that point (whatever
+//! a crash interrupts must be finished, once, by the next reconcile), and
+//! `SSM_OPERATOR_FAILPOINT_PANIC=<namespace>/<name>` makes every reconcile of
+//! that SsmParameter panic. Compiled only with the `failpoints` feature,
+//! which the test harness turns on; in every other build these are empty.
 
 /// Right after the Secret is written, before status, rollouts and Events.
 pub const AFTER_SECRET_WRITE: &str = "after-secret-write";
@@ -24,3 +26,22 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// Panics if `obj` is the SsmParameter named by `SSM_OPERATOR_FAILPOINT_PANIC`.
+#[cfg(feature = "failpoints")]
+#[allow(clippy::panic, reason = "a panic on demand is the point")]
+pub fn panic_in_reconcile(obj: &crate::api::SsmParameter) {
+    use kube::ResourceExt as _;
+    let Ok(wanted) = std::env::var("SSM_OPERATOR_FAILPOINT_PANIC") else {
+        return;
+    };
+    let object = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    if wanted == object {
+        panic!("failpoint: a panic in the reconcile of {object}");
+    }
+}
+
+/// Panics on demand: never, in this build.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn panic_in_reconcile(_obj: &crate::api::SsmParameter) {}

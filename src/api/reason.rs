@@ -103,6 +103,12 @@ pub enum SyncError {
     SecretTooLarge { secret: String, bytes: usize },
     #[error("{detail}")]
     InvalidSpec { detail: String },
+    /// The operator itself failed (a panic) while syncing this object. The
+    /// message never carries the panic's text: it could quote a value.
+    #[error(
+        "the operator failed unexpectedly while syncing this object; it retries with backoff (the operator's log says where it failed)"
+    )]
+    InternalError,
 }
 
 fn key_part(key: &Option<String>) -> String {
@@ -130,7 +136,9 @@ impl SyncError {
     /// How soon trying again can help.
     pub fn retry(&self) -> Retry {
         match self {
-            Self::Throttled { .. } | Self::AwsUnavailable { .. } => Retry::Soon,
+            Self::Throttled { .. } | Self::AwsUnavailable { .. } | Self::InternalError => {
+                Retry::Soon
+            }
             // The kubelet rotates a projected token well before it expires,
             // and a tenant's token is asked for afresh: the next token read
             // is a new one, with nobody changing anything in AWS.
@@ -246,6 +254,17 @@ mod tests {
             role: "arn:aws:iam::111122223333:role/op".into(),
         };
         assert_eq!(expired.retry(), Retry::Soon);
+    }
+
+    #[test]
+    fn an_internal_error_is_retried_soon_and_says_no_more_than_that() {
+        assert_eq!(SyncError::InternalError.retry(), Retry::Soon);
+        assert_eq!(SyncError::InternalError.reason().as_str(), "InternalError");
+        assert!(
+            SyncError::InternalError
+                .message()
+                .contains("retries with backoff")
+        );
     }
 
     #[test]

@@ -143,6 +143,13 @@ impl Schedule {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&object);
+        self.backoff(object)
+    }
+
+    /// Records a failed attempt that leaves the last good sync standing (the
+    /// API server failed; the Secret's resourceVersion still tells whether it
+    /// changed); returns the wait before the next attempt.
+    pub fn backoff(&self, object: ObjectRef<SsmParameter>) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let attempts = failures.entry(object).or_insert(0);
         let wait = BACKOFF_START

@@ -17,9 +17,11 @@ use crate::api::SsmParameter;
 use crate::batch::Batcher;
 use crate::batch::budget::Budgets;
 use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
+use crate::reconcile::Context;
 use crate::reconcile::schedule::Schedule;
-use crate::reconcile::{self, Context, ReconcileError};
-use crate::runtime::Settings;
+use crate::runtime::client::watch_config;
+use crate::runtime::guard::{self, Failure};
+use crate::runtime::{Settings, relist};
 use crate::telemetry::metrics::Metrics;
 
 /// What the controller is wired with.
@@ -27,49 +29,58 @@ pub struct Wiring {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     /// Set once every watched scope's cache is synced.
-    pub ready: tokio::sync::watch::Sender<bool>,
+    pub ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Wiring {
+    /// What every reconcile shares, for the life of the process: kept across
+    /// terms of leadership, so that a leader that lost the Lease and took it
+    /// back does not read every parameter again.
+    pub fn context(
+        &self,
+        client: &Client,
+        store: Arc<dyn crate::aws::ParameterStore>,
+    ) -> Arc<Context> {
+        let settings = &self.settings;
+        Arc::new(Context {
+            batcher: Batcher::start(
+                store,
+                Arc::new(Budgets::new(settings.aws_read_rate)),
+                self.metrics.clone(),
+                settings.batch_window,
+            ),
+            default_region: settings.region.clone(),
+            max_path_parameters: settings.max_path_parameters,
+            recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
+            schedule: Schedule::default(),
+            tenancy: settings.tenancy.clone(),
+            metrics: self.metrics.clone(),
+            in_flight: Default::default(),
+            client: client.clone(),
+        })
+    }
 }
 
 /// Runs until `shutdown` resolves, then finishes the reconciles in flight.
 pub async fn run(
     client: Client,
-    wiring: Wiring,
-    store: Arc<dyn crate::aws::ParameterStore>,
+    wiring: &Wiring,
+    ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let Wiring {
-        settings,
-        metrics,
-        ready,
-    } = wiring;
-    let ctx = Arc::new(Context {
-        batcher: Batcher::start(
-            store,
-            Arc::new(Budgets::new(settings.aws_read_rate)),
-            metrics.clone(),
-            settings.batch_window,
-        ),
-        default_region: settings.region,
-        max_path_parameters: settings.max_path_parameters,
-        recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
-        schedule: Schedule::default(),
-        tenancy: settings.tenancy,
-        metrics,
-        in_flight: Default::default(),
-        client: client.clone(),
-    });
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let concurrency = settings.max_concurrent_reconciles;
+    let concurrency = wiring.settings.max_concurrent_reconciles;
     // One controller per watched scope: a reflector store holds one list.
-    let scopes: Vec<Option<String>> = if settings.watch_namespaces.is_empty() {
+    let namespaces = &wiring.settings.watch_namespaces;
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
-        settings.watch_namespaces.into_iter().map(Some).collect()
+        namespaces.iter().cloned().map(Some).collect()
     };
     let readiness = Arc::new(Readiness {
         scopes: scopes.len(),
         synced: AtomicUsize::new(0),
-        ready,
+        ready: wiring.ready.clone(),
     });
     let controllers: Vec<_> = scopes
         .into_iter()
@@ -79,7 +90,7 @@ pub async fn run(
         controller
             .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile::reconcile, error_policy, ctx.clone())
+            .run(guard::reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(error) = result {
                     tracing::debug!(%error, "reconcile did not complete");
@@ -103,7 +114,7 @@ where
 struct Readiness {
     scopes: usize,
     synced: AtomicUsize,
-    ready: tokio::sync::watch::Sender<bool>,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Readiness {
@@ -128,29 +139,32 @@ fn controller(
     // a new generation or a new force-sync value does.
     let parameters = watcher(
         api::<SsmParameter>(&client, ns),
-        watcher::Config::default().any_semantic(),
+        watch_config().any_semantic(),
     )
     .default_backoff()
-    .reflect(writer)
-    .inspect_ok(move |event| match event {
-        // Deleted objects leave nothing to remember.
-        watcher::Event::Delete(obj) => ctx.forget(obj),
-        // Only the first full list counts; relists do not unready.
-        watcher::Event::InitDone if !synced_once.swap(true, Ordering::Relaxed) => {
-            readiness.scope_synced()
-        }
-        _ => {}
-    })
-    .applied_objects()
-    .predicate_filter(spec_or_force_sync, Default::default());
+    .reflect(writer);
+    let parameters = relist::with_vanished(parameters, reader.clone())
+        .inspect_ok(move |event| match event {
+            // Deleted objects leave nothing to remember.
+            watcher::Event::Delete(obj) => ctx.forget(obj),
+            // Only the first full list counts; relists do not unready.
+            watcher::Event::InitDone if !synced_once.swap(true, Ordering::Relaxed) => {
+                readiness.scope_synced()
+            }
+            _ => {}
+        })
+        .applied_objects()
+        .predicate_filter(spec_or_force_sync, Default::default());
     // Owned Secrets by metadata only, label-selected: the operator never
     // caches Secret data, and an edited or deleted Secret is repaired at once.
+    let (secret_reader, secret_writer) = reflector::store();
     let secrets = watcher(
         api::<PartialObjectMeta<Secret>>(&client, ns),
-        watcher::Config::default().labels(&format!("{WATCH_LABEL}=true")),
+        watch_config().labels(&format!("{WATCH_LABEL}=true")),
     )
     .default_backoff()
-    .touched_objects();
+    .reflect(secret_writer);
+    let secrets = relist::with_vanished(secrets, secret_reader).touched_objects();
     let known = reader.clone();
     Controller::for_stream(parameters, reader)
         .watches_stream(secrets, move |secret| writers_of(&secret, &known))
@@ -182,7 +196,7 @@ fn writers_of(
 fn merges_into(obj: &SsmParameter, secret: &str) -> bool {
     let merging = obj.spec.target.as_ref().and_then(|t| t.creation_policy)
         == Some(crate::api::CreationPolicy::Merge);
-    merging && reconcile::plan::secret_name(obj) == secret
+    merging && crate::reconcile::plan::secret_name(obj) == secret
 }
 
 fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
@@ -196,7 +210,14 @@ fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
     Some(hasher.finish())
 }
 
-fn error_policy(obj: Arc<SsmParameter>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+fn error_policy(obj: Arc<SsmParameter>, error: &Failure, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, namespace = obj.namespace(), name = obj.name_any(), "reconcile failed; retrying");
-    Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj)))
+    let object = ObjectRef::from_obj(&*obj);
+    let wait = match error {
+        // The API server failed, or was too slow: what the last good sync
+        // read still stands, and an outage costs no read of every value.
+        Failure::Reconcile(_) | Failure::TimedOut(_) => ctx.schedule.backoff(object),
+        Failure::Panicked => ctx.schedule.failed(object),
+    };
+    Action::requeue(wait)
 }

@@ -10,6 +10,7 @@
 //! Expiry compares the holder's `renewTime` with this process's clock, so the
 //! nodes' clocks must agree to well within `renew_every` (NTP does).
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -94,11 +95,13 @@ impl Leadership {
 
     /// Resolves once this process no longer leads: another process holds the
     /// Lease, it was deleted, or it could not be renewed in time. Stop
-    /// reconciling at once then; exiting restarts the process as a standby.
-    pub async fn lost(&self) {
+    /// reconciling at once then, and campaign again ([`super::campaign`]).
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut lost = self.lost.clone();
-        // An error means the renewal ended: nothing keeps the Lease any more.
-        let _ = lost.wait_for(|lost| *lost).await;
+        async move {
+            // An error means the renewal ended: nothing keeps the Lease any more.
+            let _ = lost.wait_for(|lost| *lost).await;
+        }
     }
 
     /// Stops renewing and frees the Lease, so a standby takes over at once

@@ -1,9 +1,15 @@
-//! What makes the operator a running process: [`run`], the controller
-//! wiring, leader election and the admin server.
+//! What makes the operator a running process: [`run`], the API client,
+//! the controller wiring and the guard around each reconcile, leader
+//! election in terms, and the admin server.
 
 pub mod admin;
+pub mod campaign;
+pub mod client;
 pub mod controller;
+pub mod guard;
 pub mod leader;
+pub mod relist;
+pub mod retry_after;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,9 +47,9 @@ pub struct Settings {
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
-/// the controller once this process leads (with leader election on).
+/// the controller whenever this process leads (with leader election on).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await?;
+    let client = client::connect().await?;
     let metrics = Arc::new(Metrics::new());
     let base = aws::base_config(&settings.region).await;
     let operator = aws::operator_identity(&settings.region).await;
@@ -70,34 +76,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let leadership = match &settings.leader_election {
-        None => None,
-        // A standby is ready: it serves its purpose by waiting, and a rolling
-        // update must not stall on it.
-        Some(config) => {
-            let _ = ready.send(true);
-            tokio::select! {
-                leading = leader::acquire(client.clone(), config.clone()) => Some(leading?),
-                () = shutdown.clone() => return Ok(()),
-            }
-        }
-    };
     tracing::info!(region = %settings.region, namespaces = ?settings.watch_namespaces, "starting");
     let wiring = controller::Wiring {
         settings,
         metrics,
-        ready,
+        ready: Arc::new(ready),
     };
-    let controller = controller::run(client, wiring, store, shutdown.clone());
-    match &leadership {
-        None => controller.await,
-        Some(leading) => tokio::select! {
-            () = controller => {},
-            () = leading.lost() => anyhow::bail!("lost the leader lease; exiting so that a standby takes over"),
-        },
-    }
-    if let Some(leading) = leadership {
-        leading.release().await;
+    let ctx = wiring.context(&client, store);
+    match wiring.settings.leader_election.clone() {
+        None => controller::run(client, &wiring, ctx, shutdown.clone()).await,
+        Some(config) => {
+            // A standby is ready: it serves its purpose by waiting, and a
+            // rolling update must not stall on it.
+            let _ = wiring.ready.send(true);
+            let term = |end| controller::run(client.clone(), &wiring, ctx.clone(), end);
+            campaign::lead_in_terms(client.clone(), config, shutdown.clone(), term).await?;
+        }
     }
     admin.await??;
     tracing::info!("stopped");

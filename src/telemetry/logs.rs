@@ -22,4 +22,17 @@ pub fn init(format: LogFormat, level: &str) {
             .init(),
         LogFormat::Text => builder.init(),
     }
+    log_panics_by_place();
+}
+
+/// A panic is logged by where it happened, never by its message, which
+/// could quote a value (the default hook prints it to stderr as it is).
+fn log_panics_by_place() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%place, "panicked (its message is not logged: it could quote a value)");
+    }));
 }

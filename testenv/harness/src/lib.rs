@@ -14,6 +14,7 @@
 //! - [`wait`]: waiting with a deadline — [`eventually`] and the waits built
 //!   on it or on a watch;
 //! - [`manifest`]: the SsmParameter manifests the tests apply;
+//! - [`proxy`]: a fault proxy in front of the API server, with a request log;
 //!
 //! and [`Scenario`], one test's world, which ties them together.
 // Test support: a failed set-up step fails the test, with its message.
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod env;
 pub mod manifest;
 pub mod operator;
+pub mod proxy;
 pub mod scenario;
 pub mod wait;
 

@@ -182,6 +182,11 @@ impl Scenario {
         self.operators.first().expect("the operator was started")
     }
 
+    /// The `n`th operator started (from 0).
+    pub fn nth_operator(&self, n: usize) -> &Operator {
+        &self.operators[n]
+    }
+
     /// Every operator started, in order.
     pub fn operators(&mut self) -> &mut Vec<Operator> {
         &mut self.operators

@@ -40,8 +40,15 @@ pub struct PodIdentity {
 
 /// The chart's RBAC for ServiceAccount [`SERVICE_ACCOUNT`] of the site's
 /// namespace, a kubeconfig with its token, and its IRSA token file holding
-/// `aws_token` (default: a fresh token from the API server).
-pub async fn pod_identity(site: Site<'_>, rbac: Rbac, aws_token: Option<String>) -> PodIdentity {
+/// `aws_token` (default: a fresh token from the API server). The kubeconfig
+/// names `server` (default: the environment's API server; a fault proxy's
+/// address puts one in front of it).
+pub async fn pod_identity(
+    site: Site<'_>,
+    rbac: Rbac,
+    aws_token: Option<String>,
+    server: Option<&str>,
+) -> PodIdentity {
     let dir = tempfile::Builder::new()
         .prefix(site.prefix)
         .tempdir()
@@ -59,7 +66,7 @@ pub async fn pod_identity(site: Site<'_>, rbac: Rbac, aws_token: Option<String>)
     let kubeconfig = dir.join("kubeconfig");
     let config = json!({
         "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-        "clusters": [{"name": "test", "cluster": {"server": site.env.apiserver, "certificate-authority": site.env.ca_file}}],
+        "clusters": [{"name": "test", "cluster": {"server": server.unwrap_or(&site.env.apiserver), "certificate-authority": site.env.ca_file}}],
         "users": [{"name": sa, "user": {"token": kube_token}}],
         "contexts": [{"name": "operator", "context": {"cluster": "test", "user": sa}}],
     });

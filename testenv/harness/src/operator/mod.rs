@@ -27,6 +27,9 @@ pub struct Site<'a> {
 /// How to start the operator, beyond the defaults.
 #[derive(Default)]
 pub struct OperatorOptions {
+    /// The API server's address in the operator's kubeconfig (default: the
+    /// environment's); a [`crate::proxy::FaultProxy`]'s puts it in front.
+    pub api_server: Option<String>,
     /// More `ssm-operator run` flags.
     pub args: Vec<String>,
     /// More namespaces to watch.
@@ -44,8 +47,9 @@ pub struct OperatorOptions {
     /// watched namespaces (`--operator-identity-namespaces`), unless `args`
     /// say otherwise.
     pub tenants_only: bool,
-    /// Arm this failpoint (`ssm_operator::failpoint`): the process aborts there.
-    pub failpoint: Option<String>,
+    /// More environment variables (e.g. `SSM_OPERATOR_FAILPOINT`, see
+    /// `ssm_operator::failpoint`).
+    pub env: Vec<(String, String)>,
     /// `SSM_OPERATOR_LOG_LEVEL` (default: debug, with the libraries at info).
     pub log_level: Option<String>,
 }
@@ -138,7 +142,8 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
         leader_election: options.leader.is_some(),
         namespaced: options.namespaced_rbac,
     };
-    let identity = pod_identity(site, rbac, options.aws_token.clone()).await;
+    let server = options.api_server.as_deref();
+    let identity = pod_identity(site, rbac, options.aws_token.clone(), server).await;
     let mut watched = vec![site.namespace.to_owned()];
     watched.extend(options.also_watch);
     let tenancy_chosen = options
@@ -177,12 +182,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
             "POD_NAME",
             options.leader.as_deref().unwrap_or("ssm-operator"),
         )
-        .envs(
-            options
-                .failpoint
-                .iter()
-                .map(|f| ("SSM_OPERATOR_FAILPOINT", f)),
-        )
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .env(
             "SSM_OPERATOR_LOG_LEVEL",
             options.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL),
@@ -203,7 +203,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
 /// Runs `ssm-operator <args>` to completion at `site` with the operator's
 /// identity and environment, as `kubectl exec` into its Pod would.
 pub async fn run_command(site: Site<'_>, role_arn: &str, args: &[&str]) -> Output {
-    let identity = pod_identity(site, Rbac::default(), None).await;
+    let identity = pod_identity(site, Rbac::default(), None, None).await;
     pod_command(site, &identity, role_arn)
         .args(args)
         .output()
@@ -273,6 +273,25 @@ pub fn audited_writes(env: &EnvInfo, ns: &str) -> Vec<Audited> {
 /// How many write requests the operator of namespace `ns` made so far.
 pub fn writes(env: &EnvInfo, ns: &str) -> usize {
     audited_writes(env, ns).len()
+}
+
+/// Write requests as [`writes`] counts them, but those on `resource` (e.g.
+/// `leases`: the renewals of leader election), from one read of the log.
+pub fn writes_except(env: &EnvInfo, ns: &str, resource: &str) -> usize {
+    audited_writes(env, ns)
+        .iter()
+        .filter(|w| w.resource != resource)
+        .count()
+}
+
+/// Write requests with one of `verbs` the operator of namespace `ns` made
+/// so far on `resource` (`secrets`, `leases`, …; `None`: any).
+pub fn audited(env: &EnvInfo, ns: &str, verbs: &[&str], resource: Option<&str>) -> usize {
+    audited_writes(env, ns)
+        .iter()
+        .filter(|w| verbs.contains(&w.verb.as_str()))
+        .filter(|w| resource.is_none_or(|r| w.resource == r))
+        .count()
 }
 
 /// One write of a Secret, by the audit log.

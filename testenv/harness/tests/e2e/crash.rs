@@ -67,7 +67,7 @@ async fn killed_at(test: &str, at: &str) {
     s.wait_for_event("app", "Created").await;
     s.operators().clear();
     let armed = OperatorOptions {
-        failpoint: Some(at.to_owned()),
+        env: vec![("SSM_OPERATOR_FAILPOINT".to_owned(), at.to_owned())],
         name: "armed".to_owned(),
         ..OperatorOptions::default()
     };

@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod apiserver_faults;
 mod aws_faults;
 mod bounds;
 mod check;
