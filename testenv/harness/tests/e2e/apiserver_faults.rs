@@ -381,8 +381,20 @@ async fn a_watch_gap_with_a_secret_and_an_ssm_parameter_deleted_is_repaired_afte
     let mut s = Scenario::new("apiserver-watch-gap").await;
     let proxy = FaultProxy::start(s.env).await;
     let (key, _role) = operator_behind(&mut s, &proxy, None).await;
-    let objects = synced_objects(&s, &key, 2).await;
-    let (kept, deleted) = (&objects[0], &objects[1]);
+    let objects = synced_objects(&s, &key, 1).await;
+    let kept = &objects[0];
+    // Deleted during the gap: one without a finalizer (Orphan), which the
+    // relist finds gone, and one with (Owner), whose deletion waits for the
+    // operator to see it after the relist.
+    for (name, policy) in [("gone", "Orphan"), ("guarded", "Owner")] {
+        s.apply(&ssm_parameter(
+            name,
+            json!({"parameters": [{"name": kept.parameter, "key": "value"}],
+                   "target": {"creationPolicy": policy}, "refreshInterval": REFRESH}),
+        ))
+        .await;
+        s.wait_for_condition(name, "Ready", "True", "Synced").await;
+    }
 
     // The gap: watches cut and every new one refused.
     let from = proxy.now();
@@ -402,10 +414,12 @@ async fn a_watch_gap_with_a_secret_and_an_ssm_parameter_deleted_is_repaired_afte
         .delete(&kept.name, &DeleteParams::default())
         .await
         .unwrap();
-    s.ssm_parameters()
-        .delete(&deleted.name, &DeleteParams::default())
-        .await
-        .unwrap();
+    for name in ["gone", "guarded"] {
+        s.ssm_parameters()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     // Too long a gap to replay: the next watch of each is 410 Gone.
     proxy.expire_next_watch("ssmparameters");
     proxy.expire_next_watch("secrets");
@@ -419,7 +433,7 @@ async fn a_watch_gap_with_a_secret_and_an_ssm_parameter_deleted_is_repaired_afte
     )
     .await;
     let repaired = converged(&s, std::slice::from_ref(kept), Duration::from_secs(60)).await;
-    let forgotten = format!("{}/{}", s.namespace, deleted.name);
+    let forgotten = format!("{}/gone", s.namespace);
     eventually(
         "the deleted SsmParameter to be forgotten",
         DEADLINE,
@@ -427,8 +441,23 @@ async fn a_watch_gap_with_a_secret_and_an_ssm_parameter_deleted_is_repaired_afte
             s.operator_log()
                 .lines()
                 .any(|l| {
-                    l.contains("deleted while the watch was down") && l.contains(&deleted.name)
+                    l.contains("deleted while the watch was down")
+                        && l.contains("SsmParameter")
+                        && l.contains(&format!("/gone.{}", s.namespace))
                 })
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the guarded SsmParameter to go once the operator saw its deletion",
+        DEADLINE,
+        || async {
+            s.ssm_parameters()
+                .get_opt("guarded")
+                .await
+                .unwrap()
+                .is_none()
                 .then_some(())
         },
     )
