@@ -153,6 +153,8 @@ pub struct Attempt<'a> {
     /// From the plan, once there is one.
     refresh: Option<Duration>,
     rollout_restart: Vec<WorkloadRef>,
+    /// Another writer keeps changing the Secret: repair it after this long.
+    contested: Option<Duration>,
 }
 
 impl<'a> Attempt<'a> {
@@ -179,11 +181,12 @@ impl<'a> Attempt<'a> {
             planned: false,
             refresh: None,
             rollout_restart: Vec::new(),
+            contested: None,
         })
     }
 
     /// Whether, and how deep, AWS must be read now.
-    fn due(&self) -> Result<Depth, Halt> {
+    fn due(&mut self) -> Result<Depth, Halt> {
         match self
             .ctx
             .schedule
@@ -193,6 +196,20 @@ impl<'a> Attempt<'a> {
             Due::Later(wait) => Err(Halt::NotDue(
                 wait.map_or_else(Action::await_change, Action::requeue),
             )),
+            // Merging SsmParameters change their shared Secret by design.
+            Due::Contested(wait) if plan::merges(self.obj) => {
+                Err(Halt::NotDue(Action::requeue(wait)))
+            }
+            Due::Contested(wait) => {
+                self.contested = Some(wait);
+                Err(SyncError::SecretConflict {
+                    secret: self.secret_name.clone(),
+                    why: format!(
+                        "keeps being changed by another writer; it is restored from AWS at most once every {}s while that goes on",
+                        schedule::PROMPT_REFILL.as_secs()
+                    ),
+                })?
+            }
             Due::Refresh => Ok(Depth::Changed),
             Due::Full => Ok(Depth::Full),
         }
@@ -288,6 +305,9 @@ impl<'a> Attempt<'a> {
         let existing = self.existing.as_ref();
         let (written, secret_version) =
             apply::apply(&self.secrets, plan, existing, &desired, spec_changed).await?;
+        self.ctx
+            .schedule
+            .wrote(ObjectRef::from_obj(self.obj), secret_version.clone());
         self.basis.secret_version = secret_version;
         Ok(Synced {
             outcome,
@@ -328,6 +348,10 @@ impl<'a> Attempt<'a> {
     /// When to reconcile again.
     fn next(self, synced: Synced) -> Action {
         let object = ObjectRef::from_obj(self.obj);
+        if let Some(wait) = self.contested {
+            // The last good sync stands: the fight costs no backoff reset.
+            return Action::requeue(wait);
+        }
         match &synced.outcome {
             SyncOutcome::Synced { .. } => self
                 .ctx

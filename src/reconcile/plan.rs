@@ -115,6 +115,12 @@ pub fn secret_name(obj: &SsmParameter) -> String {
         .unwrap_or_else(|| obj.name_any())
 }
 
+/// Whether `obj` merges its keys into a Secret that others write too.
+pub fn merges(obj: &SsmParameter) -> bool {
+    let target = obj.spec.target.as_ref();
+    target.and_then(|t| t.creation_policy) == Some(CreationPolicy::Merge)
+}
+
 fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
     let selector = match (&p.version, &p.label) {
         (Some(version), _) => format!(":{version}"),

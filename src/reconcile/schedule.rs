@@ -41,6 +41,10 @@ pub enum Due {
     /// First sync, new spec, forced sync, edited Secret or a failure before:
     /// the Secret cannot be trusted to hold the last values.
     Full,
+    /// Another writer changed the Secret again after the object's allowance
+    /// of prompted reads ran out: a fight over the Secret, told as such, and
+    /// repaired after this long.
+    Contested(Duration),
 }
 
 /// Per-object memory of good syncs and failed attempts.
@@ -49,6 +53,9 @@ pub struct Schedule {
     synced: Mutex<HashMap<ObjectRef<SsmParameter>, Entry>>,
     failures: Mutex<HashMap<ObjectRef<SsmParameter>, u32>>,
     prompts: Mutex<HashMap<ObjectRef<SsmParameter>, Prompts>>,
+    /// The Secret version each object's last write left, recorded or not: a
+    /// sync whose status write failed is not another writer's edit.
+    written: Mutex<HashMap<ObjectRef<SsmParameter>, String>>,
 }
 
 /// Reads an object may be prompted to (a new spec, force-sync value or an
@@ -76,9 +83,16 @@ impl Schedule {
             return Due::Full;
         };
         if &entry.basis != basis {
-            return match self.prompt(object) {
-                None => Due::Full,
-                wait => Due::Later(wait),
+            let same_spec = entry.basis.generation == basis.generation
+                && entry.basis.force_sync == basis.force_sync;
+            if same_spec && self.wrote_last(object, basis.secret_version.as_deref()) {
+                // Our own write whose sync was never recorded: finish it.
+                return Due::Full;
+            }
+            return match (self.prompt(object), same_spec) {
+                (None, _) => Due::Full,
+                (Some(wait), true) => Due::Contested(wait),
+                (wait, false) => Due::Later(wait),
             };
         }
         match entry.next_due {
@@ -111,6 +125,20 @@ impl Schedule {
             return None;
         }
         Some(PROMPT_REFILL.mul_f64(1.0 - bucket.tokens))
+    }
+
+    /// Records the Secret version a write of `object` left.
+    pub fn wrote(&self, object: ObjectRef<SsmParameter>, version: Option<String>) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        match version {
+            Some(version) => written.insert(object, version),
+            None => written.remove(&object),
+        };
+    }
+
+    fn wrote_last(&self, object: &ObjectRef<SsmParameter>, version: Option<&str>) -> bool {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        version.is_some() && written.get(object).map(String::as_str) == version
     }
 
     /// Records a good sync; returns the jittered wait until the next refresh.
@@ -170,6 +198,10 @@ impl Schedule {
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
         self.prompts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(object);
+        self.written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(object);
@@ -263,6 +295,66 @@ mod tests {
             schedule.due(&object(), &forced(102)),
             Due::Later(Some(_))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn edits_of_the_secret_beyond_the_burst_are_a_contest_repaired_after_the_refill() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
+        let edited = |n: u32| SyncBasis {
+            secret_version: Some(format!("{}", 100 + n)),
+            ..basis(1)
+        };
+        let repairs = (0..20)
+            .filter(|&n| schedule.due(&object(), &edited(n)) == Due::Full)
+            .count();
+        assert_eq!(repairs, 5, "the burst");
+        let Due::Contested(wait) = schedule.due(&object(), &edited(20)) else {
+            panic!("expected a contest");
+        };
+        assert!(wait <= PROMPT_REFILL);
+        tokio::time::advance(wait).await;
+        assert_eq!(schedule.due(&object(), &edited(21)), Due::Full);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_operators_own_unrecorded_write_is_no_edit_and_costs_no_allowance() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
+        for n in 0..20 {
+            let ours = Some(format!("{}", 200 + n));
+            schedule.wrote(object(), ours.clone());
+            let after_our_write = SyncBasis {
+                secret_version: ours,
+                ..basis(1)
+            };
+            assert_eq!(schedule.due(&object(), &after_our_write), Due::Full, "{n}");
+        }
+        for n in 0..5 {
+            let edited = SyncBasis {
+                secret_version: Some(format!("{}", 300 + n)),
+                ..basis(1)
+            };
+            assert_eq!(
+                schedule.due(&object(), &edited),
+                Due::Full,
+                "the burst is whole"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_force_sync_flood_waits_without_a_contest() {
+        let schedule = Schedule::default();
+        schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
+        let forced = |n: u32| SyncBasis {
+            force_sync: Some(n.to_string()),
+            ..basis(1)
+        };
+        let outcomes: Vec<Due> = (0..7)
+            .map(|n| schedule.due(&object(), &forced(n)))
+            .collect();
+        assert!(matches!(outcomes[6], Due::Later(Some(_))), "{outcomes:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 //! while other objects applied next to them become Ready in seconds and the
 //! operator's memory stays small.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use serde_json::json;
@@ -144,6 +144,78 @@ async fn a_force_sync_flood_costs_a_read_per_ten_seconds_and_a_neighbour_is_read
     assert!(
         spent <= allowed,
         "{spent} GetParameters calls for a flood of {flooded_for:?}"
+    );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drift_fight_is_repaired_at_a_limited_rate_and_told_as_secret_conflict() {
+    use base64::Engine;
+    let mut s = Scenario::new("fight").await;
+    let (key, _role) = s.with_operator().await;
+    let pw = format!("{}-pw", s.id);
+    s.put_secure_string(&pw, "from-aws", &key).await;
+    s.apply(&ssm_parameter(
+        "fought",
+        json!({"parameters": [{"name": pw, "key": "pw"}]}),
+    ))
+    .await;
+    s.wait_for_condition("fought", "Ready", "True", "Synced")
+        .await;
+    let repairs_before = s.operator_secret_writes().len();
+
+    // Another controller sets the key back to its own value four times a
+    // second, for a bounded 30 s.
+    let tampered = base64::engine::general_purpose::STANDARD.encode("tampered");
+    let fight = Duration::from_secs(30);
+    let started = Instant::now();
+    let mut edits = 0;
+    let mut told = None;
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
+    while started.elapsed() < fight {
+        pace.tick().await;
+        s.put_secret_as(
+            "other-controller",
+            json!({"metadata": {"name": "fought"}, "data": {"pw": tampered}}),
+        )
+        .await;
+        edits += 1;
+        if told.is_none() {
+            let conflict = s.status("fought").await.and_then(|st| {
+                st.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Synced" && c.reason == "SecretConflict")
+            });
+            told = conflict.map(|c| (c.message, started.elapsed()));
+        }
+    }
+    let (message, told_after) = told.expect("the fight was told as SecretConflict");
+    assert!(
+        message.contains("keeps being changed by another writer"),
+        "{message}"
+    );
+
+    // Once the other writer stops, the Secret is restored and Synced again.
+    s.wait_for_condition("fought", "Synced", "True", "Synced")
+        .await;
+    ssm_operator_testenv::eventually(
+        "the Secret restored from AWS",
+        ssm_operator_testenv::DEADLINE,
+        || async {
+            (s.secret_value("fought", "pw").await.as_deref() == Some("from-aws")).then_some(())
+        },
+    )
+    .await;
+    let repairs = s.operator_secret_writes().len() - repairs_before;
+    // The burst, one per 10 s of fight, the repair after it stopped.
+    let allowed = 5 + fight.as_secs() as usize / 10 + 2;
+    println!(
+        "{edits} edits by another writer in {fight:?}: {repairs} repairs (at most {allowed}), told as SecretConflict after {told_after:?}"
+    );
+    assert!(repairs <= allowed, "{repairs} repairs of {edits} edits");
+    assert!(
+        repairs >= 6,
+        "the fight went on past the burst: {repairs} repairs"
     );
     s.cleanup().await;
 }
