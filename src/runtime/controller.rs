@@ -142,6 +142,7 @@ fn controller(
         watch_config().any_semantic(),
     )
     .default_backoff()
+    .modify(drop_managed_fields)
     .reflect(writer);
     let parameters = relist::with_vanished(parameters, reader.clone())
         .inspect_ok(move |event| match event {
@@ -163,11 +164,18 @@ fn controller(
         watch_config().labels(&format!("{WATCH_LABEL}=true")),
     )
     .default_backoff()
+    .modify(drop_managed_fields)
     .reflect(secret_writer);
     let secrets = relist::with_vanished(secrets, secret_reader).touched_objects();
     let known = reader.clone();
     Controller::for_stream(parameters, reader)
         .watches_stream(secrets, move |secret| writers_of(&secret, &known))
+}
+
+/// The cache keeps no managedFields: nothing reads them from it, and they
+/// are often the largest part of an object's metadata.
+fn drop_managed_fields<K: ResourceExt>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
 }
 
 /// The SsmParameters that write `secret`: the one its annotation names, or
@@ -194,9 +202,8 @@ fn writers_of(
 }
 
 fn merges_into(obj: &SsmParameter, secret: &str) -> bool {
-    let merging = obj.spec.target.as_ref().and_then(|t| t.creation_policy)
-        == Some(crate::api::CreationPolicy::Merge);
-    merging && crate::reconcile::plan::secret_name(obj) == secret
+    use crate::reconcile::plan;
+    plan::merges(obj) && plan::secret_name(obj) == secret
 }
 
 fn spec_or_force_sync(obj: &SsmParameter) -> Option<u64> {
