@@ -202,13 +202,13 @@ impl<'a> Attempt<'a> {
             }
             Due::Contested(wait) => {
                 self.contested = Some(wait);
-                Err(SyncError::SecretConflict {
+                Err(Halt::from(SyncError::SecretConflict {
                     secret: self.secret_name.clone(),
                     why: format!(
                         "keeps being changed by another writer; it is restored from AWS at most once every {}s while that goes on",
                         schedule::PROMPT_REFILL.as_secs()
                     ),
-                })?
+                }))
             }
             Due::Refresh => Ok(Depth::Changed),
             Due::Full => Ok(Depth::Full),

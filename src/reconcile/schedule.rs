@@ -242,6 +242,22 @@ mod tests {
         }
     }
 
+    /// The first basis, with force-sync value `n`.
+    fn forced(n: u32) -> SyncBasis {
+        SyncBasis {
+            force_sync: Some(n.to_string()),
+            ..basis(1)
+        }
+    }
+
+    /// The first basis, with the Secret at version `n`.
+    fn at_version(n: u32) -> SyncBasis {
+        SyncBasis {
+            secret_version: Some(n.to_string()),
+            ..basis(1)
+        }
+    }
+
     #[test]
     fn an_unknown_object_is_due_now() {
         assert_eq!(Schedule::default().due(&object(), &basis(1)), Due::Full);
@@ -274,10 +290,6 @@ mod tests {
     async fn a_flood_of_prompts_reads_at_most_once_per_refill_after_the_burst() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
-        let forced = |n: u32| SyncBasis {
-            force_sync: Some(n.to_string()),
-            ..basis(1)
-        };
         let mut reads = 0;
         for n in 0..100 {
             if schedule.due(&object(), &forced(n)) == Due::Full {
@@ -301,42 +313,29 @@ mod tests {
     async fn edits_of_the_secret_beyond_the_burst_are_a_contest_repaired_after_the_refill() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
-        let edited = |n: u32| SyncBasis {
-            secret_version: Some(format!("{}", 100 + n)),
-            ..basis(1)
-        };
         let repairs = (0..20)
-            .filter(|&n| schedule.due(&object(), &edited(n)) == Due::Full)
+            .filter(|&n| schedule.due(&object(), &at_version(100 + n)) == Due::Full)
             .count();
         assert_eq!(repairs, 5, "the burst");
-        let Due::Contested(wait) = schedule.due(&object(), &edited(20)) else {
+        let Due::Contested(wait) = schedule.due(&object(), &at_version(120)) else {
             panic!("expected a contest");
         };
         assert!(wait <= PROMPT_REFILL);
         tokio::time::advance(wait).await;
-        assert_eq!(schedule.due(&object(), &edited(21)), Due::Full);
+        assert_eq!(schedule.due(&object(), &at_version(121)), Due::Full);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_operators_own_unrecorded_write_is_no_edit_and_costs_no_allowance() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
-        for n in 0..20 {
-            let ours = Some(format!("{}", 200 + n));
-            schedule.wrote(object(), ours.clone());
-            let after_our_write = SyncBasis {
-                secret_version: ours,
-                ..basis(1)
-            };
-            assert_eq!(schedule.due(&object(), &after_our_write), Due::Full, "{n}");
+        for n in 200..220 {
+            schedule.wrote(object(), Some(n.to_string()));
+            assert_eq!(schedule.due(&object(), &at_version(n)), Due::Full, "{n}");
         }
-        for n in 0..5 {
-            let edited = SyncBasis {
-                secret_version: Some(format!("{}", 300 + n)),
-                ..basis(1)
-            };
+        for n in 300..305 {
             assert_eq!(
-                schedule.due(&object(), &edited),
+                schedule.due(&object(), &at_version(n)),
                 Due::Full,
                 "the burst is whole"
             );
@@ -347,10 +346,6 @@ mod tests {
     async fn a_force_sync_flood_waits_without_a_contest() {
         let schedule = Schedule::default();
         schedule.synced(object(), basis(1), Some(Duration::from_secs(3600)));
-        let forced = |n: u32| SyncBasis {
-            force_sync: Some(n.to_string()),
-            ..basis(1)
-        };
         let outcomes: Vec<Due> = (0..7)
             .map(|n| schedule.due(&object(), &forced(n)))
             .collect();
