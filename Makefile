@@ -6,7 +6,7 @@ CACHE ?= $(or $(SSM_OPERATOR_CACHE),$(HOME)/.cache/ssm-operator)
 export SSM_OPERATOR_CACHE := $(CACHE)
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 
-.PHONY: demo test testenv lint unit crd
+.PHONY: demo test testenv lint unit crd bench
 
 ## demo: run the seed scenario against a local control plane and AWS emulator
 demo: testenv
@@ -46,3 +46,12 @@ crd:
 	cargo run --quiet -- crd > crds/.ssmparameters.yaml.new
 	mv crds/.ssmparameters.yaml.new crds/ssmparameters.ssm-operator.io.yaml
 	cp crds/ssmparameters.ssm-operator.io.yaml deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml
+
+## bench: the scale benchmark (bench/README.md; not part of `make test`):
+## the operator's release build on thousands of SsmParameters, a table of
+## what each phase cost beside its floor. BENCH_ARGS: e.g. --parameters 1000
+bench: testenv
+	cargo build --release --bin ssm-operator
+	cargo build -p ssm-operator-bench
+	SSM_OPERATOR_BIN="$(CARGO_TARGET_DIR)/release/ssm-operator" \
+	  "$(CARGO_TARGET_DIR)/debug/ssm-operator-bench" $(BENCH_ARGS)

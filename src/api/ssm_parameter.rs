@@ -377,6 +377,13 @@ pub struct SsmParameterStatus {
     /// of them, never of values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_fingerprint: Option<String>,
+
+    /// The `resourceVersion` of the Secret as the last good sync left it: a
+    /// restarted operator that finds the Secret still at this version knows
+    /// it holds what `parameters` says, and probes versions without
+    /// decrypting anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_resource_version: Option<String>,
 }
 
 /// One parameter as it is in the Secret now.

@@ -14,6 +14,7 @@
 
 pub mod budget;
 mod readers;
+mod room;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub enum Fetch {
 struct Request {
     /// The number of the reader's ticket.
     reader: u64,
+    /// When it joined a batch first.
+    arrived: Instant,
     scope: Scope,
     decrypt: bool,
     priority: Priority,
@@ -122,6 +125,7 @@ impl Reader {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             reader: self.ticket.number(),
+            arrived: Instant::now(),
             scope,
             decrypt,
             priority,
@@ -239,28 +243,44 @@ async fn run(
     window: Duration,
     mut inbox: mpsc::UnboundedReceiver<Request>,
 ) {
-    while let Some(first) = inbox.recv().await {
-        let opened = Instant::now();
-        let deadline = opened + window;
+    // Requests a batch left for the next one, to fill its last call.
+    let mut carried: Vec<Request> = Vec::new();
+    loop {
         let mut batch = Gathering {
             readers: &readers,
             inbox: &mut inbox,
-            requests: Vec::new(),
+            requests: std::mem::take(&mut carried),
         };
-        batch.take(first);
+        if batch.requests.is_empty() {
+            match batch.inbox.recv().await {
+                Some(first) => batch.take(first),
+                None => return,
+            }
+        }
+        let opened = Instant::now();
+        let oldest = batch.requests.iter().map(|r| r.arrived).min();
+        let deadline = oldest.unwrap_or(opened) + window;
         let registering = deadline.min(opened + REGISTRATION);
         let mut open = batch.until(registering, false).await;
         let registered = readers.mark();
         while open && readers.on_the_way_before(registered) && Instant::now() < deadline {
             open = batch.until(deadline, true).await;
         }
-        let batch = batch.requests;
+        let more_coming = open && readers.on_the_way_before(readers.mark());
+        let (now, later) = room::fill(batch.requests, more_coming, Instant::now(), window);
         tracing::debug!(
-            requests = batch.len(),
+            requests = now.len(),
+            carried = later.len(),
             waited_ms = opened.elapsed().as_millis(),
             "batch of reads"
         );
-        tokio::spawn(serve(aws.clone(), readers.clone(), batch));
+        carried = later;
+        if !now.is_empty() {
+            tokio::spawn(serve(aws.clone(), readers.clone(), now));
+        }
+        if !open && carried.is_empty() {
+            return;
+        }
     }
 }
 

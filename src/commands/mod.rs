@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::reconcile::tenancy::Tenancy;
 use crate::runtime::Settings;
 use crate::runtime::leader::LeaseConfig;
+use crate::runtime::pace::Pace;
 use crate::telemetry::logs::LogFormat;
 
 #[derive(Parser, Debug)]
@@ -63,6 +64,16 @@ pub struct RunArgs {
     /// that a backlog holds no Secret in memory.
     #[arg(long, env = "SSM_OPERATOR_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+
+    /// Requests per second to the API server (watches aside), as client-go's
+    /// QPS: thousands of SsmParameters syncing at once write at this pace
+    /// instead of as fast as the API server accepts.
+    #[arg(long, env = "SSM_OPERATOR_KUBE_API_QPS", default_value_t = 200.0)]
+    pub kube_api_qps: f64,
+
+    /// Requests to the API server that may go at once after a quiet spell.
+    #[arg(long, env = "SSM_OPERATOR_KUBE_API_BURST", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
 
     /// The most parameters one `path` import may hold: listing a larger path
     /// stops there (InvalidSpec), so that one tenant's path cannot spend the
@@ -137,6 +148,10 @@ impl RunArgs {
             batch_window: self.batch_window,
             aws_read_rate: self.aws_read_rate,
             max_concurrent_reconciles: self.max_concurrent_reconciles,
+            kube_api_pace: Pace {
+                qps: self.kube_api_qps,
+                burst: self.kube_api_burst,
+            },
             max_path_parameters: usize::try_from(self.max_path_parameters).unwrap_or(usize::MAX),
             tenancy: Tenancy {
                 service_account_identities: self.service_account_identities,

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod read;
 pub mod report;
 pub mod schedule;
+pub mod seen;
 pub mod status;
 pub mod takeover;
 pub mod tenancy;
@@ -36,7 +37,8 @@ use crate::reconcile::build::secret;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
 use crate::reconcile::report::{Synced, Told};
-use crate::reconcile::schedule::{Due, Schedule, SyncBasis};
+use crate::reconcile::schedule::{Due, Lane, Schedule, SyncBasis};
+use crate::reconcile::seen::SeenSecrets;
 use crate::reconcile::status::SyncOutcome;
 use crate::reconcile::tenancy::Tenancy;
 use crate::telemetry::metrics::Metrics;
@@ -55,6 +57,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Reconciles running now.
     pub in_flight: AtomicI64,
+    /// The Secrets' versions, by the metadata watch.
+    pub seen: SeenSecrets,
 }
 
 impl Context {
@@ -123,7 +127,7 @@ pub async fn reconcile(
 async fn sync(attempt: &mut Attempt<'_>, reader: Reader) -> Result<Synced, Halt> {
     let depth = attempt.due()?;
     let plan = attempt.plan().await?;
-    attempt.ensure_ours(&plan)?;
+    attempt.ensure_ours(&plan, depth).await?;
     attempt.guard().await?;
     let read = attempt.read(&plan, depth, reader).await?;
     let desired = attempt.build(&plan, read)?;
@@ -142,8 +146,11 @@ pub struct Attempt<'a> {
     obj: &'a SsmParameter,
     ctx: &'a Context,
     secrets: Api<Secret>,
-    /// The Secret as found.
+    /// The Secret as read, once read.
     existing: Option<Secret>,
+    /// Whether the Secret was read; until then the metadata watch says it
+    /// is as the last good sync left it.
+    fetched: bool,
     secret_name: String,
     /// What decides whether AWS must be read; its Secret version is the one
     /// the sync leaves.
@@ -155,43 +162,64 @@ pub struct Attempt<'a> {
     rollout_restart: Vec<WorkloadRef>,
     /// Another writer keeps changing the Secret: repair it after this long.
     contested: Option<Duration>,
+    /// Which reads of other objects this one's may share a call with.
+    lane: Option<Lane>,
 }
 
 impl<'a> Attempt<'a> {
-    /// Finds the Secret the spec targets.
+    /// Finds the Secret the spec targets: by the metadata watch when that
+    /// shows it as the last good sync left it, else by reading it.
     async fn start(obj: &'a SsmParameter, ctx: &'a Context) -> Result<Self, kube::Error> {
-        let secrets: Api<Secret> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let namespace = obj.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
         let secret_name = plan::secret_name(obj);
-        let existing: Option<Secret> = secrets.get_opt(&secret_name).await?;
-        let basis = SyncBasis {
-            generation: obj.metadata.generation,
-            force_sync: obj.annotations().get(FORCE_SYNC_ANNOTATION).cloned(),
-            secret_version: existing
-                .as_ref()
-                .and_then(|s| s.metadata.resource_version.clone()),
-        };
-        Ok(Self {
+        let object = ObjectRef::from_obj(obj);
+        let seen = ctx.seen.version(&namespace, &secret_name);
+        let left = ctx.schedule.secret_version(&object, recorded(obj).as_ref());
+        let mut attempt = Self {
             obj,
             ctx,
             secrets,
-            existing,
+            existing: None,
+            fetched: false,
             secret_name,
-            basis,
+            basis: SyncBasis {
+                generation: obj.metadata.generation,
+                force_sync: obj.annotations().get(FORCE_SYNC_ANNOTATION).cloned(),
+                secret_version: seen.clone(),
+            },
             planned: false,
             refresh: None,
             rollout_restart: Vec::new(),
             contested: None,
-        })
+            lane: None,
+        };
+        if seen.is_none() || seen != left {
+            attempt.fetch().await?;
+        }
+        Ok(attempt)
+    }
+
+    /// Reads the Secret, unless it was read already.
+    async fn fetch(&mut self) -> Result<(), kube::Error> {
+        if !self.fetched {
+            self.existing = self.secrets.get_opt(&self.secret_name).await?;
+            self.fetched = true;
+            self.basis.secret_version = self
+                .existing
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone());
+        }
+        Ok(())
     }
 
     /// Whether, and how deep, AWS must be read now.
     fn due(&mut self) -> Result<Depth, Halt> {
-        match self
-            .ctx
-            .schedule
-            .due(&ObjectRef::from_obj(self.obj), &self.basis)
-        {
+        match self.ctx.schedule.due(
+            &ObjectRef::from_obj(self.obj),
+            &self.basis,
+            recorded(self.obj).as_ref(),
+        ) {
             // Triggered by our own write or a no-op event: nothing is due.
             Due::Later(wait) => Err(Halt::NotDue(
                 wait.map_or_else(Action::await_change, Action::requeue),
@@ -222,11 +250,19 @@ impl<'a> Attempt<'a> {
         self.planned = true;
         self.refresh = plan.refresh;
         self.rollout_restart = plan.rollout_restart.clone();
+        self.lane = plan.lane();
         Ok(plan)
     }
 
-    /// A Secret someone else wrote is touched only when it allows a merge.
-    fn ensure_ours(&self, plan: &Plan) -> Result<(), Halt> {
+    /// A Secret someone else wrote is touched only when it allows a merge
+    /// (one unread is as this object's last good sync left it).
+    async fn ensure_ours(&mut self, plan: &Plan, depth: Depth) -> Result<(), Halt> {
+        if depth == Depth::Full {
+            self.fetch().await?;
+        }
+        if !self.fetched {
+            return Ok(());
+        }
         Ok(secret::may_write(self.existing.as_ref(), self.obj, plan)?)
     }
 
@@ -241,30 +277,53 @@ impl<'a> Attempt<'a> {
 
     /// Reads AWS; under `deletionPolicy: Delete`, removes the Secret of
     /// parameters AWS says are gone.
-    async fn read(&self, plan: &Plan, depth: Depth, reader: Reader) -> Result<Read, Halt> {
-        let recorded = self.recorded();
-        let known = Known {
-            versions: recorded
-                .iter()
-                .map(|p| (p.key.as_str(), p.version))
-                .collect(),
-            data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
-            recorded,
-        };
+    async fn read(&mut self, plan: &Plan, depth: Depth, reader: Reader) -> Result<Read, Halt> {
+        match self.read_values(plan, depth, reader).await {
+            Err(Halt::Failed { error, .. })
+                if error.reason() == Reason::ParameterNotFound
+                    && plan.deletion == DeletionPolicy::Delete =>
+            {
+                self.fetch().await?;
+                let written = apply::remove(&self.secrets, plan, self.existing.as_ref()).await?;
+                Err(Halt::Failed { error, written })
+            }
+            other => other,
+        }
+    }
+
+    /// Probes AWS, then reads the Secret and decrypts only when something
+    /// changed.
+    async fn read_values(
+        &mut self,
+        plan: &Plan,
+        depth: Depth,
+        reader: Reader,
+    ) -> Result<Read, Halt> {
         let priority = match depth {
             Depth::Full => Priority::Interactive,
             Depth::Changed => Priority::Routine,
         };
         let limit = self.ctx.max_path_parameters;
-        match read::read(plan, reader, priority, depth, &known, limit).await {
-            Err(error)
-                if error.reason() == Reason::ParameterNotFound
-                    && plan.deletion == DeletionPolicy::Delete =>
-            {
-                let written = apply::remove(&self.secrets, plan, self.existing.as_ref()).await?;
-                Err(Halt::Failed { error, written })
-            }
-            other => Ok(other?),
+        let probed = read::probe(plan, reader, priority, depth, &self.known(), limit).await?;
+        if let Some(parameters) = probed.unchanged(&self.known()) {
+            return Ok(Read::Unchanged(parameters));
+        }
+        self.fetch().await?;
+        secret::may_write(self.existing.as_ref(), self.obj, plan)?;
+        Ok(probed.values(plan, &self.known()).await?)
+    }
+
+    /// What the Secret holds, as far as this attempt knows.
+    fn known(&self) -> Known<'_> {
+        let recorded = self.recorded();
+        Known {
+            versions: recorded
+                .iter()
+                .map(|p| (p.key.as_str(), p.version))
+                .collect(),
+            data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
+            as_recorded: !self.fetched,
+            recorded,
         }
     }
 
@@ -298,6 +357,7 @@ impl<'a> Attempt<'a> {
                 outcome,
                 written: None,
                 fingerprint,
+                secret_version: self.basis.secret_version.clone(),
             });
         };
         let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation)
@@ -308,11 +368,12 @@ impl<'a> Attempt<'a> {
         self.ctx
             .schedule
             .wrote(ObjectRef::from_obj(self.obj), secret_version.clone());
-        self.basis.secret_version = secret_version;
+        self.basis.secret_version.clone_from(&secret_version);
         Ok(Synced {
             outcome,
             written,
             fingerprint,
+            secret_version,
         })
     }
 
@@ -321,18 +382,22 @@ impl<'a> Attempt<'a> {
         let recorded = self.recorded();
         let explicit_keys = self.obj.spec.parameters.iter().map(|p| p.secret_key());
         let recorded_keys = recorded.iter().map(|p| p.key.as_str());
+        // An unread Secret is as the last good sync of this spec left it.
+        let holds = !self.fetched
+            || self
+                .existing
+                .as_ref()
+                .is_some_and(|s| secret::holds_keys(s, recorded_keys.chain(explicit_keys)));
         let last_good = self.planned
             && written.is_none()
             && !matches!(error, SyncError::SecretConflict { .. })
             && !recorded.is_empty()
-            && self
-                .existing
-                .as_ref()
-                .is_some_and(|s| secret::holds_keys(s, recorded_keys.chain(explicit_keys)));
+            && holds;
         Synced {
             outcome: SyncOutcome::Failed { error, last_good },
             written,
             fingerprint: None,
+            secret_version: None,
         }
     }
 
@@ -356,13 +421,28 @@ impl<'a> Attempt<'a> {
             SyncOutcome::Synced { .. } => self
                 .ctx
                 .schedule
-                .synced(object, self.basis, self.refresh)
+                .synced(object, self.basis, self.refresh, self.lane.as_ref())
                 .map_or_else(Action::await_change, Action::requeue),
             SyncOutcome::Failed { error, .. } => {
                 schedule::next_attempt(error, self.refresh, self.ctx.schedule.failed(object))
             }
         }
     }
+}
+
+/// What the status says the last good sync was based on, if it was good.
+fn recorded(obj: &SsmParameter) -> Option<SyncBasis> {
+    let status = obj.status.as_ref()?;
+    let synced = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == status::SYNCED && c.status == "True");
+    synced.then(|| SyncBasis {
+        generation: status.observed_generation,
+        // A force-sync value the status does not record may be unanswered.
+        force_sync: None,
+        secret_version: status.secret_resource_version.clone(),
+    })
 }
 
 /// `namespace/name`, for the metrics' internal bookkeeping (never a label).

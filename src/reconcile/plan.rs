@@ -13,6 +13,7 @@ use crate::api::{
 use crate::aws::arn::Arn;
 use crate::aws::{Identity, PathQuery, Scope};
 use crate::names::secret_field_manager;
+use crate::reconcile::schedule::Lane;
 
 /// Refresh interval when the spec names none.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(3600);
@@ -59,6 +60,26 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The lane of this plan's refreshes: those of named parameters of one
+    /// scope and decryption mode batch together; a path is listed alone.
+    pub fn lane(&self) -> Option<Lane> {
+        use std::hash::{Hash, Hasher};
+        let first = self.entries.first()?;
+        let shared = self
+            .entries
+            .iter()
+            .all(|e| e.scope == first.scope && e.decrypt == first.decrypt);
+        if self.path.is_some() || !shared {
+            return None;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&first.scope, first.decrypt).hash(&mut hasher);
+        Some(Lane {
+            key: hasher.finish(),
+            names: self.entries.len(),
+        })
+    }
+
     /// The plan of `obj`, read as `identity`; parameters without a region
     /// use `default_region`.
     pub fn of(

@@ -37,10 +37,29 @@ pub enum Depth {
 pub struct Known<'a> {
     /// Versions by Secret key, from `status.parameters`.
     pub versions: HashMap<&'a str, i64>,
-    /// The Secret's data.
+    /// The Secret's data, once read.
     pub data: Option<&'a BTreeMap<String, ByteString>>,
+    /// The Secret, unread, is as the last good sync left it: it holds
+    /// every key `recorded` names.
+    pub as_recorded: bool,
     /// What `status.parameters` says the Secret holds.
     pub recorded: &'a [ParameterStatus],
+}
+
+impl Known<'_> {
+    /// Whether the Secret holds `key` at `version`.
+    fn holds(&self, key: &str, version: i64) -> bool {
+        self.versions.get(key) == Some(&version)
+            && (self.as_recorded || self.data.is_some_and(|d| d.contains_key(key)))
+    }
+
+    /// Whether the Secret holds any data.
+    fn holds_data(&self) -> bool {
+        match self.as_recorded {
+            true => !self.recorded.is_empty(),
+            false => self.data.is_some_and(|d| !d.is_empty()),
+        }
+    }
 }
 
 /// What a read found.
@@ -72,48 +91,79 @@ impl Found {
     }
 }
 
-/// Reads what `plan` asks for; the reader is done when this returns.
-pub async fn read(
+/// Every parameter of a plan as the probe found it; the reader waits to
+/// decrypt what changed.
+pub struct Probed {
+    found: Vec<Found>,
+    reader: Reader,
+    priority: Priority,
+    depth: Depth,
+}
+
+/// Probes what `plan` asks for (see [`probe_found`]).
+pub async fn probe(
     plan: &Plan,
     reader: Reader,
     priority: Priority,
     depth: Depth,
     known: &Known<'_>,
     path_limit: usize,
-) -> Result<Read, SyncError> {
-    let found = probe(plan, &reader, priority, depth, known, path_limit).await?;
-    let holds = |f: &Found| {
-        known.versions.get(f.key.as_str()) == Some(&f.probe.version)
-            && known.data.is_some_and(|d| d.contains_key(&f.key))
-    };
-    let same_keys = known.versions.len() == found.len();
-    if depth == Depth::Changed && same_keys && found.iter().all(holds) {
-        return Ok(Read::Unchanged(
-            found.iter().map(|f| status(f, &f.probe)).collect(),
-        ));
+) -> Result<Probed, SyncError> {
+    let found = probe_found(plan, &reader, priority, depth, known, path_limit).await?;
+    Ok(Probed {
+        found,
+        reader,
+        priority,
+        depth,
+    })
+}
+
+impl Probed {
+    /// On a refresh, when every parameter has the version the Secret holds:
+    /// what it holds, with nothing more to read.
+    pub fn unchanged(&self, known: &Known<'_>) -> Option<Vec<ParameterStatus>> {
+        let same_keys = known.versions.len() == self.found.len();
+        let all_held = self
+            .found
+            .iter()
+            .all(|f| known.holds(&f.key, f.probe.version));
+        (self.depth == Depth::Changed && same_keys && all_held)
+            .then(|| self.found.iter().map(|f| status(f, &f.probe)).collect())
     }
 
-    let to_decrypt: Vec<&Found> = found
-        .iter()
-        .filter(|f| f.secure() && !f.decrypted && (depth == Depth::Full || !holds(f)))
-        .collect();
-    let decrypted = decrypt(&to_decrypt, &reader, priority).await?;
-    drop(reader);
+    /// Decrypts what must be, and makes the data; the reader is done when
+    /// this returns.
+    pub async fn values(self, plan: &Plan, known: &Known<'_>) -> Result<Read, SyncError> {
+        let Self {
+            found,
+            reader,
+            priority,
+            depth,
+        } = self;
+        let holds = |f: &Found| known.holds(&f.key, f.probe.version);
+        let to_decrypt: Vec<&Found> = found
+            .iter()
+            .filter(|f| f.secure() && !f.decrypted && (depth == Depth::Full || !holds(f)))
+            .collect();
+        let decrypted = decrypt(&to_decrypt, &reader, priority).await?;
+        drop(reader);
 
-    let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
-    let mut parameters = Vec::new();
-    for f in &found {
-        let (value, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
-            Some(p) => (shaped(f, &p.value)?, p),
-            None if f.secure() && !f.decrypted => (current(known, &f.key), &f.probe),
-            None => (shaped(f, &f.probe.value)?, &f.probe),
-        };
-        compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
-        parameters.push(status(f, fetched));
+        let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
+        let mut parameters = Vec::new();
+        for f in &found {
+            let (value, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
+                Some(p) => (shaped(f, &p.value)?, p),
+                None if f.secure() && !f.decrypted => (current(known, &f.key), &f.probe),
+                None => (shaped(f, &f.probe.value)?, &f.probe),
+            };
+            compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
+            parameters.push(status(f, fetched));
+        }
+        let templated =
+            compose::template(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
+        data.extend(templated);
+        Ok(Read::Values(data, parameters))
     }
-    let templated = compose::template(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
-    data.extend(templated);
-    Ok(Read::Values(data, parameters))
 }
 
 /// The value of one key, with the property taken when the spec asks.
@@ -148,7 +198,7 @@ fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
 /// Every parameter of the plan: without decryption, or — at `Depth::Full`
 /// — the named ones to decrypt with decryption at once. The first failure in
 /// spec order wins; missing parameters are reported together.
-async fn probe(
+async fn probe_found(
     plan: &Plan,
     reader: &Reader,
     priority: Priority,
@@ -287,8 +337,7 @@ async fn checked_listing(
             return Err(SyncError::ParameterNotFound { parameters: gone });
         }
         if gone.is_empty() {
-            let holds_data = known.data.is_some_and(|d| !d.is_empty());
-            if plan.deletion == DeletionPolicy::Delete && holds_data {
+            if plan.deletion == DeletionPolicy::Delete && known.holds_data() {
                 return Err(SyncError::AwsUnavailable {
                     detail: format!(
                         "GetParametersByPath listed nothing under {} and nothing confirms that what the Secret holds is gone; nothing was deleted",

@@ -95,6 +95,7 @@ pub fn next(
         ],
         parameters,
         data_fingerprint: old.and_then(|s| s.data_fingerprint.clone()),
+        secret_resource_version: old.and_then(|s| s.secret_resource_version.clone()),
     }
 }
 

@@ -52,6 +52,7 @@ impl World {
             tenancy,
             metrics,
             in_flight: AtomicI64::new(0),
+            seen: SeenSecrets::default(),
         });
         Self { api, store, ctx }
     }

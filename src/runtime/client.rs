@@ -12,8 +12,11 @@
 //! never sooner than its `Retry-After`; and after a 429 no request of the
 //! process goes out before that time ([`super::retry_after`]).
 //!
-//! The stack, outermost first: deadline → retries → Retry-After gate →
-//! buffer (so that retries can clone the service) → kube's own stack
+//! Every request but watches also waits its turn at the client's own pace
+//! ([`super::pace`]), retries included.
+//!
+//! The stack, outermost first: deadline → retries → pace → Retry-After gate
+//! → buffer (so that retries can clone the service) → kube's own stack
 //! (without its retries, which the deadline could cut before the gate
 //! learnt of their 429s).
 
@@ -26,6 +29,7 @@ use tower::buffer::BufferLayer;
 use tower::retry::RetryLayer;
 use tower::timeout::TimeoutLayer;
 
+use super::pace::{Pace, PaceLayer};
 use super::retry_after::RetryAfterLayer;
 
 /// Until the response's headers, retries after 429 included.
@@ -43,14 +47,14 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client from the environment (in-cluster or `KUBECONFIG`) with the
-/// timeouts above.
-pub async fn connect() -> anyhow::Result<Client> {
+/// timeouts above, at `pace`.
+pub async fn connect(pace: Pace) -> anyhow::Result<Client> {
     let mut config = kube::Config::infer().await?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
-    Ok(with_timeouts(config)?)
+    Ok(with_timeouts(config, pace)?)
 }
 
-fn with_timeouts(mut config: kube::Config) -> Result<Client, kube::Error> {
+fn with_timeouts(mut config: kube::Config, pace: Pace) -> Result<Client, kube::Error> {
     config.default_retry = false;
     let retries = RetryPolicy::new(
         Duration::from_millis(500),
@@ -62,6 +66,7 @@ fn with_timeouts(mut config: kube::Config) -> Result<Client, kube::Error> {
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&BufferLayer::<http::Request<kube::client::Body>>::new(1024))
         .with_layer(&RetryAfterLayer::default())
+        .with_layer(&PaceLayer::new(pace))
         .with_layer(&RetryLayer::new(retries))
         .with_layer(&TimeoutLayer::new(REQUEST_TIMEOUT))
         .build())
@@ -100,7 +105,11 @@ mod tests {
             }
         });
         let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-        let client = with_timeouts(config).unwrap();
+        let pace = Pace {
+            qps: 100.0,
+            burst: 100,
+        };
+        let client = with_timeouts(config, pace).unwrap();
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
             kube::Api::namespaced(client, "default");
         let started = tokio::time::Instant::now();

@@ -56,6 +56,7 @@ impl Wiring {
             tenancy: settings.tenancy.clone(),
             metrics: self.metrics.clone(),
             in_flight: Default::default(),
+            seen: Default::default(),
             client: client.clone(),
         })
     }
@@ -134,6 +135,10 @@ fn controller(
 ) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
+    // Owned Secrets by metadata only, label-selected: the operator never
+    // caches Secret data, and an edited or deleted Secret is repaired at once.
+    let (secret_reader, secret_writer) = reflector::store();
+    ctx.seen.watch(namespace.clone(), secret_reader.clone());
     let synced_once = AtomicBool::new(false);
     // Status writes and other metadata noise do not trigger a reconcile;
     // a new generation or a new force-sync value does.
@@ -156,9 +161,6 @@ fn controller(
         })
         .applied_objects()
         .predicate_filter(spec_or_force_sync, Default::default());
-    // Owned Secrets by metadata only, label-selected: the operator never
-    // caches Secret data, and an edited or deleted Secret is repaired at once.
-    let (secret_reader, secret_writer) = reflector::store();
     let secrets = watcher(
         api::<PartialObjectMeta<Secret>>(&client, ns),
         watch_config().labels(&format!("{WATCH_LABEL}=true")),

@@ -8,6 +8,7 @@ pub mod client;
 pub mod controller;
 pub mod guard;
 pub mod leader;
+pub mod pace;
 pub mod relist;
 pub mod retry_after;
 
@@ -19,6 +20,7 @@ use crate::aws;
 use crate::reconcile::tenancy::Tenancy;
 use crate::telemetry::metrics::Metrics;
 use leader::LeaseConfig;
+use pace::Pace;
 
 /// How the operator runs, whatever set it (flags, environment, a test).
 #[derive(Clone, Debug)]
@@ -33,6 +35,8 @@ pub struct Settings {
     pub aws_read_rate: f64,
     /// Reconciles running at once.
     pub max_concurrent_reconciles: u16,
+    /// The client's own pace of requests to the API server.
+    pub kube_api_pace: Pace,
     /// The most parameters one path import may hold.
     pub max_path_parameters: usize,
     pub tenancy: Tenancy,
@@ -49,7 +53,7 @@ pub struct Settings {
 /// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
 /// the controller whenever this process leads (with leader election on).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let client = client::connect().await?;
+    let client = client::connect(settings.kube_api_pace).await?;
     let metrics = Arc::new(Metrics::new());
     let base = aws::base_config(&settings.region).await;
     let operator = aws::operator_identity(&settings.region).await;

@@ -20,6 +20,8 @@ pub struct Synced {
     pub written: Option<Written>,
     /// Of the data the Secret holds after a successful sync.
     pub fingerprint: Option<String>,
+    /// The Secret's `resourceVersion` after a successful sync.
+    pub secret_version: Option<String>,
 }
 
 /// What there is to tell of one sync of `obj`.
@@ -70,6 +72,10 @@ pub async fn report(
     let pending = restarts.iter().any(|(_, e)| !is_not_found(e));
     if !pending && synced.fingerprint.is_some() {
         new.data_fingerprint.clone_from(&synced.fingerprint);
+    }
+    if let SyncOutcome::Synced { .. } = synced.outcome {
+        new.secret_resource_version
+            .clone_from(&synced.secret_version);
     }
     if let (true, false, Some(fingerprint)) = (changed, pending, synced.fingerprint.as_deref()) {
         let keys = updated_keys(old, &new, synced.written.as_ref());

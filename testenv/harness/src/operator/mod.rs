@@ -81,10 +81,28 @@ impl Operator {
 
     /// Its peak resident memory so far, in MiB (`VmHWM`), while it runs.
     pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.status_kib("VmHWM:").map(|kib| kib / 1024.0)
+    }
+
+    /// Its resident memory now, in MiB (`VmRSS`), while it runs.
+    pub fn rss_mib(&self) -> Option<f64> {
+        self.status_kib("VmRSS:").map(|kib| kib / 1024.0)
+    }
+
+    /// The CPU time it used so far (user and system), while it runs.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / CLOCK_TICKS_PER_SECOND)
+    }
+
+    fn status_kib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Its exit status, once it has exited.
@@ -116,6 +134,9 @@ impl Drop for Operator {
         let _ = self.child.start_kill();
     }
 }
+
+/// `USER_HZ`, the unit of `/proc/<pid>/stat`'s CPU times: 100 on Linux.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 const DEFAULT_LOG_LEVEL: &str = "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info";
 
@@ -275,15 +296,6 @@ pub fn writes(env: &EnvInfo, ns: &str) -> usize {
     audited_writes(env, ns).len()
 }
 
-/// Write requests as [`writes`] counts them, but those on `resource` (e.g.
-/// `leases`: the renewals of leader election), from one read of the log.
-pub fn writes_except(env: &EnvInfo, ns: &str, resource: &str) -> usize {
-    audited_writes(env, ns)
-        .iter()
-        .filter(|w| w.resource != resource)
-        .count()
-}
-
 /// Write requests with one of `verbs` the operator of namespace `ns` made
 /// so far on `resource` (`secrets`, `leases`, …; `None`: any).
 pub fn audited(env: &EnvInfo, ns: &str, verbs: &[&str], resource: Option<&str>) -> usize {
@@ -321,6 +333,10 @@ pub fn secret_writes(env: &EnvInfo, ns: &str) -> Vec<SecretWrite> {
 /// Cargo builds a binary only for the tests of its own package, so `make
 /// test` and `make demo` build it first.
 pub fn binary() -> PathBuf {
+    // The benchmark runs a release build it names.
+    if let Some(path) = std::env::var_os("SSM_OPERATOR_BIN") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let path = exe
         .parent()

@@ -1,0 +1,238 @@
+//! The table a run prints: each figure beside its floor (or goal) and their
+//! ratio.
+
+use std::time::Duration;
+
+use crate::run::{Phase, Report};
+
+/// Prints the machine the numbers come from.
+pub fn machine() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / 1024.0 / 1024.0)
+        })
+        .unwrap_or_default();
+    println!(
+        "machine: {cores} cores, {memory:.0} GiB; emulator SSM quota 40 reads/s (AWS's default)"
+    );
+}
+
+struct Row {
+    figure: String,
+    measured: String,
+    floor: String,
+    ratio: String,
+}
+
+fn row(figure: impl Into<String>, measured: f64, floor: f64) -> Row {
+    let ratio = match floor > 0.0 {
+        true => format!("{:.2}", measured / floor),
+        false if measured == 0.0 => "1.00".to_owned(),
+        false => "over".to_owned(),
+    };
+    Row {
+        figure: figure.into(),
+        measured: format!("{measured}"),
+        floor: format!("{floor}"),
+        ratio,
+    }
+}
+
+fn seconds(d: Option<Duration>) -> String {
+    d.map_or_else(|| "—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+}
+
+fn time_row(figure: impl Into<String>, took: Option<Duration>, floor: Option<Duration>) -> Row {
+    let ratio = match (took, floor) {
+        (Some(t), Some(f)) if !f.is_zero() => format!("{:.2}", t.as_secs_f64() / f.as_secs_f64()),
+        _ => String::new(),
+    };
+    Row {
+        figure: figure.into(),
+        measured: seconds(took),
+        floor: floor.map_or_else(String::new, |f| seconds(Some(f))),
+        ratio,
+    }
+}
+
+/// The `p`th percentile of sorted `values` (nearest rank).
+fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
+    if values.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values.get(rank.clamp(1, values.len()) - 1).copied()
+}
+
+/// The floors of one phase of `r`.
+struct Floors {
+    reads: f64,
+    decrypts: f64,
+    sts: f64,
+    /// Each object's Secret, status, Event, finalizer written once.
+    secrets: f64,
+    status: f64,
+    events: f64,
+    finalizers: f64,
+}
+
+fn floors(r: &Report, phase: &Phase) -> Floors {
+    let objects = r.objects as f64;
+    // GetParameters takes ten names, GetParametersByPath answers ten a page.
+    let reads = r.parameters.div_ceil(10) as f64;
+    let parameters = r.parameters as f64;
+    let none = Floors {
+        reads,
+        decrypts: 0.0,
+        sts: 0.0,
+        secrets: 0.0,
+        status: 0.0,
+        events: 0.0,
+        finalizers: 0.0,
+    };
+    match phase.name {
+        "cold start" => Floors {
+            decrypts: parameters,
+            sts: 1.0,
+            secrets: objects,
+            status: objects,
+            events: objects,
+            finalizers: objects,
+            ..none
+        },
+        "spec change" => Floors {
+            decrypts: parameters,
+            secrets: objects,
+            status: objects,
+            ..none
+        },
+        "restart" => Floors { sts: 1.0, ..none },
+        _ => none,
+    }
+}
+
+pub fn print(r: &Report) {
+    println!(
+        "\n## {} SecureStrings, {} SsmParameters ({}), {} unrelated 10 KB Secrets",
+        r.parameters,
+        r.objects,
+        r.variant.name(),
+        r.unrelated
+    );
+    let quota = Duration::from_secs_f64(r.parameters.div_ceil(10) as f64 / 40.0);
+    let mut rows = Vec::new();
+    for phase in &r.phases {
+        let f = floors(r, phase);
+        let d = &phase.delta;
+        let p = |figure: &str| format!("{}: {figure}", phase.name);
+        match phase.name {
+            "cold start" | "spec change" => {
+                rows.push(time_row(p("all Secrets current"), phase.took, Some(quota)));
+                rows.push(time_row(p("first Secret current"), phase.first, None));
+                rows.push(time_row(p("half the Secrets current"), phase.half, None));
+                rows.push(time_row(p("90% of the Secrets current"), phase.most, None));
+                if phase.took.is_none() {
+                    rows.push(Row {
+                        figure: p("current within the deadline"),
+                        measured: format!("{} of {}", phase.done.0, phase.done.1),
+                        floor: String::new(),
+                        ratio: String::new(),
+                    });
+                }
+            }
+            _ => rows.push(time_row(p("took"), phase.took, None)),
+        }
+        rows.push(row(p("SSM reads"), d.ssm_reads() as f64, f.reads));
+        for op in [
+            "ssm:GetParameters",
+            "ssm:GetParametersByPath",
+            "ssm:GetParameter",
+        ] {
+            let n = d.calls(op);
+            if n > 0 {
+                rows.push(Row {
+                    figure: p(&format!("  {op}")),
+                    measured: n.to_string(),
+                    floor: String::new(),
+                    ratio: String::new(),
+                });
+            }
+        }
+        rows.push(row(p("SSM reads throttled"), d.throttled() as f64, 0.0));
+        rows.push(row(
+            p("KMS decrypts"),
+            d.calls_with("kms:Decrypt", "ok") as f64,
+            f.decrypts,
+        ));
+        rows.push(row(p("STS calls"), d.sts() as f64, f.sts));
+        for (resource, floor) in [
+            ("secrets", f.secrets),
+            ("ssmparameters/status", f.status),
+            ("events", f.events),
+            ("ssmparameters", f.finalizers),
+        ] {
+            rows.push(row(
+                p(&format!("writes of {resource}")),
+                d.written(resource) as f64,
+                floor,
+            ));
+        }
+        for (resource, n) in &d.writes {
+            let listed = ["secrets", "ssmparameters/status", "events", "ssmparameters"];
+            if !listed.contains(&resource.as_str()) {
+                rows.push(row(p(&format!("writes of {resource}")), *n as f64, 0.0));
+            }
+        }
+        rows.push(row(
+            p("API server 5xx answers"),
+            d.answered("5") as f64,
+            0.0,
+        ));
+        rows.push(row(
+            p("API server 429 answers"),
+            d.answered("429") as f64,
+            0.0,
+        ));
+        if !phase.probes.is_empty() {
+            let goal = Some(Duration::from_secs(5));
+            rows.push(time_row(
+                p(&format!("new object Ready p50 (of {})", phase.probes.len())),
+                percentile(&phase.probes, 50.0),
+                goal,
+            ));
+            rows.push(time_row(
+                p("new object Ready p99"),
+                percentile(&phase.probes, 99.0),
+                goal,
+            ));
+        }
+        rows.push(Row {
+            figure: p("operator CPU"),
+            measured: format!("{:.1} s", phase.cpu_seconds),
+            floor: String::new(),
+            ratio: String::new(),
+        });
+    }
+    for (figure, mib) in [
+        ("peak RSS", r.peak_rss_mib),
+        ("steady RSS", r.steady_rss_mib),
+    ] {
+        rows.push(Row {
+            figure: figure.to_owned(),
+            measured: format!("{mib:.0} MiB"),
+            floor: "64 MiB".to_owned(),
+            ratio: format!("{:.2}", mib / 64.0),
+        });
+    }
+    println!("\n| figure | measured | floor (goal) | ratio |\n|---|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} |",
+            r.figure, r.measured, r.floor, r.ratio
+        );
+    }
+}
