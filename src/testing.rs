@@ -360,6 +360,17 @@ impl FakeApi {
             .cloned()
     }
 
+    /// Every Secret of `namespace`.
+    pub fn secrets(&self, namespace: &str) -> Vec<Secret> {
+        let cluster = lock(&self.0);
+        cluster
+            .secrets
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, secret)| secret.clone())
+            .collect()
+    }
+
     /// The Secret's value of `key`, as text.
     pub fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
         let secret = self.secret(namespace, name)?;

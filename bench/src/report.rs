@@ -144,7 +144,12 @@ pub fn print(r: &Report) {
                     });
                 }
             }
-            _ => rows.push(time_row(p("took"), phase.took, None)),
+            "full refresh" => rows.push(time_row(
+                p("every object refreshed, after the cold start"),
+                phase.took,
+                None,
+            )),
+            _ => rows.push(time_row(p("every object reconciled"), phase.took, None)),
         }
         rows.push(row(p("SSM reads"), d.ssm_reads() as f64, f.reads));
         for op in [

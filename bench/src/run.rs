@@ -107,13 +107,15 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
     let cpu_before = cpu(&s);
     let from = reconciles(s.operator()).await;
     let all = u64::try_from(objects + PROBES).unwrap_or(u64::MAX);
-    let started = wait_for_reconciles(&s, from + 1, w.refresh * 2).await;
+    let started = Instant::now();
+    // The new objects go in once a tenth of the refresh has gone.
+    wait_for_reconciles(&s, from + all / 10, w.refresh * 2).await;
     let probes = tokio::spawn(probe(prober(&s, &tracker), "refresh", w.refresh));
     let refreshed = wait_for_reconciles(&s, from + all, w.refresh + PHASE_DEADLINE).await;
     let probe_latencies = probes.await.expect("the refresh's probes");
     phases.push(Phase {
         name: "full refresh",
-        took: refreshed.map(|end| end - started.unwrap_or(end)),
+        took: refreshed.map(|end| end.saturating_duration_since(started)),
         done: (0, 0),
         first: None,
         half: None,

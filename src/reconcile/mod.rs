@@ -6,6 +6,7 @@ pub mod build;
 pub mod finalize;
 pub mod fingerprint;
 pub mod halt;
+pub mod own_status;
 pub mod plan;
 pub mod read;
 pub mod report;
@@ -34,6 +35,7 @@ use crate::batch::{Batcher, Reader};
 use crate::names::FORCE_SYNC_ANNOTATION;
 use crate::reconcile::apply::Written;
 use crate::reconcile::build::secret;
+use crate::reconcile::own_status::OwnStatus;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
 use crate::reconcile::report::{Synced, Told};
@@ -59,12 +61,15 @@ pub struct Context {
     pub in_flight: AtomicI64,
     /// The Secrets' versions, by the metadata watch.
     pub seen: SeenSecrets,
+    /// The statuses written, until the cache has them.
+    pub own_status: OwnStatus,
 }
 
 impl Context {
     /// Forgets a deleted SsmParameter.
     pub fn forget(&self, obj: &SsmParameter) {
         self.schedule.forget(&ObjectRef::from_obj(obj));
+        self.own_status.forget(&ObjectRef::from_obj(obj));
         self.metrics.forget(&object_key(obj));
     }
 }
@@ -96,6 +101,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _in_flight = InFlight::start(&ctx);
+    let obj = ctx.own_status.freshest(obj);
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(finalize::finalize(&obj, &ctx.client, &ctx.recorder).await?);
     }
@@ -116,6 +122,9 @@ pub async fn reconcile(
         synced: &synced,
     };
     let reported = report::report(&ctx.client, &ctx.recorder, &told).await?;
+    if let Some(status) = reported.status_written.clone() {
+        ctx.own_status.wrote(&obj, status);
+    }
     report::record(&ctx.metrics, &object_key(&obj), &synced, started);
     Ok(match reported.restarts_pending {
         true => Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj))),

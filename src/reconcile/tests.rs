@@ -32,9 +32,30 @@ impl World {
     }
 
     fn with_tenancy(tenancy: Tenancy) -> Self {
-        let api = FakeApi::default();
+        Self::of(FakeApi::default(), Arc::new(FakeStore::default()), tenancy)
+    }
+
+    /// The same API server and AWS, and an operator process that starts
+    /// afresh, its metadata watch holding the Secrets as they are now.
+    fn restarted(self) -> Self {
+        let tenancy = self.ctx.tenancy.clone();
+        let world = Self::of(self.api, self.store, tenancy);
+        let (reader, mut writer) = kube::runtime::reflector::store();
+        for secret in world.api.secrets(NS) {
+            let meta: kube::api::PartialObjectMeta<Secret> = serde_json::from_value(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": secret.metadata,
+            }))
+            .expect("Secret metadata");
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(meta));
+        }
+        world.ctx.seen.watch(Some(NS.to_owned()), reader);
+        world
+    }
+
+    fn of(api: FakeApi, store: Arc<FakeStore>, tenancy: Tenancy) -> Self {
         let client = api.client();
-        let store = Arc::new(FakeStore::default());
         let metrics = Arc::new(Metrics::new());
         let batcher = Batcher::start(
             store.clone(),
@@ -53,6 +74,7 @@ impl World {
             metrics,
             in_flight: AtomicI64::new(0),
             seen: SeenSecrets::default(),
+            own_status: OwnStatus::default(),
         });
         Self { api, store, ctx }
     }
@@ -189,6 +211,42 @@ async fn a_read_of_everything_is_one_decrypting_call_without_a_probe() {
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(calls[0].decrypt);
     assert_eq!(w.value("simple", "prd-db-user").as_deref(), Some("app"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_secret_at_the_recorded_version_costs_a_probe_and_nothing_else() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    let w = w.restarted();
+    w.reconcile("db").await;
+    let calls = w.store.all_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(!calls[0].decrypt, "a probe without decryption");
+    let api_calls = w.api.calls();
+    assert!(
+        !api_calls.iter().any(|c| c.path.contains("/secrets/")),
+        "the Secret was read: {api_calls:?}"
+    );
+    assert_eq!(w.api.writes(), Vec::new());
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_secret_edited_meanwhile_is_read_and_repaired() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    let mut edited = w.api.secret(NS, "db").expect("the Secret");
+    edited.data.get_or_insert_default().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"tampered".to_vec()),
+    );
+    w.api.put_secret(edited);
+    let w = w.restarted();
+    w.reconcile("db").await;
+    assert_eq!(w.store.decrypted(), vec!["prd-db-pass"]);
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
 }
 
 #[tokio::test(start_paused = true)]

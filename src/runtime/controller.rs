@@ -57,6 +57,7 @@ impl Wiring {
             metrics: self.metrics.clone(),
             in_flight: Default::default(),
             seen: Default::default(),
+            own_status: Default::default(),
             client: client.clone(),
         })
     }

@@ -81,10 +81,14 @@ pub async fn report(
         let keys = updated_keys(old, &new, synced.written.as_ref());
         events::announce_update(client, obj, &new, &keys, fingerprint).await;
     }
-    if old != Some(&new) {
-        status::write(obj, &new, client).await?;
-        failpoint::hit(failpoint::AFTER_STATUS_WRITE);
-    }
+    let status_written = match old != Some(&new) {
+        true => {
+            status::write(obj, &new, client).await?;
+            failpoint::hit(failpoint::AFTER_STATUS_WRITE);
+            Some(new.clone())
+        }
+        false => None,
+    };
     let announcement = Announcement {
         written: synced.written.as_ref(),
         new_failure: status::new_failure(old, &new),
@@ -93,13 +97,16 @@ pub async fn report(
     events::publish(obj, recorder, &new, announcement).await;
     Ok(Reported {
         restarts_pending: pending,
+        status_written,
     })
 }
 
-/// What a report leaves to do.
+/// What a report did and leaves to do.
 pub struct Reported {
     /// Workloads still to restart: the next reconcile must come soon.
     pub restarts_pending: bool,
+    /// The status it wrote, if it wrote one.
+    pub status_written: Option<SsmParameterStatus>,
 }
 
 fn is_not_found(error: &kube::Error) -> bool {
