@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::run::{Phase, Report};
+use crate::run::{PROBES, Phase, Report};
 
 /// Prints the machine the numbers come from.
 pub fn machine() {
@@ -80,13 +80,16 @@ struct Floors {
     finalizers: f64,
 }
 
+/// The new objects a phase applied (one parameter each) are first syncs, in
+/// the floors too; those of the cold start refresh and restart with the rest.
 fn floors(r: &Report, phase: &Phase) -> Floors {
+    let new = phase.probes_applied as f64;
     let objects = r.objects as f64;
     // GetParameters takes ten names, GetParametersByPath answers ten a page.
-    let reads = r.parameters.div_ceil(10) as f64;
+    let reads = |parameters: usize| parameters.div_ceil(10) as f64;
     let parameters = r.parameters as f64;
     let none = Floors {
-        reads,
+        reads: reads(r.parameters + PROBES),
         decrypts: 0.0,
         sts: 0.0,
         secrets: 0.0,
@@ -94,23 +97,40 @@ fn floors(r: &Report, phase: &Phase) -> Floors {
         events: 0.0,
         finalizers: 0.0,
     };
+    let first_syncs = Floors {
+        decrypts: new,
+        secrets: new,
+        status: new,
+        events: new,
+        finalizers: new,
+        ..none
+    };
     match phase.name {
         "cold start" => Floors {
-            decrypts: parameters,
+            reads: reads(r.parameters + PROBES),
+            decrypts: parameters + new,
             sts: 1.0,
-            secrets: objects,
-            status: objects,
-            events: objects,
-            finalizers: objects,
-            ..none
+            secrets: objects + new,
+            status: objects + new,
+            events: objects + new,
+            finalizers: objects + new,
+        },
+        "full refresh" => Floors {
+            reads: reads(r.parameters + PROBES) + reads(PROBES),
+            ..first_syncs
         },
         "spec change" => Floors {
+            reads: reads(r.parameters),
             decrypts: parameters,
             secrets: objects,
             status: objects,
             ..none
         },
-        "restart" => Floors { sts: 1.0, ..none },
+        "restart" => Floors {
+            reads: reads(r.parameters + 2 * PROBES),
+            sts: 1.0,
+            ..none
+        },
         _ => none,
     }
 }

@@ -20,7 +20,7 @@ use crate::world::{self, Variant, World};
 
 /// New objects applied during a phase, one every [`PROBE_GAP`], to measure
 /// how long a new object waits.
-const PROBES: usize = 10;
+pub const PROBES: usize = 10;
 const PROBE_GAP: Duration = Duration::from_millis(500);
 /// Unrelated Secrets' size.
 const UNRELATED_SIZE: usize = 10 * 1024;
@@ -41,6 +41,8 @@ pub struct Phase {
     pub delta: Delta,
     /// Latencies of the new objects applied during the phase, sorted.
     pub probes: Vec<Duration>,
+    /// How many new objects the phase applied.
+    pub probes_applied: usize,
     pub cpu_seconds: f64,
 }
 
@@ -96,6 +98,7 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
     let cold = phase("cold start", start, &times, objects, &before, &s, &role).await;
     phases.push(Phase {
         probes: probe_latencies,
+        probes_applied: PROBES,
         cpu_seconds: cpu(&s),
         ..cold
     });
@@ -122,6 +125,7 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
         most: None,
         delta: Snapshot::take(&s, &role).await.since(&before),
         probes: probe_latencies,
+        probes_applied: PROBES,
         cpu_seconds: cpu(&s) - cpu_before,
     });
 
@@ -162,6 +166,7 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
         most: None,
         delta: Snapshot::take(&s, &role).await.since(&before),
         probes: Vec::new(),
+        probes_applied: 0,
         cpu_seconds: cpu(&s),
     });
     s.cleanup().await;
@@ -211,6 +216,7 @@ async fn phase(
         most: at(0.9),
         delta: Snapshot::take(s, role).await.since(before),
         probes: Vec::new(),
+        probes_applied: 0,
         cpu_seconds: 0.0,
     }
 }

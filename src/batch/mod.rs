@@ -82,12 +82,14 @@ struct Aws {
 
 impl Batcher {
     /// Starts the batching task; a batch waits at most `window` for readers
-    /// on their way.
+    /// on their way. With `concurrency` readers registered (every reconcile
+    /// slot taken), more are taken to be coming once those are answered.
     pub fn start(
         store: Arc<dyn ParameterStore>,
         budgets: Arc<Budgets>,
         metrics: Arc<Metrics>,
         window: Duration,
+        concurrency: usize,
     ) -> Self {
         let (requests, inbox) = mpsc::unbounded_channel();
         let aws = Aws {
@@ -96,7 +98,11 @@ impl Batcher {
             metrics,
         };
         let readers = Arc::new(Readers::default());
-        tokio::spawn(run(aws.clone(), readers.clone(), window, inbox));
+        let pacing = Pacing {
+            window,
+            concurrency,
+        };
+        tokio::spawn(run(aws.clone(), readers.clone(), pacing, inbox));
         Self {
             requests,
             aws,
@@ -228,6 +234,13 @@ impl Aws {
     }
 }
 
+/// How long batches wait, and for how many readers at most.
+#[derive(Clone, Copy)]
+struct Pacing {
+    window: Duration,
+    concurrency: usize,
+}
+
 /// How long a batch waits for reconciles to register before it counts who
 /// is on the way: reconciles due together start a few milliseconds apart
 /// (the controller's queue hands them out timer tick by timer tick), and the
@@ -240,9 +253,13 @@ const REGISTRATION: Duration = Duration::from_millis(20);
 async fn run(
     aws: Aws,
     readers: Arc<Readers>,
-    window: Duration,
+    pacing: Pacing,
     mut inbox: mpsc::UnboundedReceiver<Request>,
 ) {
+    let Pacing {
+        window,
+        concurrency,
+    } = pacing;
     // Requests a batch left for the next one, to fill its last call.
     let mut carried: Vec<Request> = Vec::new();
     loop {
@@ -266,7 +283,10 @@ async fn run(
         while open && readers.on_the_way_before(registered) && Instant::now() < deadline {
             open = batch.until(deadline, true).await;
         }
-        let more_coming = open && readers.on_the_way_before(readers.mark());
+        // Readers on their way, or every slot taken: the queue behind them
+        // sends more as soon as these are answered.
+        let more_coming = open
+            && (readers.on_the_way_before(readers.mark()) || readers.registered() >= concurrency);
         let (now, later) = room::fill(batch.requests, more_coming, Instant::now(), window);
         tracing::debug!(
             requests = now.len(),
@@ -495,6 +515,7 @@ mod tests {
             budgets,
             Arc::new(Metrics::new()),
             Duration::from_millis(window_ms),
+            16,
         )
     }
 

@@ -61,6 +61,11 @@ impl Readers {
         Mark(self.state().next)
     }
 
+    /// How many readers are registered now.
+    pub fn registered(&self) -> usize {
+        self.state().waiting.len()
+    }
+
     /// Whether a reader registered before `mark` is still on its way.
     pub fn on_the_way_before(&self, mark: Mark) -> bool {
         self.state()

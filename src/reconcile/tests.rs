@@ -62,6 +62,7 @@ impl World {
             Arc::new(Budgets::new(1000.0)),
             metrics.clone(),
             Duration::from_millis(250),
+            16,
         );
         let ctx = Arc::new(Context {
             client: client.clone(),
@@ -75,6 +76,7 @@ impl World {
             in_flight: AtomicI64::new(0),
             seen: SeenSecrets::default(),
             own_status: OwnStatus::default(),
+            finished: tokio::sync::watch::Sender::new(0),
         });
         Self { api, store, ctx }
     }

@@ -21,7 +21,7 @@ use crate::reconcile::Context;
 use crate::reconcile::schedule::Schedule;
 use crate::runtime::client::watch_config;
 use crate::runtime::guard::{self, Failure};
-use crate::runtime::{Settings, relist};
+use crate::runtime::{Settings, backlog, relist};
 use crate::telemetry::metrics::Metrics;
 
 /// What the controller is wired with.
@@ -48,6 +48,7 @@ impl Wiring {
                 Arc::new(Budgets::new(settings.aws_read_rate)),
                 self.metrics.clone(),
                 settings.batch_window,
+                usize::from(settings.max_concurrent_reconciles),
             ),
             default_region: settings.region.clone(),
             max_path_parameters: settings.max_path_parameters,
@@ -58,6 +59,7 @@ impl Wiring {
             in_flight: Default::default(),
             seen: Default::default(),
             own_status: Default::default(),
+            finished: tokio::sync::watch::Sender::new(0),
             client: client.clone(),
         })
     }
@@ -86,7 +88,15 @@ pub async fn run(
     });
     let controllers: Vec<_> = scopes
         .into_iter()
-        .map(|namespace| controller(client.clone(), namespace, ctx.clone(), readiness.clone()))
+        .map(|namespace| {
+            controller(
+                client.clone(),
+                namespace,
+                ctx.clone(),
+                readiness.clone(),
+                concurrency,
+            )
+        })
         .collect();
     join_all(controllers.into_iter().map(|controller| {
         controller
@@ -133,6 +143,7 @@ fn controller(
     namespace: Option<String>,
     ctx: Arc<Context>,
     readiness: Arc<Readiness>,
+    concurrency: u16,
 ) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
@@ -150,8 +161,9 @@ fn controller(
     .default_backoff()
     .modify(drop_managed_fields)
     .reflect(writer);
-    let parameters = relist::with_vanished(parameters, reader.clone())
-        .inspect_ok(move |event| match event {
+    let finished = ctx.finished.subscribe();
+    let parameters =
+        relist::with_vanished(parameters, reader.clone()).inspect_ok(move |event| match event {
             // Deleted objects leave nothing to remember.
             watcher::Event::Delete(obj) => ctx.forget(obj),
             // Only the first full list counts; relists do not unready.
@@ -159,7 +171,9 @@ fn controller(
                 readiness.scope_synced()
             }
             _ => {}
-        })
+        });
+    // Listed objects wait for room, live ones go first.
+    let parameters = backlog::trickle(parameters, finished, usize::from(concurrency))
         .applied_objects()
         .predicate_filter(spec_or_force_sync, Default::default());
     let secrets = watcher(

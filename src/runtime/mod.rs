@@ -3,6 +3,7 @@
 //! election in terms, and the admin server.
 
 pub mod admin;
+pub mod backlog;
 pub mod campaign;
 pub mod client;
 pub mod controller;
