@@ -59,8 +59,6 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Reconciles running now.
     pub in_flight: AtomicI64,
-    /// Reconciles finished so far.
-    pub finished: tokio::sync::watch::Sender<u64>,
     /// The Secrets' versions, by the metadata watch.
     pub seen: SeenSecrets,
     /// The statuses written, until the cache has them.
@@ -476,6 +474,5 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
         self.0.metrics.queue_depth(n);
-        self.0.finished.send_modify(|n| *n += 1);
     }
 }

@@ -55,6 +55,19 @@ impl OwnStatus {
         }
     }
 
+    /// The cache now holds `obj`: a status written over an older version
+    /// of it is in the cache too, and need not be kept.
+    pub fn cached(&self, obj: &SsmParameter) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let object = ObjectRef::from_obj(obj);
+        if written
+            .get(&object)
+            .is_some_and(|w| w.on != obj.metadata.resource_version)
+        {
+            written.remove(&object);
+        }
+    }
+
     /// Forgets a deleted object.
     pub fn forget(&self, object: &ObjectRef<SsmParameter>) {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,5 +107,19 @@ mod tests {
         let newer = at_version("11");
         assert_eq!(own.freshest(Arc::new(newer)).status, None);
         assert_eq!(own.freshest(Arc::new(cached)).status, None, "forgotten");
+    }
+
+    #[test]
+    fn what_the_cache_has_caught_up_with_is_forgotten_at_once() {
+        let own = OwnStatus::default();
+        let cached = at_version("10");
+        own.wrote(&cached, status(3));
+        own.cached(&cached);
+        assert_eq!(
+            own.freshest(Arc::new(cached.clone())).status,
+            Some(status(3))
+        );
+        own.cached(&at_version("11"));
+        assert_eq!(own.freshest(Arc::new(cached)).status, None);
     }
 }

@@ -76,7 +76,6 @@ impl World {
             in_flight: AtomicI64::new(0),
             seen: SeenSecrets::default(),
             own_status: OwnStatus::default(),
-            finished: tokio::sync::watch::Sender::new(0),
         });
         Self { api, store, ctx }
     }

@@ -1,46 +1,113 @@
 //! New objects before the backlog: the objects of a (re)list reach the
-//! controller's queue only as fast as reconciles finish.
+//! controller's queue only as their reconciles finish.
 //!
 //! At start-up (and after a watch gap) every SsmParameter arrives at once,
 //! and the controller's queue serves them in turn: an object applied then
 //! would wait behind thousands. Here the listed objects wait in a queue of
-//! their own and go to the controller one per finished reconcile, never
-//! more than `concurrency` ahead; objects created or changed meanwhile
-//! (live events) go at once, behind a few.
+//! their own and go to the controller at most `concurrency` at a time, the
+//! next when one of them has been reconciled; objects created since the
+//! process started go first, and live events (objects created or changed
+//! meanwhile) go at once, behind a few.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
 use crate::api::SsmParameter;
 use crate::names::FORCE_SYNC_ANNOTATION;
 
 type Item = Result<Event<SsmParameter>, watcher::Error>;
 
-/// `events` with their listed objects held back: at most `concurrency`
-/// released and not yet reconciled, as `finished` (the count of finished
-/// reconciles) tells. Listed objects go on as `Apply` events.
-pub fn trickle<S>(
-    events: S,
-    mut finished: watch::Receiver<u64>,
+/// A released object not reconciled after this long no longer holds its
+/// place (its reconcile may have been skipped: the object was deleted).
+const RELEASED_AT_MOST: Duration = Duration::from_secs(30);
+
+/// The listed objects handed to the controller and not reconciled yet.
+pub struct Backlog {
     concurrency: usize,
-) -> impl Stream<Item = Item>
+    released: Mutex<HashMap<ObjectRef<SsmParameter>, Instant>>,
+    room: Notify,
+}
+
+impl Backlog {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            released: Mutex::default(),
+            room: Notify::new(),
+        }
+    }
+
+    /// A reconcile of `object` finished (or it was deleted).
+    pub fn done(&self, object: &ObjectRef<SsmParameter>) {
+        let removed = self
+            .released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(object);
+        if removed.is_some() {
+            self.room.notify_one();
+        }
+    }
+
+    /// Takes a place for `object` if there is one.
+    fn release(&self, object: ObjectRef<SsmParameter>) -> bool {
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        released.retain(|_, at| now.duration_since(*at) < RELEASED_AT_MOST);
+        if released.len() >= self.concurrency {
+            return false;
+        }
+        released.insert(object, now);
+        true
+    }
+}
+
+/// The held objects: those created since the process started, then the rest.
+#[derive(Default)]
+struct Held {
+    fresh: VecDeque<SsmParameter>,
+    backlog: VecDeque<SsmParameter>,
+}
+
+impl Held {
+    fn next(&self) -> Option<&SsmParameter> {
+        self.fresh.front().or_else(|| self.backlog.front())
+    }
+
+    fn pop(&mut self) -> Option<SsmParameter> {
+        self.fresh.pop_front().or_else(|| self.backlog.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fresh.is_empty() && self.backlog.is_empty()
+    }
+}
+
+/// `events` with their listed objects held back in `backlog`. Listed
+/// objects go on as `Apply` events.
+pub fn trickle<S>(events: S, backlog: std::sync::Arc<Backlog>) -> impl Stream<Item = Item>
 where
     S: Stream<Item = Item> + Send + 'static,
 {
+    // Creation times have whole seconds.
+    let started = Timestamp::now() - Duration::from_secs(1);
     let (out, stream) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
-        let mut held: VecDeque<SsmParameter> = VecDeque::new();
-        let base = *finished.borrow_and_update();
-        let mut released: u64 = 0;
+        let mut held = Held::default();
         loop {
-            let done = finished.borrow().saturating_sub(base);
-            let room = released.saturating_sub(done) < concurrency as u64;
-            if room && let Some(obj) = held.pop_front() {
-                released += 1;
+            if let Some(obj) = held.next()
+                && backlog.release(ObjectRef::from_obj(obj))
+                && let Some(obj) = held.pop()
+            {
                 if out.send(Ok(Event::Apply(obj))).is_err() {
                     return;
                 }
@@ -48,7 +115,19 @@ where
             }
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(Event::InitApply(obj))) => held.push_back(trigger(obj)),
+                    Some(Ok(Event::InitApply(obj))) => {
+                        let created = obj.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                        match created.is_some_and(|c| c >= started) {
+                            true => held.fresh.push_back(trigger(obj)),
+                            false => held.backlog.push_back(trigger(obj)),
+                        }
+                    }
+                    Some(Ok(Event::Delete(obj))) => {
+                        backlog.done(&ObjectRef::from_obj(&obj));
+                        if out.send(Ok(Event::Delete(obj))).is_err() {
+                            return;
+                        }
+                    }
                     Some(other) => {
                         if out.send(other).is_err() {
                             return;
@@ -56,11 +135,9 @@ where
                     }
                     None => return,
                 },
-                changed = finished.changed(), if !held.is_empty() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
+                () = backlog.room.notified(), if !held.is_empty() => {}
+                // A place held too long frees itself: look again then.
+                () = tokio::time::sleep(RELEASED_AT_MOST), if !held.is_empty() => {}
                 // The controller stopped: so does the watch.
                 () = out.closed() => return,
             }
@@ -88,16 +165,14 @@ fn trigger(mut obj: SsmParameter) -> SsmParameter {
 mod tests {
     use super::*;
     use crate::testing::ssm_parameter;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
+    use std::sync::Arc;
 
-    fn listed(n: usize) -> Vec<Item> {
-        let mut events = vec![Ok(Event::Init)];
-        for i in 0..n {
-            let obj = ssm_parameter(&format!("o{i}"), json!({"parameters": [{"name": "p"}]}));
-            events.push(Ok(Event::InitApply(obj)));
-        }
-        events.push(Ok(Event::InitDone));
-        events
+    fn object(name: &str, created: Timestamp) -> SsmParameter {
+        let mut obj = ssm_parameter(name, json!({"parameters": [{"name": "p"}]}));
+        obj.metadata.creation_timestamp = Some(Time(created));
+        obj
     }
 
     fn name(item: &Item) -> String {
@@ -109,36 +184,57 @@ mod tests {
         }
     }
 
+    fn done(backlog: &Backlog, name: &str) {
+        backlog.done(&ObjectRef::new(name).within("payments"));
+    }
+
     #[tokio::test]
-    async fn listed_objects_go_one_per_finished_reconcile_and_live_ones_go_first() {
-        let (finish, finished) = watch::channel(0u64);
+    async fn listed_objects_go_as_reconciles_finish_and_newer_ones_go_first() {
+        let old = Timestamp::now() - Duration::from_secs(3600);
         let (input, events) = mpsc::unbounded_channel();
-        for item in listed(10) {
-            input.send(item).unwrap();
+        input.send(Ok(Event::Init)).unwrap();
+        for i in 0..6 {
+            input
+                .send(Ok(Event::InitApply(object(&format!("o{i}"), old))))
+                .unwrap();
         }
+        let created_now = object("created-now", Timestamp::now());
+        input.send(Ok(Event::InitApply(created_now))).unwrap();
+        input.send(Ok(Event::InitDone)).unwrap();
         let events = futures::stream::unfold(events, |mut events| async move {
             let item = events.recv().await?;
             Some((item, events))
         });
-        let mut out = std::pin::pin!(trickle(events, finished, 3));
+        let backlog = Arc::new(Backlog::new(3));
+        let mut out = std::pin::pin!(trickle(events, backlog.clone()));
         let mut seen = Vec::new();
         for _ in 0..5 {
             seen.push(name(&out.next().await.unwrap()));
         }
         assert_eq!(seen, ["Init", "o0", "o1", "o2", "InitDone"]);
-        let live = ssm_parameter("new", json!({"parameters": [{"name": "p"}]}));
+        let live = object("live", Timestamp::now());
         input.send(Ok(Event::Apply(live))).unwrap();
         assert_eq!(
             name(&out.next().await.unwrap()),
-            "new",
+            "live",
             "before the backlog"
         );
-        finish.send_modify(|n| *n += 1);
+        // Another object's reconcile makes no room; a released one's does.
+        done(&backlog, "live");
+        let nothing = tokio::time::timeout(Duration::from_millis(50), out.next());
+        assert!(
+            nothing.await.is_err(),
+            "no room until o0..o2 are reconciled"
+        );
+        done(&backlog, "o1");
+        assert_eq!(
+            name(&out.next().await.unwrap()),
+            "created-now",
+            "newer first"
+        );
+        done(&backlog, "o0");
+        done(&backlog, "o2");
         assert_eq!(name(&out.next().await.unwrap()), "o3");
-        let nothing = tokio::time::timeout(std::time::Duration::from_millis(50), out.next());
-        assert!(nothing.await.is_err(), "no room until a reconcile finishes");
-        finish.send_modify(|n| *n += 2);
         assert_eq!(name(&out.next().await.unwrap()), "o4");
-        assert_eq!(name(&out.next().await.unwrap()), "o5");
     }
 }

@@ -19,9 +19,10 @@ use crate::batch::budget::Budgets;
 use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
 use crate::reconcile::Context;
 use crate::reconcile::schedule::Schedule;
+use crate::runtime::backlog::{self, Backlog};
 use crate::runtime::client::watch_config;
 use crate::runtime::guard::{self, Failure};
-use crate::runtime::{Settings, backlog, relist};
+use crate::runtime::{Settings, relist};
 use crate::telemetry::metrics::Metrics;
 
 /// What the controller is wired with.
@@ -59,7 +60,6 @@ impl Wiring {
             in_flight: Default::default(),
             seen: Default::default(),
             own_status: Default::default(),
-            finished: tokio::sync::watch::Sender::new(0),
             client: client.clone(),
         })
     }
@@ -89,20 +89,31 @@ pub async fn run(
     let controllers: Vec<_> = scopes
         .into_iter()
         .map(|namespace| {
-            controller(
+            let backlog = Arc::new(Backlog::new(usize::from(concurrency)));
+            let watched = controller(
                 client.clone(),
                 namespace,
                 ctx.clone(),
                 readiness.clone(),
-                concurrency,
-            )
+                backlog.clone(),
+            );
+            (watched, backlog)
         })
         .collect();
-    join_all(controllers.into_iter().map(|controller| {
+    join_all(controllers.into_iter().map(|(controller, backlog)| {
+        // Each reconcile of a listed object makes room for the next.
+        let reconcile = move |obj: Arc<SsmParameter>, ctx: Arc<Context>| {
+            let backlog = backlog.clone();
+            async move {
+                let done = guard::reconcile(obj.clone(), ctx).await;
+                backlog.done(&ObjectRef::from_obj(&*obj));
+                done
+            }
+        };
         controller
             .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone())
-            .run(guard::reconcile, error_policy, ctx.clone())
+            .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(error) = result {
                     tracing::debug!(%error, "reconcile did not complete");
@@ -143,7 +154,7 @@ fn controller(
     namespace: Option<String>,
     ctx: Arc<Context>,
     readiness: Arc<Readiness>,
-    concurrency: u16,
+    backlog: Arc<Backlog>,
 ) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
@@ -161,11 +172,13 @@ fn controller(
     .default_backoff()
     .modify(drop_managed_fields)
     .reflect(writer);
-    let finished = ctx.finished.subscribe();
     let parameters =
         relist::with_vanished(parameters, reader.clone()).inspect_ok(move |event| match event {
             // Deleted objects leave nothing to remember.
             watcher::Event::Delete(obj) => ctx.forget(obj),
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                ctx.own_status.cached(obj)
+            }
             // Only the first full list counts; relists do not unready.
             watcher::Event::InitDone if !synced_once.swap(true, Ordering::Relaxed) => {
                 readiness.scope_synced()
@@ -173,7 +186,7 @@ fn controller(
             _ => {}
         });
     // Listed objects wait for room, live ones go first.
-    let parameters = backlog::trickle(parameters, finished, usize::from(concurrency))
+    let parameters = backlog::trickle(parameters, backlog)
         .applied_objects()
         .predicate_filter(spec_or_force_sync, Default::default());
     let secrets = watcher(

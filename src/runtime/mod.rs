@@ -8,6 +8,7 @@ pub mod campaign;
 pub mod client;
 pub mod controller;
 pub mod guard;
+pub mod held;
 pub mod leader;
 pub mod pace;
 pub mod relist;

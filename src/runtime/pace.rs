@@ -8,15 +8,14 @@
 //! the API server then answers 504s and its watches fall behind, for this
 //! operator and everyone else.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Request;
 use tokio::time::Instant;
-use tower::{BoxError, Layer, Service, ServiceExt as _};
+use tower::Layer;
+
+use super::held::{Held, Hold};
 
 /// Requests per second, and how many may go at once after a quiet spell.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,7 +30,7 @@ pub struct PaceLayer {
     bucket: Arc<Mutex<Bucket>>,
 }
 
-struct Bucket {
+pub struct Bucket {
     pace: Pace,
     /// Tokens at `at`; below zero, requests have reserved the future.
     tokens: f64,
@@ -69,58 +68,32 @@ impl PaceLayer {
 }
 
 impl<S> Layer<S> for PaceLayer {
-    type Service = Paced<S>;
+    type Service = Held<S, Turns>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Paced {
+        Held {
             inner,
-            bucket: self.bucket.clone(),
+            hold: Turns(self.bucket.clone()),
         }
     }
 }
 
-/// Holds each request (but watches) until the bucket has a token for it.
+/// Each request's turn from the shared bucket; watches need none.
 #[derive(Clone)]
-pub struct Paced<S> {
-    inner: S,
-    bucket: Arc<Mutex<Bucket>>,
-}
+pub struct Turns(Arc<Mutex<Bucket>>);
 
-type Responding<B> = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
-
-impl<S, R, B> Service<Request<R>> for Paced<S>
-where
-    S: Service<Request<R>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    R: Send + 'static,
-    B: 'static,
-{
-    type Response = Response<B>;
-    type Error = BoxError;
-    type Future = Responding<B>;
-
-    /// Readiness is the inner service's, checked once the wait is over.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<R>) -> Self::Future {
-        let inner = self.inner.clone();
-        let wait = match is_watch(&request) {
-            true => Duration::ZERO,
-            false => self
-                .bucket
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .reserve(Instant::now()),
-        };
-        Box::pin(async move {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            inner.oneshot(request).await.map_err(Into::into)
-        })
+impl Hold for Turns {
+    fn until<R>(&self, request: &Request<R>) -> Option<Instant> {
+        if is_watch(request) {
+            return None;
+        }
+        let now = Instant::now();
+        let wait = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(now);
+        (!wait.is_zero()).then(|| now + wait)
     }
 }
 
@@ -134,6 +107,8 @@ fn is_watch<R>(request: &Request<R>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Response;
+    use tower::{BoxError, Service, ServiceExt as _};
 
     fn server(
         sent: Arc<Mutex<Vec<Instant>>>,

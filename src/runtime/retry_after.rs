@@ -3,15 +3,14 @@
 //! retry of the same request nor the next request of a caller that gave up
 //! (a watcher restarting after its own short backoff, say).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use tokio::time::Instant;
-use tower::{BoxError, Layer, Service, ServiceExt as _};
+use tower::Layer;
+
+use super::held::{Held, Hold};
 
 /// A longer wait than this is cut to it: a request waits at most this long
 /// for its turn, and its own deadline decides the rest.
@@ -24,58 +23,31 @@ pub struct RetryAfterLayer {
 }
 
 impl<S> Layer<S> for RetryAfterLayer {
-    type Service = RetryAfter<S>;
+    type Service = Held<S, NotBefore>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryAfter {
+        Held {
             inner,
-            not_before: self.not_before.clone(),
+            hold: NotBefore(self.not_before.clone()),
         }
     }
 }
 
-/// Holds each request until the latest `Retry-After` has passed.
+/// The latest `Retry-After` of any answer, shared by every request.
 #[derive(Clone)]
-pub struct RetryAfter<S> {
-    inner: S,
-    not_before: Arc<Mutex<Option<Instant>>>,
-}
+pub struct NotBefore(Arc<Mutex<Option<Instant>>>);
 
-type Responding<B> = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
-
-impl<S, R, B> Service<Request<R>> for RetryAfter<S>
-where
-    S: Service<Request<R>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    R: Send + 'static,
-    B: 'static,
-{
-    type Response = Response<B>;
-    type Error = BoxError;
-    type Future = Responding<B>;
-
-    /// Readiness is the inner service's, checked once the wait is over.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
+impl Hold for NotBefore {
+    fn until<R>(&self, _request: &Request<R>) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn call(&mut self, request: Request<R>) -> Self::Future {
-        let inner = self.inner.clone();
-        let not_before = self.not_before.clone();
-        Box::pin(async move {
-            let wait = *not_before.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(at) = wait {
-                tokio::time::sleep_until(at).await;
-            }
-            let response = inner.oneshot(request).await.map_err(Into::into)?;
-            if let Some(after) = retry_after(&response) {
-                let at = Instant::now() + after;
-                let mut latest = not_before.lock().unwrap_or_else(PoisonError::into_inner);
-                *latest = Some(latest.map_or(at, |l| l.max(at)));
-            }
-            Ok(response)
-        })
+    fn answered<B>(&self, response: &Response<B>) {
+        if let Some(after) = retry_after(response) {
+            let at = Instant::now() + after;
+            let mut latest = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            *latest = Some(latest.map_or(at, |l| l.max(at)));
+        }
     }
 }
 
@@ -98,6 +70,7 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::{BoxError, ServiceExt as _};
 
     fn answer(status: u16, retry_after: Option<&str>) -> Response<()> {
         let mut response = Response::builder().status(status);
