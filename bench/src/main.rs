@@ -14,18 +14,21 @@ mod world;
 
 use world::Variant;
 
-const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--variants single,ten,path] [--unrelated-secrets N]
+const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--variants single,ten,path] [--unrelated-secrets N] [--operator-args ARGS]
 
   --parameters         SecureStrings per run, comma-separated (default 1000,10000)
   --variants           shapes of the SsmParameters: single (one parameter each),
                        ten (ten each), path (a path of 250 each); default single
   --unrelated-secrets  10 KB Secrets no SsmParameter refers to, beside a run's
-                       objects (default: as many as parameters, single runs only)";
+                       objects (default: as many as parameters, single runs only)
+  --operator-args      more `ssm-operator run` flags, space-separated
+                       (e.g. \"--kube-api-qps 500 --batch-window 1000ms\")";
 
 struct Args {
     parameters: Vec<usize>,
     variants: Vec<Variant>,
     unrelated: Option<usize>,
+    operator_args: Vec<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -33,6 +36,7 @@ fn parse_args() -> anyhow::Result<Args> {
         parameters: vec![1000, 10_000],
         variants: vec![Variant::Single],
         unrelated: None,
+        operator_args: Vec::new(),
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -55,6 +59,9 @@ fn parse_args() -> anyhow::Result<Args> {
                     .collect::<Result<_, _>>()?;
             }
             "--unrelated-secrets" => args.unrelated = Some(value()?.parse()?),
+            "--operator-args" => {
+                args.operator_args = value()?.split_whitespace().map(str::to_owned).collect();
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -68,7 +75,7 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    report::machine();
+    report::machine(&args.operator_args);
     for &variant in &args.variants {
         for &parameters in &args.parameters {
             let unrelated = match (args.unrelated, variant) {
@@ -76,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
                 (None, Variant::Single) => parameters,
                 (None, _) => 0,
             };
-            let measured = run::run(variant, parameters, unrelated).await;
+            let measured = run::run(variant, parameters, unrelated, &args.operator_args).await;
             report::print(&measured);
         }
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::run::{PROBES, Phase, Report};
 
-/// Prints the machine the numbers come from.
-pub fn machine() {
+/// Prints the machine the numbers come from, and the operator's flags.
+pub fn machine(operator_args: &[String]) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -19,6 +19,10 @@ pub fn machine() {
     println!(
         "machine: {cores} cores, {memory:.0} GiB; emulator SSM quota 40 reads/s (AWS's default)"
     );
+    match operator_args.is_empty() {
+        true => println!("operator: release build, default flags"),
+        false => println!("operator: release build, {}", operator_args.join(" ")),
+    }
 }
 
 struct Row {

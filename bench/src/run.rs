@@ -59,7 +59,12 @@ pub struct Report {
 
 /// Runs the benchmark of `parameters` SecureStrings in the shape of
 /// `variant`, with `unrelated` other Secrets beside them.
-pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Report {
+pub async fn run(
+    variant: Variant,
+    parameters: usize,
+    unrelated: usize,
+    operator_args: &[String],
+) -> Report {
     let mut s = Scenario::new(&format!("bench-{}-{parameters}", variant.name())).await;
     let objects = parameters.div_ceil(variant.per_object());
     // Long enough that a refresh starts after the cold start ends.
@@ -91,7 +96,7 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
     // Cold: the operator starts on objects that have no Secret yet.
     let before = Snapshot::take(&s, &role).await;
     let start = Instant::now();
-    start_operator(&mut s, &role).await;
+    start_operator(&mut s, &role, operator_args).await;
     let probes = tokio::spawn(probe(prober(&s, &tracker), "cold", w.refresh));
     let times = tracker.all_ready(&names, 1, PHASE_DEADLINE).await;
     let probe_latencies = probes.await.expect("the cold start's probes");
@@ -154,7 +159,7 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
     }
     let before = Snapshot::take(&s, &role).await;
     let start = Instant::now();
-    start_operator(&mut s, &role).await;
+    start_operator(&mut s, &role, operator_args).await;
     let all = u64::try_from(objects).unwrap_or(u64::MAX);
     let restarted = wait_for_reconciles(&s, all, PHASE_DEADLINE).await;
     phases.push(Phase {
@@ -181,9 +186,10 @@ pub async fn run(variant: Variant, parameters: usize, unrelated: usize) -> Repor
     }
 }
 
-async fn start_operator(s: &mut Scenario, role: &str) {
+async fn start_operator(s: &mut Scenario, role: &str, args: &[String]) {
     let options = OperatorOptions {
         log_level: Some("info".to_owned()),
+        args: args.to_vec(),
         ..OperatorOptions::default()
     };
     s.start_operator_with(role, options).await;

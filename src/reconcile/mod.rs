@@ -26,7 +26,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{DeletionPolicy, ParameterStatus, Reason, SsmParameter, SyncError, WorkloadRef};
@@ -38,6 +37,7 @@ use crate::reconcile::build::secret;
 use crate::reconcile::own_status::OwnStatus;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
+use crate::reconcile::report::events::Recorder;
 use crate::reconcile::report::{Synced, Told};
 use crate::reconcile::schedule::{Due, Lane, Schedule, SyncBasis};
 use crate::reconcile::seen::SeenSecrets;

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
 use super::*;
 use crate::batch::budget::Budgets;
-use crate::names::REPORTER;
 use crate::reconcile::status::{READY, SYNCED};
 use crate::testing::{ApiCall, FakeApi, FakeStore, foreign_secret, ssm_parameter};
 
@@ -69,7 +67,7 @@ impl World {
             batcher,
             default_region: "ap-northeast-1".to_owned(),
             max_path_parameters: 50,
-            recorder: Recorder::new(client, Reporter::from(REPORTER)),
+            recorder: Recorder::new(client),
             schedule: Schedule::default(),
             tenancy,
             metrics,

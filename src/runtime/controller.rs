@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -16,8 +15,9 @@ use kube::{Client, ResourceExt};
 use crate::api::SsmParameter;
 use crate::batch::Batcher;
 use crate::batch::budget::Budgets;
-use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, REPORTER, WATCH_LABEL};
+use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, WATCH_LABEL};
 use crate::reconcile::Context;
+use crate::reconcile::report::events::Recorder;
 use crate::reconcile::schedule::Schedule;
 use crate::runtime::backlog::{self, Backlog};
 use crate::runtime::client::watch_config;
@@ -53,7 +53,7 @@ impl Wiring {
             ),
             default_region: settings.region.clone(),
             max_path_parameters: settings.max_path_parameters,
-            recorder: Recorder::new(client.clone(), Reporter::from(REPORTER)),
+            recorder: Recorder::new(client.clone()),
             schedule: Schedule::default(),
             tenancy: settings.tenancy.clone(),
             metrics: self.metrics.clone(),

@@ -1,9 +1,11 @@
 //! Events: `Normal` when the Secret's data is written, `Warning` when a sync
 //! starts failing or fails for another reason — never once per retry.
 
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use crate::names::REPORTER;
@@ -20,6 +22,75 @@ pub struct Announcement<'a> {
     pub new_failure: Option<String>,
     /// Workloads that could not be restarted.
     pub restart_failures: &'a [(WorkloadRef, kube::Error)],
+}
+
+/// Publishes Events as kube's `Recorder` does, but without its cache: the
+/// operator tells each change once, never once per retry, so the cache's
+/// series would hold nothing but memory — every object's last Event for six
+/// minutes (10,000 Events after a cold start), scanned whole at each
+/// publish.
+#[derive(Clone)]
+pub struct Recorder {
+    client: kube::Client,
+}
+
+impl Recorder {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates `event` about `regarding`.
+    pub async fn publish(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        let type_ = match event.type_ {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        let name = regarding.name.clone().unwrap_or_default();
+        let meta = ObjectMeta {
+            generate_name: Some(format!("{}.", name.chars().take(200).collect::<String>())),
+            ..ObjectMeta::default()
+        };
+        let what = What {
+            type_,
+            reason: &event.reason,
+            action: &event.action,
+            note: event.note.clone().unwrap_or_default(),
+        };
+        let namespace = regarding.namespace.clone().unwrap_or_default();
+        let k8s_event = k8s_event(meta, regarding.clone(), what);
+        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        events.create(&PostParams::default(), &k8s_event).await?;
+        Ok(())
+    }
+}
+
+/// What an Event says.
+struct What<'a> {
+    type_: &'a str,
+    reason: &'a str,
+    action: &'a str,
+    note: String,
+}
+
+/// An events.k8s.io/v1 Event of this operator about `regarding`.
+fn k8s_event(mut metadata: ObjectMeta, regarding: ObjectReference, what: What<'_>) -> K8sEvent {
+    metadata.namespace.clone_from(&regarding.namespace);
+    K8sEvent {
+        metadata,
+        event_time: Some(MicroTime(status::now().0)),
+        type_: Some(what.type_.to_owned()),
+        reason: Some(what.reason.to_owned()),
+        action: Some(what.action.to_owned()),
+        note: Some(crate::api::truncate(what.note, 1024)),
+        regarding: Some(regarding),
+        reporting_controller: Some(REPORTER.to_owned()),
+        reporting_instance: Some(REPORTER.to_owned()),
+        ..Default::default()
+    }
 }
 
 pub async fn publish(
@@ -98,26 +169,18 @@ pub async fn announce_update(
         obj.name_any().chars().take(200).collect::<String>(),
         fingerprint.chars().take(16).collect::<String>()
     );
-    let event = k8s_openapi::api::events::v1::Event {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: obj.namespace(),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(status::now().0)),
-        type_: Some("Normal".to_owned()),
-        reason: Some("Updated".to_owned()),
-        action: Some("WriteSecret".to_owned()),
-        note: Some(crate::api::truncate(
-            format!("Secret {secret} updated: {}", versions(status, keys)),
-            1024,
-        )),
-        regarding: Some(obj.object_ref(&())),
-        reporting_controller: Some(REPORTER.to_owned()),
-        reporting_instance: Some(REPORTER.to_owned()),
-        ..Default::default()
+    let meta = ObjectMeta {
+        name: Some(name),
+        ..ObjectMeta::default()
     };
-    let events: Api<k8s_openapi::api::events::v1::Event> =
+    let what = What {
+        type_: "Normal",
+        reason: "Updated",
+        action: "WriteSecret",
+        note: format!("Secret {secret} updated: {}", versions(status, keys)),
+    };
+    let event = k8s_event(meta, obj.object_ref(&()), what);
+    let events: Api<K8sEvent> =
         Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     match events.create(&PostParams::default(), &event).await {
         Ok(_) => {}

@@ -5,14 +5,13 @@ pub mod events;
 pub mod rollout;
 
 use kube::ResourceExt;
-use kube::runtime::events::Recorder;
 
 use crate::api::{SsmParameter, SsmParameterStatus, WorkloadRef};
 use crate::failpoint;
 use crate::reconcile::apply::Written;
 use crate::reconcile::status::{self, SyncOutcome};
 use crate::telemetry::metrics::{Metrics, Outcome};
-use events::Announcement;
+use events::{Announcement, Recorder};
 
 /// What one sync came to.
 pub struct Synced {
