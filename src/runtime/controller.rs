@@ -170,7 +170,7 @@ fn controller(
         watch_config().any_semantic(),
     )
     .default_backoff()
-    .modify(drop_managed_fields)
+    .modify(trim_metadata)
     .reflect(writer);
     let parameters =
         relist::with_vanished(parameters, reader.clone()).inspect_ok(move |event| match event {
@@ -194,7 +194,7 @@ fn controller(
         watch_config().labels(&format!("{WATCH_LABEL}=true")),
     )
     .default_backoff()
-    .modify(drop_managed_fields)
+    .modify(trim_metadata)
     .reflect(secret_writer);
     let secrets = relist::with_vanished(secrets, secret_reader).touched_objects();
     let known = reader.clone();
@@ -202,11 +202,16 @@ fn controller(
         .watches_stream(secrets, move |secret| writers_of(&secret, &known))
 }
 
-/// The cache keeps no managedFields: nothing reads them from it, and they
-/// are often the largest part of an object's metadata.
-fn drop_managed_fields<K: ResourceExt>(obj: &mut K) {
+/// The cache keeps no managedFields and no `kubectl apply` copy of the
+/// object: nothing reads them from it, and they are often the largest part
+/// of an object's metadata.
+fn trim_metadata<K: ResourceExt>(obj: &mut K) {
     obj.managed_fields_mut().clear();
+    obj.annotations_mut().remove(LAST_APPLIED);
 }
+
+/// The annotation in which `kubectl apply` keeps the whole object as applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The SsmParameters that write `secret`: the one its annotation names, or
 /// else those merging into it.
