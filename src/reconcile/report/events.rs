@@ -50,8 +50,13 @@ impl Recorder {
             EventType::Warning => "Warning",
         };
         let name = regarding.name.clone().unwrap_or_default();
+        // As kube's Recorder names them: the object's name, a random part.
         let meta = ObjectMeta {
-            generate_name: Some(format!("{}.", name.chars().take(200).collect::<String>())),
+            name: Some(format!(
+                "{}.{:016x}",
+                name.chars().take(200).collect::<String>(),
+                rand::random::<u64>()
+            )),
             ..ObjectMeta::default()
         };
         let what = What {
