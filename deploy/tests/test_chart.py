@@ -49,7 +49,7 @@ COMMON_RULES = [
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
      "verbs": ["get", "patch"]},
 ]
