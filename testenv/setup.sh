@@ -21,6 +21,12 @@ fail() {
 for tool in python3 sha256sum flock; do
   command -v "$tool" >/dev/null || fail "'$tool' is not installed; it is needed to set up the test environment"
 done
+# The operator's allocator (tikv-jemallocator) builds jemalloc with make and cc.
+if ! command -v make >/dev/null || ! command -v cc >/dev/null; then
+  echo "installing make and gcc (Debian), which the operator's build needs" >&2
+  command -v apt-get >/dev/null || fail "'make' and 'cc' are not installed and there is no apt-get to install them"
+  { apt-get update && apt-get install -y make gcc; } >&2 || fail "apt-get install make gcc failed"
+fi
 command -v kubectl >/dev/null || echo "testenv/setup.sh: warning: kubectl is not installed; the tests that drive the cluster need it" >&2
 
 mkdir -p "$cache"

@@ -173,6 +173,8 @@ pub struct Attempt<'a> {
     contested: Option<Duration>,
     /// Which reads of other objects this one's may share a call with.
     lane: Option<Lane>,
+    /// What the status says the last good sync was based on.
+    recorded: Option<SyncBasis>,
 }
 
 impl<'a> Attempt<'a> {
@@ -184,7 +186,8 @@ impl<'a> Attempt<'a> {
         let secret_name = plan::secret_name(obj);
         let object = ObjectRef::from_obj(obj);
         let seen = ctx.seen.version(&namespace, &secret_name);
-        let left = ctx.schedule.secret_version(&object, recorded(obj).as_ref());
+        let recorded = recorded(obj);
+        let left = ctx.schedule.secret_version(&object, recorded.as_ref());
         let mut attempt = Self {
             obj,
             ctx,
@@ -202,6 +205,7 @@ impl<'a> Attempt<'a> {
             rollout_restart: Vec::new(),
             contested: None,
             lane: None,
+            recorded,
         };
         if seen.is_none() || seen != left {
             attempt.fetch().await?;
@@ -227,7 +231,7 @@ impl<'a> Attempt<'a> {
         match self.ctx.schedule.due(
             &ObjectRef::from_obj(self.obj),
             &self.basis,
-            recorded(self.obj).as_ref(),
+            self.recorded.as_ref(),
         ) {
             // Triggered by our own write or a no-op event: nothing is due.
             Due::Later(wait) => Err(Halt::NotDue(
