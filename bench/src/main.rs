@@ -14,7 +14,7 @@ mod world;
 
 use world::Variant;
 
-const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--variants single,ten,path] [--unrelated-secrets N] [--operator-args ARGS]
+const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--variants single,ten,path] [--unrelated-secrets N] [--operator-args ARGS] [--cold-only]
 
   --parameters         SecureStrings per run, comma-separated (default 1000,10000)
   --variants           shapes of the SsmParameters: single (one parameter each),
@@ -22,13 +22,15 @@ const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--vari
   --unrelated-secrets  10 KB Secrets no SsmParameter refers to, beside a run's
                        objects (default: as many as parameters, single runs only)
   --operator-args      more `ssm-operator run` flags, space-separated
-                       (e.g. \"--kube-api-qps 500 --batch-window 1000ms\")";
+                       (e.g. \"--kube-api-qps 500 --batch-window 1000ms\")
+  --cold-only          stop each run after its cold start (for profiling it)";
 
 struct Args {
     parameters: Vec<usize>,
     variants: Vec<Variant>,
     unrelated: Option<usize>,
     operator_args: Vec<String>,
+    cold_only: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -37,6 +39,7 @@ fn parse_args() -> anyhow::Result<Args> {
         variants: vec![Variant::Single],
         unrelated: None,
         operator_args: Vec::new(),
+        cold_only: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -62,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--operator-args" => {
                 args.operator_args = value()?.split_whitespace().map(str::to_owned).collect();
             }
+            "--cold-only" => args.cold_only = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -83,7 +87,14 @@ async fn main() -> anyhow::Result<()> {
                 (None, Variant::Single) => parameters,
                 (None, _) => 0,
             };
-            let measured = run::run(variant, parameters, unrelated, &args.operator_args).await;
+            let measured = run::run(
+                variant,
+                parameters,
+                unrelated,
+                &args.operator_args,
+                args.cold_only,
+            )
+            .await;
             report::print(&measured);
         }
     }

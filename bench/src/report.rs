@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::run::{PROBES, Phase, Report};
+use crate::world::SETUP_CONCURRENCY;
 
 /// Prints the machine the numbers come from, and the operator's flags.
 pub fn machine(operator_args: &[String]) {
@@ -148,7 +149,16 @@ pub fn print(r: &Report) {
         r.unrelated
     );
     let quota = Duration::from_secs_f64(r.parameters.div_ceil(10) as f64 / 40.0);
-    let mut rows = Vec::new();
+    let (created, took) = r.api_server_creates;
+    let create_rate = created as f64 / took.as_secs_f64().max(0.001);
+    let mut rows = vec![Row {
+        figure: format!(
+            "API server: SsmParameter creates in the set-up ({SETUP_CONCURRENCY} at once)"
+        ),
+        measured: format!("{create_rate:.0}/s"),
+        floor: String::new(),
+        ratio: String::new(),
+    }];
     for phase in &r.phases {
         let f = floors(r, phase);
         let d = &phase.delta;
@@ -215,6 +225,14 @@ pub fn print(r: &Report) {
             if !listed.contains(&resource.as_str()) {
                 rows.push(row(p(&format!("writes of {resource}")), *n as f64, 0.0));
             }
+        }
+        if phase.name == "cold start" {
+            let writes: u64 = d.writes.values().sum();
+            rows.push(time_row(
+                p("its writes at the set-up's create rate"),
+                Some(Duration::from_secs_f64(writes as f64 / create_rate)),
+                None,
+            ));
         }
         rows.push(row(
             p("API server 5xx answers"),

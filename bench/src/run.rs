@@ -55,15 +55,20 @@ pub struct Report {
     pub phases: Vec<Phase>,
     pub peak_rss_mib: f64,
     pub steady_rss_mib: f64,
+    /// The SsmParameters the set-up created, and how long that took: what
+    /// the API server takes when nothing else runs.
+    pub api_server_creates: (usize, Duration),
 }
 
 /// Runs the benchmark of `parameters` SecureStrings in the shape of
-/// `variant`, with `unrelated` other Secrets beside them.
+/// `variant`, with `unrelated` other Secrets beside them; only its cold
+/// start when `cold_only`.
 pub async fn run(
     variant: Variant,
     parameters: usize,
     unrelated: usize,
     operator_args: &[String],
+    cold_only: bool,
 ) -> Report {
     let mut s = Scenario::new(&format!("bench-{}-{parameters}", variant.name())).await;
     let objects = parameters.div_ceil(variant.per_object());
@@ -80,7 +85,9 @@ pub async fn run(
     w.put_parameters(&s).await;
     put_probe_parameters(&s, &key).await;
     world::create_unrelated_secrets(&s, unrelated, UNRELATED_SIZE).await;
+    let creating = Instant::now();
     w.create_objects(&s).await;
+    let api_server_creates = (objects, creating.elapsed());
     eprintln!(
         "[{}] set up {parameters} parameters, {objects} SsmParameters, {unrelated} unrelated Secrets in {:.0?}",
         s.id,
@@ -109,6 +116,24 @@ pub async fn run(
     });
     check_secrets(&s, &w).await;
     let peak_rss_mib = s.operator().peak_rss_mib().unwrap_or_default();
+    if cold_only {
+        let steady_rss_mib = s.operator().rss_mib().unwrap_or_default();
+        if let Some(mut operator) = s.operators().pop() {
+            operator.terminate().await;
+            eprintln!("[{}] the operator's log: {}", s.id, operator.log.display());
+        }
+        s.cleanup().await;
+        return Report {
+            variant,
+            parameters,
+            objects,
+            unrelated,
+            phases,
+            peak_rss_mib,
+            steady_rss_mib,
+            api_server_creates,
+        };
+    }
 
     // An unchanged full refresh: every object once more, nothing changed.
     let before = Snapshot::take(&s, &role).await;
@@ -183,6 +208,7 @@ pub async fn run(
         phases,
         peak_rss_mib,
         steady_rss_mib,
+        api_server_creates,
     }
 }
 

@@ -12,7 +12,7 @@ use ssm_operator_testenv::Scenario;
 use ssm_operator_testenv::manifest::ssm_parameter;
 
 /// How many requests of set-up go out at once.
-const SETUP_CONCURRENCY: usize = 16;
+pub const SETUP_CONCURRENCY: usize = 16;
 
 /// The shape of the SsmParameters of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -194,7 +194,7 @@ fn controller(
         watch_config().labels(&format!("{WATCH_LABEL}=true")),
     )
     .default_backoff()
-    .modify(trim_metadata)
+    .modify(trim_secret)
     .reflect(secret_writer);
     let secrets = relist::with_vanished(secrets, secret_reader).touched_objects();
     let known = reader.clone();
@@ -208,6 +208,25 @@ fn controller(
 fn trim_metadata<K: ResourceExt>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// Of a Secret's metadata the cache keeps what tells which SsmParameter
+/// writes it and which version it is at: its name, namespace, version and
+/// owner annotation. With thousands of Secrets the rest (labels, owner
+/// references, other annotations) would be most of the operator's memory.
+fn trim_secret(secret: &mut PartialObjectMeta<Secret>) {
+    let meta = &mut secret.metadata;
+    let owner = meta
+        .annotations
+        .as_mut()
+        .and_then(|a| a.remove_entry(OWNER_ANNOTATION));
+    *meta = kube::api::ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        resource_version: meta.resource_version.take(),
+        annotations: owner.map(|(k, v)| std::iter::once((k, v)).collect()),
+        ..Default::default()
+    };
 }
 
 /// The annotation in which `kubectl apply` keeps the whole object as applied.
@@ -262,4 +281,32 @@ fn error_policy(obj: Arc<SsmParameter>, error: &Failure, ctx: Arc<Context>) -> A
         Failure::Panicked => ctx.schedule.failed(object),
     };
     Action::requeue(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_secret_keeps_its_name_version_and_owner_only() {
+        let mut secret: PartialObjectMeta<Secret> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "db", "namespace": "payments", "resourceVersion": "41",
+                "uid": "u-1", "labels": {WATCH_LABEL: "true"},
+                "annotations": {OWNER_ANNOTATION: "db-params", "team": "payments"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u-2"}],
+            },
+        }))
+        .unwrap();
+        trim_secret(&mut secret);
+        assert_eq!(
+            serde_json::to_value(&secret.metadata).unwrap(),
+            serde_json::json!({
+                "name": "db", "namespace": "payments", "resourceVersion": "41",
+                "annotations": {OWNER_ANNOTATION: "db-params"},
+            })
+        );
+    }
 }
