@@ -31,7 +31,6 @@ use crate::aws::{
 };
 use crate::batch::budget::{Budgets, Priority};
 use crate::telemetry::metrics::Metrics;
-pub use readers::Running;
 use readers::{Readers, Ticket};
 
 /// The outcome of reading one name.
@@ -83,8 +82,8 @@ struct Aws {
 
 impl Batcher {
     /// Starts the batching task; a batch waits at most `window` for readers
-    /// on their way. With `concurrency` reconciles running (every slot
-    /// taken), more are taken to be coming once those finish.
+    /// on their way. With `concurrency` readers registered (every reconcile
+    /// slot taken), more are taken to be coming once those are answered.
     pub fn start(
         store: Arc<dyn ParameterStore>,
         budgets: Arc<Budgets>,
@@ -109,13 +108,6 @@ impl Batcher {
             aws,
             readers,
         }
-    }
-
-    /// A reconcile holds this while it runs: with every slot taken, the
-    /// queue behind sends more reads as soon as one finishes, even when
-    /// none of those running will read again.
-    pub fn running(&self) -> Running {
-        self.readers.run()
     }
 
     /// A reader, on its way from now on.
@@ -292,9 +284,9 @@ async fn run(
             open = batch.until(deadline, true).await;
         }
         // Readers on their way, or every slot taken: the queue behind them
-        // sends more as soon as one of those running finishes.
-        let more_coming =
-            open && (readers.on_the_way_before(readers.mark()) || readers.running() >= concurrency);
+        // sends more as soon as these are answered.
+        let more_coming = open
+            && (readers.on_the_way_before(readers.mark()) || readers.registered() >= concurrency);
         let (now, later) = room::fill(batch.requests, more_coming, Instant::now(), window);
         tracing::debug!(
             requests = now.len(),
@@ -647,41 +639,6 @@ mod tests {
         );
         assert_eq!(store.calls(), vec![names(&["a", "b"])]);
         assert!(started.elapsed() < WINDOW, "waited for the window");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn with_every_slot_taken_a_part_filled_call_waits_for_the_reads_behind_it() {
-        let all: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        let store = Arc::new(FakeStore::with(&refs));
-        let batcher = start(store.clone(), 1000);
-        // Sixteen reconciles run; ten of them are past their read, writing.
-        let running: Vec<Running> = (0..16).map(|_| batcher.running()).collect();
-        let reading: Vec<Reader> = (0..6).map(|_| batcher.reader()).collect();
-        let batcher = &batcher;
-        let first = futures::future::join_all(
-            reading
-                .iter()
-                .zip(&all)
-                .map(|(r, name)| r.read(scope(), true, Priority::Routine, vec![name.clone()])),
-        );
-        let next = async {
-            // The writing ones finish; those behind them read.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            futures::future::join_all(all[6..].iter().map(|name| async move {
-                batcher
-                    .reader()
-                    .read(scope(), true, Priority::Routine, vec![name.clone()])
-                    .await
-            }))
-            .await
-        };
-        tokio::join!(first, next);
-        drop(running);
-        assert_eq!(
-            store.calls().iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![10]
-        );
     }
 
     #[tokio::test]

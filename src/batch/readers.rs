@@ -13,7 +13,6 @@
 //! reconciles cannot keep a batch open.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -23,8 +22,6 @@ use tokio::sync::Notify;
 pub struct Readers {
     state: Mutex<State>,
     changed: Notify,
-    /// Reconciles running, whether they read or not.
-    running: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -64,15 +61,9 @@ impl Readers {
         Mark(self.state().next)
     }
 
-    /// A reconcile runs while the guard lives.
-    pub fn run(self: &Arc<Self>) -> Running {
-        self.running.fetch_add(1, Ordering::Relaxed);
-        Running(self.clone())
-    }
-
-    /// How many reconciles run now.
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+    /// How many readers are registered now.
+    pub fn registered(&self) -> usize {
+        self.state().waiting.len()
     }
 
     /// Whether a reader registered before `mark` is still on its way.
@@ -130,15 +121,6 @@ impl Drop for Ticket {
     }
 }
 
-/// A reconcile running, counted by [`Readers::running`].
-pub struct Running(Arc<Readers>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// A [`Ticket`]'s holder busy with AWS outside a batch.
 pub struct Busy<'a>(&'a Ticket);
 
@@ -184,18 +166,6 @@ mod tests {
             !readers.on_the_way_before(mark),
             "the late one does not count"
         );
-    }
-
-    #[test]
-    fn a_reconcile_counts_as_running_while_its_guard_lives() {
-        let readers = Arc::new(Readers::default());
-        let first = readers.run();
-        let second = readers.run();
-        assert_eq!(readers.running(), 2);
-        drop(first);
-        assert_eq!(readers.running(), 1);
-        drop(second);
-        assert_eq!(readers.running(), 0);
     }
 
     #[test]

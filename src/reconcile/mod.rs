@@ -101,7 +101,6 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _in_flight = InFlight::start(&ctx);
-    let _running = ctx.batcher.running();
     let obj = ctx.own_status.freshest(obj);
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(finalize::finalize(&obj, &ctx.client, &ctx.recorder).await?);
