@@ -116,6 +116,16 @@ pub async fn run(
     });
     check_secrets(&s, &w).await;
     let peak_rss_mib = s.operator().peak_rss_mib().unwrap_or_default();
+    let report = move |phases, steady_rss_mib| Report {
+        variant,
+        parameters,
+        objects,
+        unrelated,
+        phases,
+        peak_rss_mib,
+        steady_rss_mib,
+        api_server_creates,
+    };
     if cold_only {
         let steady_rss_mib = s.operator().rss_mib().unwrap_or_default();
         if let Some(mut operator) = s.operators().pop() {
@@ -123,16 +133,7 @@ pub async fn run(
             eprintln!("[{}] the operator's log: {}", s.id, operator.log.display());
         }
         s.cleanup().await;
-        return Report {
-            variant,
-            parameters,
-            objects,
-            unrelated,
-            phases,
-            peak_rss_mib,
-            steady_rss_mib,
-            api_server_creates,
-        };
+        return report(phases, steady_rss_mib);
     }
 
     // An unchanged full refresh: every object once more, nothing changed.
@@ -200,16 +201,7 @@ pub async fn run(
         cpu_seconds: cpu(&s),
     });
     s.cleanup().await;
-    Report {
-        variant,
-        parameters,
-        objects,
-        unrelated,
-        phases,
-        peak_rss_mib,
-        steady_rss_mib,
-        api_server_creates,
-    }
+    report(phases, steady_rss_mib)
 }
 
 async fn start_operator(s: &mut Scenario, role: &str, args: &[String]) {
