@@ -616,7 +616,15 @@ impl Cluster {
             return status(StatusCode::BAD_REQUEST, "BadRequest");
         };
         let key = (ns.to_owned(), name.to_owned());
-        let mut secret = self.secrets.get(&key).cloned().unwrap_or_default();
+        let current = self.secrets.get(&key);
+        // A resourceVersion in an apply is a precondition on an existing
+        // object only: an absent one is created (kubernetes#106745).
+        if let (Some(wanted), Some(current)) = (&applied.metadata.resource_version, current)
+            && current.metadata.resource_version.as_ref() != Some(wanted)
+        {
+            return status(StatusCode::CONFLICT, "Conflict");
+        }
+        let mut secret = current.cloned().unwrap_or_default();
         if secret.immutable == Some(true) && secret.data != applied.data {
             // "field is immutable when `immutable` is set"
             return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid");

@@ -84,6 +84,39 @@ pub async fn apply(
     Ok((what, written.metadata.resource_version))
 }
 
+/// A `resourceVersion` no object has: etcd's revisions are signed 64-bit
+/// counters that start at 1.
+const NO_SUCH_VERSION: &str = "9223372036854775807";
+
+/// Creates the Secret `desired` unless a Secret has its name already (then
+/// `None`), without reading first. In a server-side apply a
+/// `resourceVersion` is a precondition on an existing object only: an
+/// absent one is created, a present one of another version refused with
+/// 409 Conflict (kubernetes#106745; kube-apiserver 1.35 answers so).
+pub async fn create(
+    secrets: &Api<Secret>,
+    plan: &Plan,
+    mut desired: Secret,
+) -> Result<Option<(Option<Written>, Option<String>)>, kube::Error> {
+    let keys = secret::changed_keys(None, &desired, plan.creation == CreationPolicy::Merge);
+    desired.metadata.resource_version = Some(NO_SUCH_VERSION.to_owned());
+    let params = PatchParams::apply(&plan.field_manager).force();
+    match secrets
+        .patch(&plan.secret_name, &params, &Patch::Apply(&desired))
+        .await
+    {
+        Ok(written) => {
+            failpoint::hit(failpoint::AFTER_SECRET_WRITE);
+            Ok(Some((
+                Some(Written::Created(keys)),
+                written.metadata.resource_version,
+            )))
+        }
+        Err(kube::Error::Api(refused)) if refused.is_conflict() => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// Removes the Secret — or, when merging, only what this SsmParameter wrote.
 pub async fn remove(
     secrets: &Api<Secret>,

@@ -33,14 +33,14 @@ use crate::batch::budget::Priority;
 use crate::batch::{Batcher, Reader};
 use crate::names::FORCE_SYNC_ANNOTATION;
 use crate::reconcile::apply::Written;
-use crate::reconcile::build::secret;
+use crate::reconcile::build::secret::{self, SecretData};
 use crate::reconcile::own_status::OwnStatus;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
 use crate::reconcile::report::events::Recorder;
 use crate::reconcile::report::{Synced, Told};
 use crate::reconcile::schedule::{Due, Lane, Schedule, SyncBasis};
-use crate::reconcile::seen::SeenSecrets;
+use crate::reconcile::seen::{Seen, SeenSecrets};
 use crate::reconcile::status::SyncOutcome;
 use crate::reconcile::tenancy::Tenancy;
 use crate::telemetry::metrics::Metrics;
@@ -139,15 +139,7 @@ async fn sync(attempt: &mut Attempt<'_>, reader: Reader) -> Result<Synced, Halt>
     attempt.ensure_ours(&plan, depth).await?;
     attempt.guard().await?;
     let read = attempt.read(&plan, depth, reader).await?;
-    let desired = attempt.build(&plan, read)?;
-    attempt.apply(&plan, desired).await
-}
-
-/// The Secret a read makes (`None`: the Secret already holds it) and what
-/// it holds.
-struct Built {
-    secret: Option<Secret>,
-    parameters: Vec<ParameterStatus>,
+    attempt.apply(&plan, read).await
 }
 
 /// One SsmParameter's reconcile: what it found, and what it learnt on the way.
@@ -160,6 +152,10 @@ pub struct Attempt<'a> {
     /// Whether the Secret was read; until then the metadata watch says it
     /// is as the last good sync left it.
     fetched: bool,
+    /// A first sync, and the metadata watch holds no such Secret: it is
+    /// taken as absent and created only if it is — read only when the API
+    /// server says that its name is taken.
+    absent: bool,
     secret_name: String,
     /// What decides whether AWS must be read; its Secret version is the one
     /// the sync leaves.
@@ -185,15 +181,21 @@ impl<'a> Attempt<'a> {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
         let secret_name = plan::secret_name(obj);
         let object = ObjectRef::from_obj(obj);
-        let seen = ctx.seen.version(&namespace, &secret_name);
+        let seen = ctx.seen.lookup(&namespace, &secret_name);
         let recorded = recorded(obj);
         let left = ctx.schedule.secret_version(&object, recorded.as_ref());
+        // After a first sync, the status tells whether it found the name
+        // taken: a foreign Secret is read again, not AWS.
+        let first = obj.status.is_none() && left.is_none();
+        let absent = first && seen == Seen::Absent && !plan::merges(obj);
+        let seen = seen.version();
         let mut attempt = Self {
             obj,
             ctx,
             secrets,
             existing: None,
             fetched: false,
+            absent,
             secret_name,
             basis: SyncBasis {
                 generation: obj.metadata.generation,
@@ -213,9 +215,9 @@ impl<'a> Attempt<'a> {
         Ok(attempt)
     }
 
-    /// Reads the Secret, unless it was read already.
+    /// Reads the Secret, unless it was read already or is taken as absent.
     async fn fetch(&mut self) -> Result<(), kube::Error> {
-        if !self.fetched {
+        if !self.fetched && !self.absent {
             self.existing = self.secrets.get_opt(&self.secret_name).await?;
             self.fetched = true;
             self.basis.secret_version = self
@@ -335,37 +337,20 @@ impl<'a> Attempt<'a> {
                 .map(|p| (p.key.as_str(), p.version))
                 .collect(),
             data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
-            as_recorded: !self.fetched,
+            as_recorded: !self.fetched && !self.absent,
             recorded,
         }
     }
 
-    /// The Secret the values make; none when nothing changed.
-    fn build(&self, plan: &Plan, read: Read) -> Result<Built, Halt> {
-        Ok(match read {
-            Read::Unchanged(parameters) => Built {
-                secret: None,
-                parameters,
-            },
-            Read::Values(data, parameters) => Built {
-                secret: Some(secret::desired(
-                    self.obj,
-                    plan,
-                    &data,
-                    self.existing.as_ref(),
-                )?),
-                parameters,
-            },
-        })
-    }
-
-    /// Makes the Secret as built, when it differs.
-    async fn apply(&mut self, plan: &Plan, built: Built) -> Result<Synced, Halt> {
-        let fingerprint = Some(fingerprint::of(plan, &built.parameters));
-        let outcome = SyncOutcome::Synced {
-            parameters: built.parameters,
+    /// Makes the Secret the values make, when it differs.
+    async fn apply(&mut self, plan: &Plan, read: Read) -> Result<Synced, Halt> {
+        let (data, parameters) = match read {
+            Read::Unchanged(parameters) => (None, parameters),
+            Read::Values(data, parameters) => (Some(data), parameters),
         };
-        let Some(desired) = built.secret else {
+        let fingerprint = Some(fingerprint::of(plan, &parameters));
+        let outcome = SyncOutcome::Synced { parameters };
+        let Some(data) = data else {
             return Ok(Synced {
                 outcome,
                 written: None,
@@ -373,11 +358,7 @@ impl<'a> Attempt<'a> {
                 secret_version: self.basis.secret_version.clone(),
             });
         };
-        let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation)
-            != self.obj.metadata.generation;
-        let existing = self.existing.as_ref();
-        let (written, secret_version) =
-            apply::apply(&self.secrets, plan, existing, &desired, spec_changed).await?;
+        let (written, secret_version) = self.write(plan, &data).await?;
         self.ctx
             .schedule
             .wrote(ObjectRef::from_obj(self.obj), secret_version.clone());
@@ -390,13 +371,38 @@ impl<'a> Attempt<'a> {
         })
     }
 
+    /// Writes `data` into the Secret: creates one taken as absent, and
+    /// when its name is taken after all, reads it and goes the usual way.
+    async fn write(
+        &mut self,
+        plan: &Plan,
+        data: &SecretData,
+    ) -> Result<(Option<Written>, Option<String>), Halt> {
+        if self.absent {
+            let desired = secret::desired(self.obj, plan, data, None)?;
+            if let Some(created) = apply::create(&self.secrets, plan, desired).await? {
+                return Ok(created);
+            }
+            // Taken by another writer's Secret, or by one the watch has
+            // not shown yet.
+            self.absent = false;
+            self.fetch().await?;
+            secret::may_write(self.existing.as_ref(), self.obj, plan)?;
+        }
+        let desired = secret::desired(self.obj, plan, data, self.existing.as_ref())?;
+        let spec_changed = self.obj.status.as_ref().and_then(|s| s.observed_generation)
+            != self.obj.metadata.generation;
+        let existing = self.existing.as_ref();
+        Ok(apply::apply(&self.secrets, plan, existing, &desired, spec_changed).await?)
+    }
+
     /// A failed sync, and whether the Secret still holds the last good values.
     fn failed(&self, error: SyncError, written: Option<Written>) -> Synced {
         let recorded = self.recorded();
         let explicit_keys = self.obj.spec.parameters.iter().map(|p| p.secret_key());
         let recorded_keys = recorded.iter().map(|p| p.key.as_str());
         // An unread Secret is as the last good sync of this spec left it.
-        let holds = !self.fetched
+        let holds = !self.fetched && !self.absent
             || self
                 .existing
                 .as_ref()

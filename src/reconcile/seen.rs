@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -28,15 +30,46 @@ impl SeenSecrets {
         scopes.insert(scope, store);
     }
 
-    /// The `resourceVersion` of Secret `namespace/name` as last seen, if a
-    /// synced cache holds it.
-    pub fn version(&self, namespace: &str, name: &str) -> Option<String> {
+    /// Secret `namespace/name` as the metadata watch last saw it.
+    pub fn lookup(&self, namespace: &str, name: &str) -> Seen {
         let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
-        let store = scopes
+        let Some(store) = scopes
             .get(&Some(namespace.to_owned()))
-            .or_else(|| scopes.get(&None))?;
-        let secret = store.get(&ObjectRef::new(name).within(namespace))?;
-        secret.metadata.resource_version.clone()
+            .or_else(|| scopes.get(&None))
+        else {
+            return Seen::Unknown;
+        };
+        match store.get(&ObjectRef::new(name).within(namespace)) {
+            Some(secret) => match &secret.metadata.resource_version {
+                Some(version) => Seen::Version(version.clone()),
+                None => Seen::Unknown,
+            },
+            // Until its first list is in, the cache cannot tell absence.
+            None if store.wait_until_ready().now_or_never().is_none() => Seen::Unknown,
+            None => Seen::Absent,
+        }
+    }
+}
+
+/// What the metadata watch knows of one Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// At this `resourceVersion`.
+    Version(String),
+    /// Not among the labelled Secrets: absent, or a Secret the operator
+    /// never wrote (which an attempt to create it finds out).
+    Absent,
+    /// No synced cache covers it.
+    Unknown,
+}
+
+impl Seen {
+    /// The version seen, if any.
+    pub fn version(&self) -> Option<String> {
+        match self {
+            Self::Version(version) => Some(version.clone()),
+            Self::Absent | Self::Unknown => None,
+        }
     }
 }
 
@@ -55,20 +88,38 @@ mod tests {
         .unwrap()
     }
 
+    /// A cache whose first list held `secret`.
+    fn listed(secret: PartialObjectMeta<Secret>) -> Store<PartialObjectMeta<Secret>> {
+        let (reader, mut writer) = reflector::store();
+        for event in [Event::Init, Event::InitApply(secret), Event::InitDone] {
+            writer.apply_watcher_event(&event);
+        }
+        reader
+    }
+
     #[test]
     fn a_secret_is_found_in_the_cache_of_its_namespace_or_of_the_cluster() {
         let seen = SeenSecrets::default();
-        assert_eq!(seen.version("payments", "db"), None);
-        let (reader, mut writer) = reflector::store();
-        writer.apply_watcher_event(&Event::Apply(meta("payments", "db", "41")));
-        seen.watch(Some("payments".into()), reader);
-        assert_eq!(seen.version("payments", "db").as_deref(), Some("41"));
-        assert_eq!(seen.version("payments", "other"), None);
-        assert_eq!(seen.version("billing", "db"), None);
+        assert_eq!(seen.lookup("payments", "db"), Seen::Unknown);
+        seen.watch(Some("payments".into()), listed(meta("payments", "db", "41")));
+        assert_eq!(seen.lookup("payments", "db"), Seen::Version("41".into()));
+        assert_eq!(seen.lookup("payments", "other"), Seen::Absent);
+        assert_eq!(seen.lookup("billing", "db"), Seen::Unknown);
 
+        seen.watch(None, listed(meta("billing", "db", "7")));
+        assert_eq!(seen.lookup("billing", "db"), Seen::Version("7".into()));
+    }
+
+    #[test]
+    fn a_cache_still_listing_tells_no_absence() {
+        let seen = SeenSecrets::default();
         let (reader, mut writer) = reflector::store();
-        writer.apply_watcher_event(&Event::Apply(meta("billing", "db", "7")));
-        seen.watch(None, reader);
-        assert_eq!(seen.version("billing", "db").as_deref(), Some("7"));
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(meta("payments", "db", "41")));
+        seen.watch(Some("payments".into()), reader);
+        assert_eq!(seen.lookup("payments", "other"), Seen::Unknown);
+        writer.apply_watcher_event(&Event::InitDone);
+        assert_eq!(seen.lookup("payments", "other"), Seen::Absent);
+        assert_eq!(seen.lookup("payments", "db"), Seen::Version("41".into()));
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::batch::budget::Budgets;
+use crate::names::{OWNER_ANNOTATION, WATCH_LABEL};
 use crate::reconcile::status::{READY, SYNCED};
 use crate::testing::{ApiCall, FakeApi, FakeStore, foreign_secret, ssm_parameter};
 
@@ -38,18 +39,26 @@ impl World {
     fn restarted(self) -> Self {
         let tenancy = self.ctx.tenancy.clone();
         let world = Self::of(self.api, self.store, tenancy);
+        world.watching();
+        world
+    }
+
+    /// The metadata watch, listed: it holds the Secrets as they are now.
+    fn watching(&self) {
+        use kube::runtime::watcher::Event;
         let (reader, mut writer) = kube::runtime::reflector::store();
-        for secret in world.api.secrets(NS) {
+        writer.apply_watcher_event(&Event::Init);
+        for secret in self.api.secrets(NS) {
             let meta: kube::api::PartialObjectMeta<Secret> = serde_json::from_value(json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": secret.metadata,
             }))
             .expect("Secret metadata");
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(meta));
+            writer.apply_watcher_event(&Event::InitApply(meta));
         }
-        world.ctx.seen.watch(Some(NS.to_owned()), reader);
-        world
+        writer.apply_watcher_event(&Event::InitDone);
+        self.ctx.seen.watch(Some(NS.to_owned()), reader);
     }
 
     fn of(api: FakeApi, store: Arc<FakeStore>, tenancy: Tenancy) -> Self {
@@ -169,6 +178,75 @@ async fn a_first_sync_writes_the_secret_with_its_owner_status_and_a_created_even
     assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
     assert_eq!(w.event_reasons(), vec!["Created"]);
     assert_eq!(w.store.decrypted(), vec!["prd-db-pass"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_creates_a_secret_the_watch_does_not_hold_without_reading_it_first() {
+    let w = World::new();
+    w.watching();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(w.event_reasons(), vec!["Created"]);
+    let secret_calls: Vec<_> = w
+        .api
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.contains("/secrets/"))
+        .collect();
+    assert_eq!(secret_calls.len(), 1, "one write, no read: {secret_calls:?}");
+    assert_eq!(secret_calls[0].method, Method::PATCH);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_that_finds_the_name_taken_by_a_foreign_secret_leaves_it_alone() {
+    let w = World::new();
+    w.watching();
+    w.store.put("prd-db-pass", "s3cr3t");
+    // Unlabelled, so the watch does not hold it.
+    w.api
+        .put_secret(foreign_secret("db", &[("password", "theirs")]));
+    let before = w.api.secret(NS, "db");
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    assert_eq!(w.api.secret(NS, "db"), before);
+    w.store.forget_calls();
+    w.reconcile("db").await;
+    assert_eq!(
+        w.condition("db", SYNCED),
+        ("False".into(), "SecretConflict".into())
+    );
+    assert_eq!(w.api.secret(NS, "db"), before);
+    assert_eq!(
+        w.store.calls(),
+        Vec::<Vec<String>>::new(),
+        "a retry reads the Secret, not AWS"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_that_finds_its_own_secret_the_watch_has_not_shown_yet_writes_it() {
+    let w = World::new();
+    w.watching();
+    w.store.put("prd-db-pass", "s3cr3t");
+    let mut ours = foreign_secret("db", &[("password", "old")]);
+    ours.metadata.labels = Some([(WATCH_LABEL.to_owned(), "true".to_owned())].into());
+    ours.metadata.annotations = Some([(OWNER_ANNOTATION.to_owned(), "db".to_owned())].into());
+    w.api.put_secret(ours);
+    w.apply("db", db_password());
+    w.reconcile("db").await;
+
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(w.value("db", "password").as_deref(), Some("s3cr3t"));
+    assert_eq!(w.event_reasons(), vec!["Updated"]);
 }
 
 #[tokio::test(start_paused = true)]
