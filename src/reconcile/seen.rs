@@ -101,7 +101,10 @@ mod tests {
     fn a_secret_is_found_in_the_cache_of_its_namespace_or_of_the_cluster() {
         let seen = SeenSecrets::default();
         assert_eq!(seen.lookup("payments", "db"), Seen::Unknown);
-        seen.watch(Some("payments".into()), listed(meta("payments", "db", "41")));
+        seen.watch(
+            Some("payments".into()),
+            listed(meta("payments", "db", "41")),
+        );
         assert_eq!(seen.lookup("payments", "db"), Seen::Version("41".into()));
         assert_eq!(seen.lookup("payments", "other"), Seen::Absent);
         assert_eq!(seen.lookup("billing", "db"), Seen::Unknown);

@@ -197,7 +197,11 @@ async fn a_first_sync_creates_a_secret_the_watch_does_not_hold_without_reading_i
         .into_iter()
         .filter(|c| c.path.contains("/secrets/"))
         .collect();
-    assert_eq!(secret_calls.len(), 1, "one write, no read: {secret_calls:?}");
+    assert_eq!(
+        secret_calls.len(),
+        1,
+        "one write, no read: {secret_calls:?}"
+    );
     assert_eq!(secret_calls[0].method, Method::PATCH);
 }
 
