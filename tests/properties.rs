@@ -491,8 +491,11 @@ fn sync_error() -> impl Strategy<Value = SyncError> {
                 key,
                 principal: None
             }),
-        prop::collection::vec(name, 1..3)
-            .prop_map(|parameters| SyncError::ParameterNotFound { parameters }),
+        (
+            prop::collection::vec(name, 1..3),
+            "[a-z]{2}-[a-z]{4,9}-[1-3]"
+        )
+            .prop_map(|(parameters, region)| SyncError::ParameterNotFound { parameters, region }),
         "[A-Za-z]{1,10}".prop_map(|operation| SyncError::Throttled { operation }),
         "[a-z ]{0,30}".prop_map(|detail| SyncError::AwsUnavailable { detail }),
         "[a-z ]{0,30}".prop_map(|detail| SyncError::InvalidSpec { detail }),

@@ -54,14 +54,27 @@ pub enum SyncError {
         parameter: String,
         key: Option<String>,
     },
+    #[error("KMS key{} of parameter {parameter} cannot decrypt: its state is {state}; {}", key_part(.key), unusable_remedy(.state))]
+    KmsKeyUnusable {
+        parameter: String,
+        key: Option<String>,
+        /// The key state as KMS words it ("pending import", "unavailable"),
+        /// or "unknown".
+        state: String,
+    },
     #[error("{action} denied for parameter {parameter} to {}; grant {action} on the parameter", principal_part(.principal))]
     SsmAccessDenied {
         parameter: String,
         action: String,
         principal: Option<String>,
     },
-    #[error("parameter {} not found", .parameters.join(", "))]
-    ParameterNotFound { parameters: Vec<String> },
+    #[error("parameter {} not found{}", .parameters.join(", "), searched(.parameters, .region))]
+    ParameterNotFound {
+        parameters: Vec<String>,
+        /// The region searched for names that are not ARNs (an ARN names
+        /// its own account and region).
+        region: String,
+    },
     #[error("parameter {parameter} has no {selector}")]
     ParameterVersionNotFound { parameter: String, selector: String },
     #[error("AWS throttled {operation} after retries; will retry with backoff")]
@@ -80,6 +93,12 @@ pub enum SyncError {
     AssumeRoleDenied {
         role: String,
         principal: Option<String>,
+    },
+    #[error("STS refused the session duration asked for role {role}: {why}")]
+    SessionDurationRefused {
+        role: String,
+        /// Which limit it passed, and what would help.
+        why: String,
     },
     #[error("{detail}")]
     ServiceAccountNotFound { detail: String },
@@ -109,6 +128,32 @@ pub enum SyncError {
         "the operator failed unexpectedly while syncing this object; it retries with backoff (the operator's log says where it failed)"
     )]
     InternalError,
+}
+
+/// Where a missing parameter was looked for, so that a parameter read in
+/// the wrong region is obvious.
+fn searched(parameters: &[String], region: &str) -> String {
+    if region.is_empty() || parameters.iter().all(|p| p.starts_with("arn:")) {
+        String::new()
+    } else {
+        format!(" in region {region}")
+    }
+}
+
+/// What makes a key in `state` decrypt again (AWS KMS Developer Guide,
+/// "Key states of AWS KMS keys").
+fn unusable_remedy(state: &str) -> &'static str {
+    match state {
+        "pending import" => {
+            "import the key material again or re-encrypt the parameter with another key"
+        }
+        "unavailable" => "reconnect the key's custom key store",
+        "pending replica deletion" => {
+            "cancel the replica's deletion or re-encrypt the parameter with another key"
+        }
+        "creating" | "updating" => "wait for KMS to finish; it is retried at the next refresh",
+        _ => "the key must be Enabled to decrypt",
+    }
 }
 
 fn key_part(key: &Option<String>) -> String {
@@ -162,6 +207,7 @@ impl SyncError {
                 | Self::KmsKeyDisabled { .. }
                 | Self::KmsKeyPendingDeletion { .. }
                 | Self::KmsKeyNotFound { .. }
+                | Self::KmsKeyUnusable { .. }
                 | Self::SsmAccessDenied { .. }
                 | Self::ParameterNotFound { .. }
                 | Self::ParameterVersionNotFound { .. }
@@ -190,6 +236,11 @@ impl SyncError {
             Self::KmsKeyNotFound { key, .. } => Self::KmsKeyNotFound {
                 parameter: name,
                 key,
+            },
+            Self::KmsKeyUnusable { key, state, .. } => Self::KmsKeyUnusable {
+                parameter: name,
+                key,
+                state,
             },
             Self::SsmAccessDenied {
                 action, principal, ..
@@ -231,9 +282,27 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_parameter_is_told_with_the_region_searched_unless_named_by_arn() {
+        let missing = |parameters: &[&str]| {
+            SyncError::ParameterNotFound {
+                parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+                region: "eu-west-1".into(),
+            }
+            .message()
+        };
+        assert_eq!(
+            missing(&["/prd/db"]),
+            "parameter /prd/db not found in region eu-west-1"
+        );
+        let arn = "arn:aws:ssm:us-west-2:444455556666:parameter/shared";
+        assert_eq!(missing(&[arn]), format!("parameter {arn} not found"));
+    }
+
+    #[test]
     fn messages_are_capped_at_512_characters() {
         let err = SyncError::ParameterNotFound {
             parameters: vec!["p".repeat(400), "q".repeat(400)],
+            region: "ap-northeast-1".into(),
         };
         assert_eq!(err.message().chars().count(), MAX_MESSAGE_CHARS);
     }

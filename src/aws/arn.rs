@@ -43,6 +43,22 @@ impl<'a> Arn<'a> {
     }
 }
 
+/// Whether two names are one parameter: "/TestParam1" and "TestParam1" are
+/// the same parameter, "/Test/TestParam1" and "/TestParam1" are not (AWS
+/// Systems Manager User Guide, "Requirements and constraints for parameter
+/// names"). AWS answers with the name as stored, whichever way it was asked.
+pub fn same_parameter(a: &str, b: &str) -> bool {
+    canonical(a) == canonical(b)
+}
+
+/// A name without the leading slash a one-level name may be written with.
+fn canonical(name: &str) -> &str {
+    match name.strip_prefix('/') {
+        Some(bare) if !bare.contains('/') => bare,
+        _ => name,
+    }
+}
+
 /// `name:3` → (`name`, Some(`3`)); an ARN keeps its own colons.
 pub fn split_selector(name: &str) -> (&str, Option<&str>) {
     let name_start = match Arn::parse(name) {
@@ -60,6 +76,15 @@ pub fn split_selector(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_level_name_is_the_same_parameter_with_or_without_its_slash() {
+        assert!(same_parameter("/db", "db"));
+        assert!(same_parameter("db", "/db"));
+        assert!(same_parameter("/prd/db", "/prd/db"));
+        assert!(!same_parameter("/prd/db", "prd/db"));
+        assert!(!same_parameter("/prd/db", "/db"));
+    }
 
     #[test]
     fn an_arn_splits_into_its_six_parts() {

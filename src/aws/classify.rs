@@ -142,20 +142,25 @@ pub fn sanitize(text: &str) -> String {
 }
 
 /// The codes with which AWS refuses credentials it no longer accepts
-/// (expired session, unknown key, bad signature): drop them and fetch new.
-/// JSON services (SSM) say `ExpiredTokenException` ("The security token
-/// included in the request is expired"), `UnrecognizedClientException`,
-/// `InvalidSignatureException`; query services (STS, for a chained
-/// AssumeRole) say `ExpiredToken`, `InvalidClientTokenId`,
-/// `SignatureDoesNotMatch`.
-pub const CREDENTIALS_REFUSED: [&str; 6] = [
+/// (expired session, unknown key): drop them and fetch new. JSON services
+/// (SSM) say `ExpiredTokenException` ("The security token included in the
+/// request is expired"), `UnrecognizedClientException`; query services
+/// (STS, for a chained AssumeRole) say `ExpiredToken`,
+/// `InvalidClientTokenId`.
+pub const CREDENTIALS_REFUSED: [&str; 4] = [
     "ExpiredTokenException",
     "UnrecognizedClientException",
-    "InvalidSignatureException",
     "ExpiredToken",
     "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
 ];
+
+/// The codes of a signature AWS did not accept: `InvalidSignatureException`
+/// (JSON services), `SignatureDoesNotMatch` (query services). Their usual
+/// cause is a clock off by more than AWS's five minutes ("Signature expired:
+/// … is now earlier than …", "Signature not yet current"): new credentials
+/// would be refused the same way, so the cached ones are kept and no STS
+/// call is made for them.
+pub const SIGNATURE_REFUSED: [&str; 2] = ["InvalidSignatureException", "SignatureDoesNotMatch"];
 
 /// KMS error codes that say "try again": what KMS answers SSM when it is
 /// over its request quota ("You have exceeded the rate at which you may call
@@ -236,8 +241,10 @@ pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncE
         "InvalidKeyId" | "KMSInvalidStateException" | "DisabledException" | "NotFoundException" => {
             kms_key_state(failure, parameter, key)
         }
+        // The store that made the call fills in the region it searched.
         "ParameterNotFound" => SyncError::ParameterNotFound {
             parameters: vec![parameter],
+            region: String::new(),
         },
         "ParameterVersionNotFound" => SyncError::ParameterVersionNotFound {
             parameter,
@@ -254,6 +261,11 @@ pub fn ssm_read(failure: &AwsFailure, operation: &str, parameter: &str) -> SyncE
         "InvalidNextToken" => SyncError::AwsUnavailable {
             detail: format!(
                 "{operation} of {parameter} refused its own NextToken (InvalidNextToken); the listing will be read again"
+            ),
+        },
+        code if SIGNATURE_REFUSED.contains(&code) => SyncError::AwsUnavailable {
+            detail: format!(
+                "AWS refused the request's signature ({code}); usually the clock of the operator's node is off"
             ),
         },
         code if CREDENTIALS_REFUSED.contains(&code) => SyncError::AwsUnavailable {
@@ -286,22 +298,50 @@ fn denied_parameter_name(arn_path: &str, asked: &str) -> String {
     }
 }
 
+/// The key states KMS refuses Decrypt in with `KMSInvalidStateException`
+/// (AWS KMS Developer Guide, "Key states of AWS KMS keys"), as its message
+/// words them: "<key ARN> is pending deletion." is KMS's known text; the
+/// others are taken to follow its form.
+const UNUSABLE_STATES: [&str; 5] = [
+    "pending replica deletion",
+    "pending import",
+    "unavailable",
+    "creating",
+    "updating",
+];
+
 fn kms_key_state(failure: &AwsFailure, parameter: String, key: Option<String>) -> SyncError {
     let message = failure.message();
     let embedded =
         |code: &str| message.contains(&format!("Error Code: {code}")) || failure.code() == code;
-    if embedded("DisabledException") || message.contains("is disabled") {
+    let says = |state: &str| message.contains(&format!(" is {state}"));
+    if embedded("DisabledException") || says("disabled") {
         SyncError::KmsKeyDisabled { parameter, key }
-    } else if embedded("KMSInvalidStateException") || message.contains("pending deletion") {
+    } else if says("pending deletion") {
         SyncError::KmsKeyPendingDeletion { parameter, key }
+    } else if embedded("KMSInvalidStateException") {
+        let state = UNUSABLE_STATES.into_iter().find(|state| says(state));
+        SyncError::KmsKeyUnusable {
+            parameter,
+            key,
+            state: state.unwrap_or("unknown").to_owned(),
+        }
     } else if embedded("AccessDeniedException") {
         SyncError::KmsAccessDenied {
             parameter,
             key,
             principal: first_match(&PRINCIPAL_ARN, message),
         }
-    } else {
+    } else if embedded("NotFoundException") || message.contains("does not exist") {
         SyncError::KmsKeyNotFound { parameter, key }
+    } else {
+        // An InvalidKeyId that names no state KMS is known to answer: say
+        // so rather than call the key missing.
+        SyncError::KmsKeyUnusable {
+            parameter,
+            key,
+            state: "unknown".to_owned(),
+        }
     }
 }
 
@@ -315,6 +355,9 @@ pub fn web_identity(failure: &AwsFailure, role: &str) -> SyncError {
     }
     if let Some(unavailable) = failure.unavailable("AssumeRoleWithWebIdentity") {
         return unavailable;
+    }
+    if let Some(refused) = session_duration_refused(failure, &role) {
+        return refused;
     }
     match failure.code() {
         "AccessDenied" | "AccessDeniedException" => SyncError::WebIdentityDenied { role },
@@ -336,6 +379,31 @@ pub fn web_identity(failure: &AwsFailure, role: &str) -> SyncError {
     }
 }
 
+/// STS's `ValidationError` for a `DurationSeconds` it does not grant, by
+/// the limit its known texts name: "The requested DurationSeconds exceeds
+/// the MaxSessionDuration set for this role.", "… exceeds the 1 hour session
+/// limit for roles assumed by role chaining.", and input validation's
+/// "Value '…' at 'durationSeconds' failed to satisfy constraint".
+fn session_duration_refused(failure: &AwsFailure, role: &str) -> Option<SyncError> {
+    let message = failure.message();
+    if failure.code() != "ValidationError"
+        || !message.to_ascii_lowercase().contains("durationseconds")
+    {
+        return None;
+    }
+    let why = if message.contains("MaxSessionDuration") {
+        "it exceeds the role's MaxSessionDuration; raise the role's MaxSessionDuration or lower --aws-session-duration"
+    } else if message.contains("role chaining") {
+        "it exceeds the 1 hour limit of sessions assumed by role chaining"
+    } else {
+        "STS grants sessions of 15m to 12h; set --aws-session-duration within them"
+    };
+    Some(SyncError::SessionDurationRefused {
+        role: role.to_owned(),
+        why: why.to_owned(),
+    })
+}
+
 /// A failed chained `sts:AssumeRole` of `role`.
 pub fn assume_role(failure: &AwsFailure, role: &str) -> SyncError {
     if failure.is_throttling() {
@@ -345,6 +413,17 @@ pub fn assume_role(failure: &AwsFailure, role: &str) -> SyncError {
     }
     if let Some(unavailable) = failure.unavailable("AssumeRole") {
         return unavailable;
+    }
+    if let Some(refused) = session_duration_refused(failure, role) {
+        return refused;
+    }
+    if SIGNATURE_REFUSED.contains(&failure.code()) {
+        return SyncError::AwsUnavailable {
+            detail: format!(
+                "STS refused the signature of sts:AssumeRole of {role} ({}); usually the clock of the operator's node is off",
+                failure.code()
+            ),
+        };
     }
     if CREDENTIALS_REFUSED.contains(&failure.code()) {
         // The first link's session expired or was refused: a new one helps.
@@ -465,6 +544,36 @@ mod tests {
             ssm_read(&missing, "GetParameters", "p").reason(),
             KmsKeyNotFound
         );
+        let pending_import = service(
+            "InvalidKeyId",
+            &format!(
+                "{KEY} is pending import. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x)"
+            ),
+        );
+        let unusable = ssm_read(&pending_import, "GetParameters", "p");
+        assert_eq!(unusable.reason(), KmsKeyUnusable);
+        assert!(unusable.message().contains("its state is pending import"));
+        assert!(unusable.message().contains(KEY));
+        let disconnected = service(
+            "InvalidKeyId",
+            &format!(
+                "{KEY} is unavailable. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x)"
+            ),
+        );
+        assert!(
+            ssm_read(&disconnected, "GetParameters", "p")
+                .message()
+                .contains("custom key store")
+        );
+        let unknown = service("InvalidKeyId", "The key cannot be used.");
+        assert_eq!(
+            ssm_read(&unknown, "GetParameters", "p"),
+            SyncError::KmsKeyUnusable {
+                parameter: "p".into(),
+                key: None,
+                state: "unknown".into(),
+            }
+        );
         assert!(
             ssm_read(&missing, "GetParameters", "p")
                 .message()
@@ -498,6 +607,60 @@ mod tests {
             ssm_read(&timeout, "GetParameters", "p").reason(),
             AwsUnavailable
         );
+    }
+
+    #[test]
+    fn a_refused_signature_is_passing_and_not_a_reason_to_drop_the_credentials() {
+        let skewed = service(
+            "InvalidSignatureException",
+            "Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z",
+        );
+        let error = ssm_read(&skewed, "GetParameters", "p");
+        assert_eq!(error.reason(), crate::api::Reason::AwsUnavailable);
+        assert!(error.message().contains("clock"), "{}", error.message());
+        assert!(!CREDENTIALS_REFUSED.contains(&"InvalidSignatureException"));
+        let chained = service("SignatureDoesNotMatch", "Signature not yet current");
+        assert_eq!(
+            assume_role(&chained, "arn:aws:iam::111122223333:role/r").reason(),
+            crate::api::Reason::AwsUnavailable
+        );
+    }
+
+    #[test]
+    fn a_refused_session_duration_is_told_as_such_with_the_limit_it_passed() {
+        use crate::api::Reason::*;
+        let role = "arn:aws:iam::111122223333:role/op";
+        let too_long = service(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        );
+        let refused = web_identity(&too_long, role);
+        assert_eq!(refused.reason(), SessionDurationRefused);
+        assert!(refused.message().contains("MaxSessionDuration"));
+        assert!(refused.message().contains(role));
+        let chained = service(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by \
+             role chaining.",
+        );
+        let refused = assume_role(&chained, role);
+        assert_eq!(refused.reason(), SessionDurationRefused);
+        assert!(refused.message().contains("role chaining"));
+        let out_of_range = service(
+            "ValidationError",
+            "1 validation error detected: Value '60' at 'durationSeconds' failed to satisfy \
+             constraint: Member must have value greater than or equal to 900",
+        );
+        assert_eq!(
+            assume_role(&out_of_range, role).reason(),
+            SessionDurationRefused
+        );
+        // Another ValidationError stays what it was.
+        let other = service(
+            "ValidationError",
+            "Invalid length for parameter RoleSessionName",
+        );
+        assert_eq!(assume_role(&other, role).reason(), AssumeRoleDenied);
     }
 
     #[test]

@@ -100,6 +100,9 @@ struct SlotState {
 /// for one STS call instead of each making their own.
 type Slot = tokio::sync::Mutex<SlotState>;
 
+/// The longest session of a role assumed by role chaining.
+const CHAINED_MAX_SECONDS: i32 = 3600;
+
 /// Credentials of every identity, fetched once per lifetime.
 pub struct Identities {
     operator: OperatorIdentity,
@@ -252,9 +255,7 @@ impl Identities {
             (IdentitySource::Operator, OperatorIdentity::Ambient(provider)) => provider
                 .provide_credentials()
                 .await
-                .map_err(|e| SyncError::AwsUnavailable {
-                    detail: format!("no AWS credentials: {}", classify::sanitize(&e.to_string())),
-                }),
+                .map_err(|e| ambient_failure(&e)),
             (
                 IdentitySource::Operator,
                 OperatorIdentity::WebIdentity {
@@ -367,7 +368,7 @@ impl Identities {
             .role_arn(role_arn)
             .role_session_name(session_name)
             .set_source_identity(self.source_identity.then(|| session_name.to_owned()))
-            .duration_seconds(self.duration_seconds())
+            .duration_seconds(self.chained_duration_seconds())
             .send()
             .await;
         let out = match answer {
@@ -390,6 +391,23 @@ impl Identities {
 
     fn duration_seconds(&self) -> i32 {
         i32::try_from(self.session_duration.as_secs()).unwrap_or(3600)
+    }
+
+    /// Every `sts:AssumeRole` here is signed with an assumed role's
+    /// credentials, and "role chaining limits your AWS CLI or AWS API role
+    /// session to a maximum of one hour" (IAM User Guide): AWS refuses more.
+    fn chained_duration_seconds(&self) -> i32 {
+        self.duration_seconds().min(CHAINED_MAX_SECONDS)
+    }
+}
+
+/// The SDK's credential chain failed: the message keeps the whole chain of
+/// causes ("no profile", "IMDS timed out", …), since the error's own text
+/// is only its kind ("an error occurred while loading credentials").
+fn ambient_failure(error: &CredentialsError) -> SyncError {
+    let chain = aws_smithy_types::error::display::DisplayErrorContext(error).to_string();
+    SyncError::AwsUnavailable {
+        detail: format!("no AWS credentials: {}", classify::sanitize(&chain)),
     }
 }
 
@@ -628,6 +646,16 @@ mod tests {
             started.elapsed(),
             Duration::ZERO,
             "the next read waited again"
+        );
+    }
+
+    #[test]
+    fn a_failed_credential_chain_keeps_its_cause_in_the_message() {
+        let error = CredentialsError::provider_error("the profile `dev` has no sso_region");
+        let message = ambient_failure(&error).message();
+        assert!(
+            message.contains("the profile `dev` has no sso_region"),
+            "{message}"
         );
     }
 

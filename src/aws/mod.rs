@@ -6,6 +6,7 @@ pub mod classify;
 pub mod credentials;
 pub mod describe;
 pub mod idle;
+pub mod partition;
 mod ssm;
 
 use futures::future::BoxFuture;
@@ -29,15 +30,6 @@ impl Scope {
             region: region.to_owned(),
             identity: Identity::default(),
         }
-    }
-
-    /// What AWS's read quota is shared by: the account (as far as the role
-    /// ARNs tell it) and the region.
-    pub fn quota(&self) -> (String, String) {
-        (
-            self.identity.account().unwrap_or_default(),
-            self.region.clone(),
-        )
     }
 }
 
@@ -176,6 +168,12 @@ fn defaults(region: &str) -> aws_config::ConfigLoader {
 /// The operator's own identity, from the standard AWS environment: IRSA when
 /// `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` are set, else the SDK's
 /// default chain.
+/// The account of the operator's own role, as IRSA's `AWS_ROLE_ARN` names it.
+pub fn operator_account() -> Option<String> {
+    let role = std::env::var("AWS_ROLE_ARN").ok()?;
+    arn::Arn::parse(&role).map(|arn| arn.account.to_owned())
+}
+
 pub async fn operator_identity(region: &str) -> credentials::OperatorIdentity {
     let role = std::env::var("AWS_ROLE_ARN").ok().filter(|v| !v.is_empty());
     let token = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").filter(|v| !v.is_empty());

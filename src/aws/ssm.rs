@@ -11,8 +11,7 @@ use futures::future::BoxFuture;
 use super::classify::{self, AwsFailure};
 use super::credentials::{CachedProvider, Identities};
 use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
-use crate::api::SecretValue;
-use crate::api::SyncError;
+use crate::api::{SecretValue, SyncError};
 use crate::aws::idle::IdleMap;
 
 /// Parameter Store through the SDK, with one client per identity and region.
@@ -142,7 +141,13 @@ impl SsmParameterStore {
                 .invalidate(&scope.identity, signing.access_key_id())
                 .await;
         }
-        classify::ssm_read(&failure, operation, parameter)
+        match classify::ssm_read(&failure, operation, parameter) {
+            SyncError::ParameterNotFound { parameters, .. } => SyncError::ParameterNotFound {
+                parameters,
+                region: scope.region.clone(),
+            },
+            other => other,
+        }
     }
 }
 
@@ -282,6 +287,12 @@ mod replay_tests {
                     "{KEY} is pending deletion. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x; Proxy: null)"
                 ),
                 Reason::KmsKeyPendingDeletion,
+            ),
+            (
+                format!(
+                    "{KEY} is pending import. (Service: AWSKMS; Status Code: 400; Error Code: KMSInvalidStateException; Request ID: x; Proxy: null)"
+                ),
+                Reason::KmsKeyUnusable,
             ),
             (
                 format!(

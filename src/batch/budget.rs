@@ -29,9 +29,12 @@ pub enum Priority {
 pub const DEFAULT_READS_PER_SECOND: f64 = 32.0;
 const MIN_READS_PER_SECOND: f64 = 1.0;
 
-/// One rate budget per scope.
+/// One rate budget per account and region.
 pub struct Budgets {
     ceiling: f64,
+    /// The account of the operator's own role, when its ARN is known: its
+    /// reads count against the same quota as tenant roles of that account.
+    operator_account: Option<String>,
     // Keyed by what AWS's quota is shared by: account and region.
     scopes: Mutex<HashMap<(String, String), Arc<Budget>>>,
 }
@@ -47,14 +50,34 @@ impl Budgets {
     pub fn new(reads_per_second: f64) -> Self {
         Self {
             ceiling: reads_per_second.max(MIN_READS_PER_SECOND),
+            operator_account: None,
             scopes: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The operator's own reads are of `account` (from its role's ARN).
+    pub fn with_operator_account(mut self, account: Option<String>) -> Self {
+        self.operator_account = account;
+        self
+    }
+
+    /// What AWS's quota is shared by: the account of the role the reads run
+    /// as and the region. Only the operator's own identity may have no role
+    /// ARN to tell its account (credentials from the SDK's default chain).
+    fn quota(&self, scope: &Scope) -> (String, String) {
+        let account = scope
+            .identity
+            .account()
+            .or_else(|| self.operator_account.clone())
+            .unwrap_or_default();
+        (account, scope.region.clone())
+    }
+
     fn budget(&self, scope: &Scope) -> Arc<Budget> {
+        let key = self.quota(scope);
         let mut scopes = self.scopes.lock().unwrap_or_else(|p| p.into_inner());
         scopes
-            .entry(scope.quota())
+            .entry(key)
             .or_insert_with(|| Arc::new(Budget::start(self.ceiling)))
             .clone()
     }
@@ -163,6 +186,7 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Identity;
 
     fn scope() -> Scope {
         Scope::operator("ap-northeast-1")
@@ -209,6 +233,25 @@ mod tests {
         let order = order.lock().unwrap();
         let position = order.iter().position(|s| s == "interactive").unwrap();
         assert!(position <= 1, "interactive served at {position}: {order:?}");
+    }
+
+    #[tokio::test]
+    async fn the_operator_and_tenant_roles_of_one_account_share_its_budget() {
+        let budgets = Budgets::new(32.0).with_operator_account(Some("111122223333".into()));
+        let tenant = |role: &str| Scope {
+            region: "ap-northeast-1".into(),
+            identity: Identity {
+                chained_role: Some(role.into()),
+                ..Identity::default()
+            },
+        };
+        let same_account = tenant("arn:aws:iam::111122223333:role/tenant");
+        let other_account = tenant("arn:aws:iam::444455556666:role/tenant");
+        budgets.throttled(&scope());
+        assert_eq!(budgets.rate(&same_account), 16.0);
+        assert_eq!(budgets.rate(&other_account), 32.0);
+        let elsewhere = Scope::operator("eu-west-1");
+        assert_eq!(budgets.rate(&elsewhere), 32.0);
     }
 
     #[tokio::test]

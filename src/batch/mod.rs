@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::api::SyncError;
-use crate::aws::arn::split_selector;
+use crate::aws::arn::{same_parameter, split_selector};
 use crate::aws::{
     FetchedParameter, MAX_NAMES_PER_CALL, ParameterStore, ParametersPage, PathQuery, Scope,
 };
@@ -499,7 +499,7 @@ fn fetch_of(page: &ParametersPage, name: &str) -> Fetch {
 fn answers(p: &FetchedParameter, name: &str) -> bool {
     let (base, selector) = split_selector(name);
     let same_selector = p.selector.as_deref().map(|s| s.trim_start_matches(':')) == selector;
-    let same_name = p.name == base || p.arn.as_deref() == Some(base);
+    let same_name = same_parameter(&p.name, base) || p.arn.as_deref() == Some(base);
     same_name && same_selector
 }
 
@@ -756,5 +756,25 @@ mod tests {
         assert_eq!(fetched["absent"], Fetch::Missing);
         assert_eq!(fetched["present:7"], Fetch::SelectorMissing);
         assert!(matches!(fetched["present:1"], Fetch::Found(_)));
+    }
+
+    #[test]
+    fn a_one_level_name_asked_with_a_slash_is_answered_by_its_stored_spelling() {
+        let stored = FetchedParameter {
+            name: "db".to_owned(),
+            selector: None,
+            arn: None,
+            value: crate::api::SecretValue::new("v".to_owned()),
+            version: 1,
+            type_: "SecureString".to_owned(),
+            last_modified: None,
+        };
+        let page = ParametersPage {
+            found: vec![stored],
+            invalid: vec![],
+        };
+        assert!(matches!(fetch_of(&page, "/db"), Fetch::Found(_)));
+        assert!(matches!(fetch_of(&page, "db"), Fetch::Found(_)));
+        assert!(matches!(fetch_of(&page, "/prd/db"), Fetch::Failed(_)));
     }
 }

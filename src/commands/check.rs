@@ -10,10 +10,12 @@ use kube::ResourceExt;
 
 use crate::api::SsmParameter;
 use crate::api::SyncError;
+use crate::aws::arn::split_selector;
 use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
 use crate::commands::manifest;
 use crate::reconcile::Halt;
 use crate::reconcile::plan::Plan;
+use crate::reconcile::read::selector_of;
 use crate::reconcile::tenancy::{self, Tenancy};
 
 /// Check one SsmParameter, as the operator would read it.
@@ -103,6 +105,27 @@ async fn ssm_parameter(args: &CheckArgs, client: &kube::Client) -> anyhow::Resul
     Ok(obj)
 }
 
+/// Why `request` was not found, as the operator tells it: a pinned version
+/// or label of a parameter that exists is `ParameterVersionNotFound`.
+async fn not_found(store: &SsmParameterStore, scope: &Scope, request: &str) -> SyncError {
+    let (base, selector) = split_selector(request);
+    if selector.is_some() {
+        let names = [base.to_owned()];
+        if let Ok(page) = store.get_parameters(scope, &names, false).await
+            && !page.found.is_empty()
+        {
+            return SyncError::ParameterVersionNotFound {
+                parameter: base.to_owned(),
+                selector: selector_of(request),
+            };
+        }
+    }
+    SyncError::ParameterNotFound {
+        parameters: vec![base.to_owned()],
+        region: scope.region.clone(),
+    }
+}
+
 /// Reads `request` without, then with decryption: the first tells SSM
 /// permissions and existence, the second KMS permissions.
 async fn check_one(
@@ -118,10 +141,7 @@ async fn check_one(
         Err(error) => return refused(&subject, error),
     };
     let Some(found) = probe.found.first() else {
-        let missing = SyncError::ParameterNotFound {
-            parameters: vec![request.to_owned()],
-        };
-        return refused(&subject, missing);
+        return refused(&subject, not_found(store, scope, request).await);
     };
     let what = format!("{} version {}", found.type_, found.version);
     if !decrypt || found.type_ != "SecureString" {

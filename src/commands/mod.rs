@@ -98,8 +98,10 @@ pub struct RunArgs {
     )]
     pub operator_identity_namespaces: Vec<String>,
 
-    /// Lifetime asked of STS for every identity's credentials.
-    #[arg(long, env = "SSM_OPERATOR_AWS_SESSION_DURATION", default_value = "1h", value_parser = parse_duration)]
+    /// Lifetime asked of STS for every identity's credentials: 15m to 12h,
+    /// and no more than the roles' MaxSessionDuration. Chained
+    /// `identity.roleArn` sessions last at most 1h, as AWS allows.
+    #[arg(long, env = "SSM_OPERATOR_AWS_SESSION_DURATION", default_value = "1h", value_parser = parse_session_duration)]
     pub aws_session_duration: Duration,
 
     /// Chained `identity.roleArn` sessions also set `SourceIdentity` to
@@ -177,6 +179,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A session duration STS can grant: "DurationSeconds … Minimum value of
+/// 900. Maximum value of 43200." (STS API Reference, AssumeRole and
+/// AssumeRoleWithWebIdentity).
+fn parse_session_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if !(MIN_SESSION..=MAX_SESSION).contains(&duration) {
+        return Err(format!(
+            "{text:?} is not a session AWS grants: STS sessions last from 15m to 12h \
+             (and no longer than the role's MaxSessionDuration)"
+        ));
+    }
+    Ok(duration)
+}
+
+const MIN_SESSION: Duration = Duration::from_secs(900);
+const MAX_SESSION: Duration = Duration::from_secs(43_200);
+
 fn parse_millis(text: &str) -> Result<Duration, String> {
     let millis = text.strip_suffix("ms").unwrap_or(text);
     millis
@@ -188,6 +207,24 @@ fn parse_millis(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_duration_sts_would_refuse_is_refused_at_start_up() {
+        let parse = |duration: &str| {
+            let args = ["ssm-operator", "run", "--region", "ap-northeast-1"];
+            let extra = ["--aws-session-duration", duration];
+            Cli::try_parse_from(args.iter().chain(&extra)).map(|cli| match cli.command {
+                Command::Run(args) => args.aws_session_duration,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(parse("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse("12h").unwrap(), Duration::from_secs(43_200));
+        for refused in ["60s", "14m", "13h"] {
+            let error = parse(refused).unwrap_err().to_string();
+            assert!(error.contains("from 15m to 12h"), "{refused}: {error}");
+        }
+    }
 
     #[test]
     fn the_operators_identity_is_shared_with_no_namespace_unless_listed() {

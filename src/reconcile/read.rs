@@ -239,7 +239,7 @@ async fn probe_found(
             Some(Fetch::Failed(e)) => {
                 first_error.get_or_insert(e.clone());
             }
-            Some(Fetch::Missing) => missing.push(entry.name.clone()),
+            Some(Fetch::Missing) => missing.push(entry),
             None => {
                 first_error.get_or_insert(unanswered(&entry.name));
             }
@@ -248,9 +248,10 @@ async fn probe_found(
     if let Some(error) = first_error {
         return Err(error);
     }
-    if !missing.is_empty() {
+    if let Some(first) = missing.first() {
         return Err(SyncError::ParameterNotFound {
-            parameters: missing,
+            parameters: missing.iter().map(|e| e.name.clone()).collect(),
+            region: first.scope.region.clone(),
         });
     }
     if let Some(path) = &plan.path {
@@ -329,12 +330,18 @@ async fn checked_listing(
         }
     }
     if !gone.is_empty() && plan.deletion == DeletionPolicy::Retain {
-        return Err(SyncError::ParameterNotFound { parameters: gone });
+        return Err(SyncError::ParameterNotFound {
+            parameters: gone,
+            region: path.scope.region.clone(),
+        });
     }
     if listed.is_empty() {
         if !gone.is_empty() && plan.entries.is_empty() {
             // Under Delete, every parameter the Secret held is gone.
-            return Err(SyncError::ParameterNotFound { parameters: gone });
+            return Err(SyncError::ParameterNotFound {
+                parameters: gone,
+                region: path.scope.region.clone(),
+            });
         }
         if gone.is_empty() {
             if plan.deletion == DeletionPolicy::Delete && known.holds_data() {
@@ -347,6 +354,7 @@ async fn checked_listing(
             }
             return Err(SyncError::ParameterNotFound {
                 parameters: vec![format!("under {}", path.query.prefix)],
+                region: path.scope.region.clone(),
             });
         }
     }
@@ -407,6 +415,7 @@ async fn decrypt(
             Some(Fetch::Missing | Fetch::SelectorMissing) => {
                 return Err(SyncError::ParameterNotFound {
                     parameters: vec![f.name.clone()],
+                    region: f.scope.region.clone(),
                 });
             }
             None => return Err(unanswered(&f.name)),
@@ -444,7 +453,12 @@ fn unanswered(name: &str) -> SyncError {
 }
 
 fn selector_text(entry: &Entry) -> String {
-    match crate::aws::arn::split_selector(&entry.request).1 {
+    selector_of(&entry.request)
+}
+
+/// How a status names the version or label `request` pins.
+pub fn selector_of(request: &str) -> String {
+    match crate::aws::arn::split_selector(request).1 {
         Some(s) if s.chars().all(|c| c.is_ascii_digit()) => format!("version {s}"),
         Some(s) => format!("label {s}"),
         None => "such version".to_owned(),

@@ -46,7 +46,10 @@ impl Wiring {
         Arc::new(Context {
             batcher: Batcher::start(
                 store,
-                Arc::new(Budgets::new(settings.aws_read_rate)),
+                Arc::new(
+                    Budgets::new(settings.aws_read_rate)
+                        .with_operator_account(crate::aws::operator_account()),
+                ),
                 self.metrics.clone(),
                 settings.batch_window,
                 usize::from(settings.max_concurrent_reconciles),

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::aws::describe::{Encryption, KeyLookup};
+use crate::aws::partition::Partition;
 use crate::reconcile::plan::Plan;
 
 /// What one SsmParameter's reads touch, collected before the document is
@@ -87,7 +88,7 @@ fn decrypt_through_ssm(keys: BTreeSet<String>, regions: &BTreeSet<String>) -> Va
     };
     let services: Vec<String> = regions
         .iter()
-        .map(|r| format!("ssm.{r}.amazonaws.com"))
+        .map(|r| Partition::of(r).service_host("ssm", r))
         .collect();
     let via = match services.as_slice() {
         [one] => json!(one),
@@ -105,20 +106,23 @@ fn parameter_arn(region: &str, account: &str, name: &str) -> String {
         return name.to_owned();
     }
     let bare = name.trim_start_matches('/');
-    format!("arn:aws:ssm:{region}:{account}:parameter/{bare}")
+    Partition::of(region).arn("ssm", region, account, &format!("parameter/{bare}"))
 }
 
 /// The ARNs of a path: the one GetParametersByPath is checked on, and the
 /// pattern of the parameters under it.
+///
+/// IAM checks GetParametersByPath on the ARN of the `Path` as the request
+/// sends it, a trailing slash kept: for `/prd/payments/` the refusal reads
+/// "not authorized to perform: ssm:GetParametersByPath on resource:
+/// arn:aws:ssm:…:parameter/prd/payments/". The operator sends the prefix as
+/// the spec writes it, so the grant is that ARN exactly.
 fn path_arns(region: &str, account: &str, prefix: &str) -> (String, String) {
-    let bare = prefix.trim_matches('/');
-    let path = format!("arn:aws:ssm:{region}:{account}:parameter/{bare}");
-    let under = if bare.is_empty() {
-        format!("{path}*")
-    } else {
-        format!("{path}/*")
-    };
-    (path, under)
+    let partition = Partition::of(region);
+    let resource = format!("parameter/{}", prefix.strip_prefix('/').unwrap_or(prefix));
+    let path = partition.arn("ssm", region, account, &resource);
+    let below = format!("{}/*", resource.trim_end_matches('/'));
+    (path, partition.arn("ssm", region, account, &below))
 }
 
 /// The least-privilege permissions policy for reading what `plan` asks, with
@@ -340,7 +344,7 @@ mod tests {
         );
         assert_eq!(
             statement(&policy, "ReadParametersByPath").unwrap()["Resource"],
-            json!(["arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/payments"])
+            json!(["arn:aws:ssm:ap-northeast-1:111122223333:parameter/prd/payments/"])
         );
         let under = statement(&policy, "ReadSecureStringsUnderPath").unwrap();
         assert_eq!(under["Action"], "ssm:GetParameters");
@@ -403,6 +407,64 @@ mod tests {
             statement(&policy, "DecryptParameters").unwrap()["Resource"],
             json!(["*"])
         );
+    }
+
+    #[test]
+    fn a_path_is_granted_on_the_arn_of_its_prefix_as_written() {
+        let arns = |prefix| path_arns(REGION, ACCOUNT, prefix);
+        let arn = |resource| format!("arn:aws:ssm:ap-northeast-1:111122223333:{resource}");
+        assert_eq!(
+            arns("/prd/payments/"),
+            (
+                arn("parameter/prd/payments/"),
+                arn("parameter/prd/payments/*")
+            )
+        );
+        assert_eq!(
+            arns("/prd/payments"),
+            (
+                arn("parameter/prd/payments"),
+                arn("parameter/prd/payments/*")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn in_china_and_govcloud_the_policy_names_their_partition() {
+        let obj: SsmParameter = serde_json::from_value(json!({
+            "apiVersion": "ssm-operator.io/v1alpha1",
+            "kind": "SsmParameter",
+            "metadata": {"name": "app", "namespace": "payments"},
+            "spec": {"parameters": [{"name": "prd-db-pass"}], "path": {"prefix": "/prd/"}},
+        }))
+        .unwrap();
+        for (region, partition, host) in [
+            ("cn-north-1", "aws-cn", "ssm.cn-north-1.amazonaws.com.cn"),
+            (
+                "us-gov-west-1",
+                "aws-us-gov",
+                "ssm.us-gov-west-1.amazonaws.com",
+            ),
+        ] {
+            let plan = Plan::of(&obj, region, Identity::default()).unwrap();
+            let policy = permissions_policy(&plan, ACCOUNT, &WithoutAws)
+                .await
+                .unwrap();
+            let prefix = format!("arn:{partition}:ssm:{region}:{ACCOUNT}:parameter/");
+            for sid in [
+                "ReadParameters",
+                "ReadParametersByPath",
+                "ReadSecureStringsUnderPath",
+            ] {
+                let resources = statement(&policy, sid).unwrap()["Resource"].clone();
+                for resource in resources.as_array().unwrap() {
+                    let resource = resource.as_str().unwrap();
+                    assert!(resource.starts_with(&prefix), "{sid}: {resource}");
+                }
+            }
+            let decrypt = statement(&policy, "DecryptParameters").unwrap();
+            assert_eq!(decrypt["Condition"]["StringEquals"]["kms:ViaService"], host);
+        }
     }
 
     #[test]

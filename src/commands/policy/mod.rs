@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::SsmParameter;
 use crate::aws::describe::{AwsLookup, WithoutAws};
+use crate::aws::partition::Partition;
 use crate::aws::{self, Identity};
 use crate::commands::manifest;
 use crate::reconcile::plan::Plan;
@@ -104,7 +105,13 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
         );
     }
     let issuer = trust::oidc_issuer(args.oidc_issuer.as_deref()).await;
-    let trust = trust::trust_policy(&account, &issuer, &namespace, &service_account);
+    let trust = trust::trust_policy(
+        Partition::of(&region),
+        &account,
+        &issuer,
+        &namespace,
+        &service_account,
+    );
     let policies = json!({"permissionsPolicy": permissions, "trustPolicy": trust});
     println!("{}", serde_json::to_string_pretty(&policies)?);
     Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
+use crate::aws::partition::Partition;
 use crate::names::STS_AUDIENCE;
 
 /// Where the issuer goes in a trust policy printed without one; the README
@@ -17,15 +18,31 @@ const ISSUER_PLACEHOLDER: &str = "<OIDC>";
 const ISSUER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The IRSA trust policy: `service_account` of `namespace` may assume the
-/// role with a token of the cluster's OIDC `issuer` meant for STS.
-pub fn trust_policy(account: &str, issuer: &str, namespace: &str, service_account: &str) -> Value {
+/// role of `account` in `partition` with a token of the cluster's OIDC
+/// `issuer` meant for STS.
+///
+/// The audience is `sts.amazonaws.com` in every partition: it is the
+/// audience EKS's webhook projects tokens for, China included, where
+/// `sts.amazonaws.com.cn` is refused with "Incorrect token audience"
+/// (eksctl-io/eksctl#1910, terraform-aws-modules/terraform-aws-eks#2700).
+pub fn trust_policy(
+    partition: Partition,
+    account: &str,
+    issuer: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Value {
     let provider = issuer.trim_start_matches("https://");
+    let provider_arn = format!(
+        "arn:{}:iam::{account}:oidc-provider/{provider}",
+        partition.name
+    );
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "ServiceAccountWebIdentity",
             "Effect": "Allow",
-            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{provider}")},
+            "Principal": {"Federated": provider_arn},
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {"StringEquals": {
                 format!("{provider}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
@@ -78,6 +95,7 @@ mod tests {
     #[test]
     fn trust_policy_admits_one_service_account_with_sts_tokens() {
         let trust = trust_policy(
+            Partition::of("ap-northeast-1"),
             ACCOUNT,
             "https://oidc.eks.ap-northeast-1.amazonaws.com/id/EXAMPLE",
             "payments",
@@ -96,6 +114,27 @@ mod tests {
                     format!("{issuer}:aud"): "sts.amazonaws.com",
                 }},
             }]})
+        );
+    }
+
+    #[test]
+    fn in_china_the_trust_names_the_aws_cn_provider_and_the_same_audience() {
+        let issuer = "oidc.eks.cn-north-1.amazonaws.com.cn/id/EXAMPLE";
+        let trust = trust_policy(
+            Partition::of("cn-north-1"),
+            ACCOUNT,
+            issuer,
+            "payments",
+            "reader",
+        );
+        let statement = &trust["Statement"][0];
+        assert_eq!(
+            statement["Principal"]["Federated"],
+            format!("arn:aws-cn:iam::{ACCOUNT}:oidc-provider/{issuer}")
+        );
+        assert_eq!(
+            statement["Condition"]["StringEquals"][format!("{issuer}:aud")],
+            "sts.amazonaws.com"
         );
     }
 }

@@ -7,6 +7,7 @@ from werkzeug.wrappers import Request, Response
 
 from .counters import Counters
 from .faults import DEFAULT_HANG_SECONDS, Faults
+from .kms_guard import set_key_state
 from .rates import RateCeilings
 
 PREFIX = "/_fidelity/"
@@ -31,6 +32,7 @@ class ControlEndpoints:
             ("DELETE", "/_fidelity/rate"): self._reset_rates,
             ("GET", "/_fidelity/counters"): self._list_counters,
             ("POST", "/_fidelity/counters/reset"): self._reset_counters,
+            ("PUT", "/_fidelity/key-state"): self._set_key_state,
         }
 
     def __call__(self, environ, start_response):
@@ -81,6 +83,11 @@ class ControlEndpoints:
     def _reset_rates(self, request):
         self.rates.reset(_caller(request.args.get("caller")))
         return self._list_rates(request)
+
+    def _set_key_state(self, request):
+        body = _body(request)
+        set_key_state(str(body.get("key", "")), str(body.get("state", "")))
+        return _json({"key": body["key"], "state": body["state"]})
 
     def _list_counters(self, _):
         return _json({"counters": self.counters.snapshot()})

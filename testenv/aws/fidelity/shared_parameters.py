@@ -7,9 +7,14 @@ region. Here the owner account shares a parameter by tagging it
 `ssm-operator-test:shared-with` with the comma-separated ids of those accounts
 (and RAM shares advanced-tier parameters only). A GetParameter or
 GetParameters naming the ARN of a parameter of another account is answered by
-the layer from moto's SSM backend of that account and the ARN's region; a
-parameter not shared with the caller's account is one the caller cannot see,
-so it is answered as a missing one (`InvalidParameters`, `ParameterNotFound`).
+the layer from moto's SSM backend of that account and the ARN's region. A
+role reading the ARN of another account's parameter that is not shared with
+its account (or does not exist there) is refused: cross-account access needs
+a resource-based policy of the owner as well as the caller's identity-based
+policy ("Cross-account policy evaluation logic", IAM User Guide), and RAM's
+share is that policy for a parameter. The refusal is AccessDeniedException
+"… because no resource-based policy allows the ssm:GetParameters action",
+IAM's wording for that case; AWS's documentation shows no SSM example of it.
 """
 
 import calendar
@@ -70,6 +75,25 @@ def _find(name: str, caller_account: str) -> SharedParameter | None:
         return None
     arn = parameter_arn(name, owner, region)
     return SharedParameter(name, arn, region, parameter)
+
+
+def unshared_foreign(name: str, caller_account: str) -> bool:
+    """Whether `name` is the ARN of a parameter of another account that is
+    not shared with `caller_account` — or does not exist there, which the
+    caller cannot tell apart."""
+    parts = name.split(":", 5)
+    if len(parts) != 6 or parts[:3] != ["arn", moto_state.PARTITION, "ssm"]:
+        return False
+    region, owner, resource = parts[3], parts[4], parts[5]
+    if owner == caller_account or not resource.startswith("parameter/"):
+        return False
+    base = parameter_arn(name, owner, region)
+    try:
+        backend = moto_state.ssm_backend(owner, region)
+        parameter = backend.get_parameter(base)
+    except (KeyError, ServiceException, JsonRESTError):
+        return True
+    return parameter is None or not _shared_with(backend, parameter, caller_account)
 
 
 def _shared_with(backend, parameter, account: str) -> bool:

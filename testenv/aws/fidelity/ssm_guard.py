@@ -20,6 +20,7 @@ def check(request: AwsRequest, caller: Caller, counters: Counters):
     """Raise the AwsError AWS would answer, or return to let moto answer."""
     if caller.is_assumed_role:
         _authorize(request, caller)
+        _authorize_cross_account(request, caller)
     if request.action in PARAMETER_READS and request.params.get("WithDecryption") is True:
         _check_decryption(request, caller, counters)
 
@@ -67,6 +68,23 @@ def _authorize(request: AwsRequest, caller: Caller):
             f"User: {caller.session_arn} is not authorized to perform: "
             f"{request.operation} on resource: {resource} {reason}",
         )
+
+
+def _authorize_cross_account(request: AwsRequest, caller: Caller):
+    """Another account's parameter needs its owner's share (see
+    shared_parameters)."""
+    if request.action not in ("GetParameter", "GetParameters"):
+        return
+    names = request.params.get("Names") or [request.params.get("Name", "")]
+    for name in names:
+        if shared_parameters.unshared_foreign(name, caller.account):
+            resource = parameter_arn(name, caller.account, request.region)
+            raise AwsError(
+                "AccessDeniedException",
+                f"User: {caller.session_arn} is not authorized to perform: "
+                f"{request.operation} on resource: {resource} because no resource-based "
+                f"policy allows the {request.operation} action",
+            )
 
 
 def _check_decryption(request: AwsRequest, caller: Caller, counters: Counters):

@@ -61,7 +61,13 @@ def parameter_arn(name: str, account: str, region: str) -> str:
 
 
 def path_arn(path: str, account: str, region: str) -> str:
-    bare = path.strip("/")
+    """The ARN IAM authorizes GetParametersByPath on: the `Path` as the
+    request sends it, its leading slash the ARN's separator and a trailing
+    slash kept. Known from AWS's refusal text for `Path=/prd/payments/`:
+    "… is not authorized to perform: ssm:GetParametersByPath on resource:
+    arn:aws:ssm:<region>:<account>:parameter/prd/payments/ …". AWS's
+    documentation does not spell this case out."""
+    bare = path.removeprefix("/")
     return f"arn:{moto_state.PARTITION}:ssm:{region}:{account}:parameter/{bare}"
 
 

@@ -23,6 +23,20 @@ def test_assume_role_chain_allowed_by_policy_and_trust(server, admin):
     assert server.count("sts:AssumeRole", source) == 1
 
 
+def test_a_chained_session_over_one_hour_is_refused_whatever_the_role_allows(server, admin):
+    sts, source = chained_sts(server, admin, allow("sts:AssumeRole", TARGET))
+    create_role(admin, "target", trust=trusting(source))
+    admin.iam.update_role(RoleName="target", MaxSessionDuration=7200)
+    error = failure(sts.assume_role, RoleArn=TARGET, RoleSessionName="chained", DurationSeconds=3601)
+    assert (error.code, error.status) == ("ValidationError", 400)
+    assert error.message == (
+        "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by "
+        "role chaining."
+    )
+    answer = sts.assume_role(RoleArn=TARGET, RoleSessionName="chained", DurationSeconds=3600)
+    assert answer["Credentials"]["AccessKeyId"]
+
+
 def test_assume_role_chain_trusted_through_account_root(server, admin):
     sts, _ = chained_sts(server, admin, allow("sts:AssumeRole", "*"))
     create_role(admin, "target", trust=trusting(ACCOUNT))

@@ -43,6 +43,15 @@ def test_aws_managed_key_readable_without_grant(server, admin):
     )
 
 
+def test_an_explicit_deny_holds_for_the_aws_managed_key_too(server, admin):
+    put_secret(admin, "/app/default-key")
+    ssm = role_ssm(server, admin, deny("kms:Decrypt", "*"))
+    error = failure(ssm.get_parameter, Name="/app/default-key", WithDecryption=True)
+    assert (error.code, error.kms_error_code) == ("AccessDeniedException", "AccessDeniedException")
+    assert f"kms:Decrypt on resource: arn:aws:kms:{REGION}:{ACCOUNT}:key/" in error.message
+    assert "with an explicit deny in an identity-based policy" in error.message
+
+
 def test_kms_decrypt_denied_when_role_lacks_grant(server, admin, key):
     put_secret(admin, "/app/secret", key["KeyId"])
     ssm = role_ssm(server, admin)
@@ -216,6 +225,32 @@ def test_pending_deletion_key_answers_invalid_key_id_kms_invalid_state(server, a
     error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
     assert (error.code, error.kms_error_code) == ("InvalidKeyId", "KMSInvalidStateException")
     assert error.message.startswith(f"{key['Arn']} is pending deletion. (Service: AWSKMS;")
+
+
+@pytest.mark.parametrize(
+    "state, words",
+    [
+        ("PendingImport", "pending import"),
+        ("Unavailable", "unavailable"),
+        ("PendingReplicaDeletion", "pending replica deletion"),
+    ],
+)
+def test_a_key_in_another_unusable_state_answers_kms_invalid_state_naming_it(
+    server, admin, key, state, words
+):
+    put_secret(admin, "/app/secret", key["KeyId"])
+    server.control("PUT", "key-state", {"key": key["Arn"], "state": state})
+    ssm = role_ssm(server, admin, allow("kms:Decrypt", key["Arn"]))
+    error = failure(ssm.get_parameter, Name="/app/secret", WithDecryption=True)
+    assert (error.code, error.kms_error_code) == ("InvalidKeyId", "KMSInvalidStateException")
+    assert error.message.startswith(f"{key['Arn']} is {words}. (Service: AWSKMS;")
+    server.control("PUT", "key-state", {"key": key["Arn"], "state": "Enabled"})
+    assert ssm.get_parameter(Name="/app/secret", WithDecryption=True)["Parameter"]["Value"]
+
+
+def test_a_key_state_kms_does_not_have_is_refused(server, key):
+    with pytest.raises(Exception, match="400"):
+        server.control("PUT", "key-state", {"key": key["Arn"], "state": "Broken"})
 
 
 def test_missing_key_answers_invalid_key_id_not_found(server, admin):

@@ -126,17 +126,29 @@ def test_without_decryption_a_shared_secure_string_is_the_stable_ciphertext(serv
     assert ssm.get_parameters(Names=[ARN])["Parameters"][0]["Value"] == first
 
 
-def test_a_parameter_not_shared_with_the_caller_is_invalid(server, admin, owner):
+def refused_without_share(error):
+    assert (error.code, error.status) == ("AccessDeniedException", 400)
+    assert error.message == (
+        f"User: {session_arn(ROLE)} is not authorized to perform: ssm:GetParameters on resource: "
+        f"{ARN} because no resource-based policy allows the ssm:GetParameters action"
+    )
+
+
+def test_a_parameter_not_shared_with_the_caller_is_access_denied(server, admin, owner):
     put_shared(owner, shared_with="999988887777")
     ssm = reader(server, admin, allow("ssm:GetParameters", ARN))
-    answer = ssm.get_parameters(Names=[ARN])
-    assert (answer["Parameters"], answer["InvalidParameters"]) == ([], [ARN])
+    refused_without_share(failure(ssm.get_parameters, Names=[ARN]))
+
+
+def test_a_parameter_missing_in_another_account_is_access_denied_too(server, admin, owner):
+    ssm = reader(server, admin, allow("ssm:GetParameters", ARN))
+    refused_without_share(failure(ssm.get_parameters, Names=[ARN]))
 
 
 def test_a_standard_tier_parameter_cannot_be_shared(server, admin, owner):
     put_shared(owner, tier="Standard")
     ssm = reader(server, admin, allow("ssm:GetParameters", ARN))
-    assert ssm.get_parameters(Names=[ARN])["InvalidParameters"] == [ARN]
+    refused_without_share(failure(ssm.get_parameters, Names=[ARN]))
 
 
 def test_get_parameter_reads_a_shared_parameter_and_not_an_unshared_one(server, admin, owner):
@@ -147,7 +159,7 @@ def test_get_parameter_reads_a_shared_parameter_and_not_an_unshared_one(server, 
     owner["ssm"].remove_tags_from_resource(
         ResourceType="Parameter", ResourceId=NAME, TagKeys=[SHARED_WITH]
     )
-    assert failure(ssm.get_parameter, Name=ARN).code == "ParameterNotFound"
+    assert failure(ssm.get_parameter, Name=ARN).code == "AccessDeniedException"
 
 
 def test_iam_must_allow_the_shared_arn(server, admin, owner):

@@ -86,11 +86,26 @@ def test_get_parameters_by_path_is_authorized_on_the_path_arn(server, admin, par
     assert [
         p["Name"] for p in ssm.get_parameters_by_path(Path="/app", Recursive=True)["Parameters"]
     ] == ["/app/db/user"]
-    error = failure(ssm.get_parameters_by_path, Path="/other/")
+    error = failure(ssm.get_parameters_by_path, Path="/other")
     assert error.message.startswith(
         f"User: {session_arn('reader')} is not authorized to perform: ssm:GetParametersByPath "
         f"on resource: {parameter_arn('/other')} because"
     )
+
+
+def test_a_path_with_a_trailing_slash_is_authorized_on_the_arn_with_the_slash(
+    server, admin, parameters
+):
+    ssm = role_ssm(server, admin, allow("ssm:GetParametersByPath", parameter_arn("/app")))
+    error = failure(ssm.get_parameters_by_path, Path="/app/", Recursive=True)
+    assert error.code == "AccessDeniedException"
+    assert f"on resource: {parameter_arn('/app')}/ because" in error.message
+    ssm = role_ssm(
+        server, admin, allow("ssm:GetParametersByPath", parameter_arn("/app") + "/"), name="slash"
+    )
+    assert [
+        p["Name"] for p in ssm.get_parameters_by_path(Path="/app/", Recursive=True)["Parameters"]
+    ] == ["/app/db/user"]
 
 
 def test_describe_parameters_needs_the_action_granted(server, admin, parameters):

@@ -54,6 +54,40 @@ def test_web_identity_matching_the_trust_policy_gets_credentials(
     assert identity["Arn"] == answer["AssumedRoleUser"]["Arn"]
 
 
+def test_a_session_longer_than_the_role_allows_is_a_validation_error(
+    admin, sts, operator_role, web_identity_token
+):
+    error = failure(assume, sts, web_identity_token(), DurationSeconds=7200)
+    assert (error.code, error.status) == ("ValidationError", 400)
+    assert error.message == (
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    )
+    admin.iam.update_role(RoleName="operator", MaxSessionDuration=7200)
+    assert assume(sts, web_identity_token(), DurationSeconds=7200)["Credentials"]
+
+
+def test_a_session_out_of_sts_range_is_a_validation_error(
+    server, operator_role, web_identity_token
+):
+    # botocore checks the range itself; the Rust SDK does not.
+    sts = client(
+        server,
+        "sts",
+        config=Config(
+            signature_version=UNSIGNED,
+            retries={"total_max_attempts": 1},
+            parameter_validation=False,
+        ),
+    )
+    for duration, bound in [(600, "greater than or equal to 900"), (50000, "less than or equal to 43200")]:
+        error = failure(assume, sts, web_identity_token(), DurationSeconds=duration)
+        assert (error.code, error.status) == ("ValidationError", 400)
+        assert error.message == (
+            f"1 validation error detected: Value '{duration}' at 'durationSeconds' "
+            f"failed to satisfy constraint: Member must have value {bound}"
+        )
+
+
 def test_web_identity_with_wrong_sub_is_access_denied_403(sts, operator_role, web_identity_token):
     error = failure(assume, sts, web_identity_token(sub="system:serviceaccount:other:intruder"))
     assert (error.code, error.status) == ("AccessDenied", 403)

@@ -95,6 +95,11 @@ impl Scenario {
         self.aws.put_role_policy(role_name, policy).await;
     }
 
+    /// Sets how long sessions of role `role_name` may last.
+    pub async fn set_max_session_duration(&self, role_name: &str, seconds: i32) {
+        self.aws.set_max_session_duration(role_name, seconds).await;
+    }
+
     /// An IAM role the operator's ServiceAccount may assume (IRSA), with
     /// `policy` inline; returns its ARN.
     pub async fn create_operator_role(&self, policy: &Value) -> String {

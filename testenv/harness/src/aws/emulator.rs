@@ -155,6 +155,15 @@ pub async fn inject(info: &EnvInfo, caller: &str, fault: &Fault) -> anyhow::Resu
         .map(drop)
 }
 
+/// Puts KMS key `key_arn` in `state` (`PendingImport`, `Unavailable`, …),
+/// which moto's API cannot reach.
+pub async fn set_key_state(info: &EnvInfo, key_arn: &str, state: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({"key": key_arn, "state": state});
+    control(info, "PUT", "/_fidelity/key-state", Some(body))
+        .await
+        .map(drop)
+}
+
 /// How many calls the faults of `caller` still have to hit, per kind.
 pub async fn pending_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     let body = control(info, "GET", "/_fidelity/faults", None).await?;

@@ -13,6 +13,7 @@ use crate::env::{ACCOUNT, EnvInfo, REGION};
 
 pub use emulator::{
     Counter, Counters, Fault, clear_faults, counters, inject, inject_fault, pending_faults,
+    set_key_state,
 };
 pub use setup::Admin;
 

@@ -94,6 +94,18 @@ impl Admin {
         role.role.map(|r| r.arn).expect("role arn")
     }
 
+    /// Sets how long sessions of role `role_name` may last (IAM's
+    /// MaxSessionDuration, 1 hour unless set).
+    pub async fn set_max_session_duration(&self, role_name: &str, seconds: i32) {
+        self.iam
+            .update_role()
+            .role_name(role_name)
+            .max_session_duration(seconds)
+            .send()
+            .await
+            .expect("update role");
+    }
+
     /// Sets the inline policy of role `role_name` (replacing the last one).
     pub async fn put_role_policy(&self, role_name: &str, policy: &Value) {
         self.iam

@@ -471,3 +471,37 @@ async fn a_session_ssm_calls_expired_is_renewed_and_the_sync_recovers() {
     assert_no_secret_write_since(&s, before, "a refused session");
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_signature_keeps_the_credentials_and_makes_no_sts_call() {
+    let mut s = Scenario::new("bad-signature").await;
+    let (key, role) = s.with_operator().await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, "v1", &key).await;
+    let spec = json!({"parameters": [{"name": name, "key": "pw"}]});
+    s.apply(&ssm_parameter("signed", spec)).await;
+    first_sync(&s, "signed").await;
+    let sts_calls = |c: &ssm_operator_testenv::aws::Counters| c.calls(WEB_IDENTITY, &role);
+    let before = sts_calls(&counters(s.env).await.unwrap());
+
+    // A clock off by minutes: every read refused, new credentials or not.
+    let refusals = 3;
+    let skewed = Fault::new(GET, "invalid_signature").count(refusals);
+    inject(s.env, &role, &skewed).await.unwrap();
+    let refused = force_sync_into(&s, "signed", "AwsUnavailable").await;
+    assert!(
+        refused.conditions[1].message.contains("clock"),
+        "{:?}",
+        refused.conditions[1]
+    );
+    eventually("every refused read to be retried", DEADLINE, || async {
+        let pending = pending_faults(s.env, &role).await.unwrap();
+        pending.is_empty().then_some(())
+    })
+    .await;
+    s.wait_for_condition("signed", "Synced", "True", "Synced")
+        .await;
+    let after = sts_calls(&counters(s.env).await.unwrap());
+    assert_eq!(after, before, "STS was called again for refused signatures");
+    s.cleanup().await;
+}

@@ -68,3 +68,48 @@ async fn check_names_the_missing_permission_before_any_secret_is_written() {
     assert!(stdout.contains("every parameter can be read and decrypted"));
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tells_a_missing_version_from_a_missing_parameter_and_names_the_region() {
+    let s = Scenario::new("check-missing").await;
+    let pinned = format!("{}-pinned", s.id);
+    s.put_string(&pinned, "v1").await;
+    let absent = format!("{}-absent", s.id);
+    let role = s
+        .create_operator_role(&allow(&["ssm:GetParameters"], &["*".to_owned()]))
+        .await;
+    let manifest = ssm_parameter_in(
+        "app",
+        &s.namespace,
+        json!({"parameters": [
+            {"name": pinned, "key": "pinned", "version": 9},
+            {"name": absent, "key": "absent"},
+        ]}),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    let path = file.path().to_str().unwrap();
+
+    let out = s.run_operator_command(&role, &["check", "-f", path]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(name) && l.contains("FAILED"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let pinned_line = line(&pinned);
+    assert!(
+        pinned_line.contains("ParameterVersionNotFound") && pinned_line.contains("version 9"),
+        "{stdout}"
+    );
+    let absent_line = line(&absent);
+    assert!(
+        absent_line.contains("ParameterNotFound")
+            && absent_line.contains(&format!("in region {}", ssm_operator_testenv::env::REGION)),
+        "{stdout}"
+    );
+    s.cleanup().await;
+}

@@ -151,5 +151,30 @@ async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_t
         synced.message
     );
     assert!(s.secrets().get_opt("closed").await.unwrap().is_none());
+
+    // Not shared with the operator's account: AWS refuses it for want of
+    // the owner's resource policy, it does not say it is missing.
+    let unshared = format!(
+        "arn:aws:ssm:{OWNER_REGION}:{OWNER}:parameter/{}/unshared",
+        s.id
+    );
+    let mut wider = policy.clone();
+    wider["Statement"][0]["Resource"] = json!([&shared, &closed, &unshared]);
+    s.put_role_policy(role.rsplit('/').next().unwrap(), &wider)
+        .await;
+    s.apply(&ssm_parameter(
+        "unshared",
+        json!({"parameters": [{"name": unshared, "key": "value"}]}),
+    ))
+    .await;
+    let status = s
+        .wait_for_condition("unshared", "Synced", "False", "SsmAccessDenied")
+        .await;
+    let synced = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .expect("Synced condition");
+    assert!(synced.message.contains(&unshared), "{}", synced.message);
     s.cleanup().await;
 }

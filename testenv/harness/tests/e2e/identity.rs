@@ -8,10 +8,12 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use ssm_operator_testenv::aws;
-use ssm_operator_testenv::aws::{allow, counters};
+use ssm_operator_testenv::aws::{Fault, allow, counters, inject};
 use ssm_operator_testenv::env::ACCOUNT;
 use ssm_operator_testenv::manifest::{ssm_parameter, ssm_parameter_in};
 use ssm_operator_testenv::{OperatorOptions, Scenario, eventually};
+
+const WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
 
 /// The spec of these tests: `parameter` as Secret key `value`, read as
 /// `identity`.
@@ -407,9 +409,16 @@ async fn credentials_are_fetched_once_per_identity_and_lifetime() {
         tenant(&s, s.other_namespace("b").await, "b").await,
         tenant(&s, s.other_namespace("c").await, "c").await,
     ];
+    // STS issues no session under 15 minutes: the emulator hands out
+    // credentials that expire after 60 s instead.
     let lifetime = Duration::from_secs(60);
+    for t in &tenants {
+        let short = Fault::new(WEB_IDENTITY, "short_lived")
+            .seconds(lifetime.as_secs_f64())
+            .count(20);
+        inject(s.env, &t.role, &short).await.unwrap();
+    }
     let options = OperatorOptions {
-        args: vec!["--aws-session-duration".into(), "60s".into()],
         also_watch: tenants[1..].iter().map(|t| t.namespace.clone()).collect(),
         ..OperatorOptions::default()
     };
@@ -501,6 +510,84 @@ async fn a_chained_session_is_named_after_its_namespace_so_a_trust_policy_can_re
         .wait_for_condition_in(&other, "chained", "Synced", "False", "AssumeRoleDenied")
         .await;
     assert!(refused.conditions[1].message.contains(&target));
+    s.cleanup().await;
+}
+
+/// The operator's role, which may assume `<id>-target` and whose sessions
+/// may last 2 hours; the target, trusting it and reading `parameter`.
+async fn two_hour_roles(s: &Scenario, parameter: &str, key: &str) -> (String, String) {
+    let target_arn = format!("arn:aws:iam::{ACCOUNT}:role/{}-target", s.id);
+    let mut operator_policy = aws::setup::read_prefix_policy(&s.id, key);
+    operator_policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": target_arn}));
+    let operator_role = s.create_operator_role(&operator_policy).await;
+    s.set_max_session_duration(&format!("{}-op", s.id), 7200)
+        .await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": operator_role}, "Action": "sts:AssumeRole"}]});
+    let target = s
+        .create_role_with_trust(
+            &format!("{}-target", s.id),
+            &trust,
+            &reader(s, parameter, key),
+        )
+        .await;
+    s.set_max_session_duration(&format!("{}-target", s.id), 7200)
+        .await;
+    s.allow_role_arns(&s.namespace, &target).await;
+    (operator_role, target)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chained_session_asks_for_one_hour_at_most_as_aws_allows_role_chaining() {
+    let mut s = Scenario::new("chained-hour").await;
+    let key = s.create_key().await;
+    let shared = format!("{}-shared", s.id);
+    s.put_secure_string(&shared, "SHARED", &key).await;
+    let (operator_role, target) = two_hour_roles(&s, &shared, &key).await;
+    // Both roles allow 2 h, but a session chained from another is refused
+    // anything over 1 h.
+    let options = OperatorOptions {
+        args: vec!["--aws-session-duration".into(), "2h".into()],
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&operator_role, options).await;
+    let spec =
+        json!({"parameters": [{"name": shared, "key": "value"}], "identity": {"roleArn": target}});
+    s.apply(&ssm_parameter("chained", spec)).await;
+    s.wait_for_condition("chained", "Ready", "True", "Synced")
+        .await;
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_longer_than_the_role_allows_is_reported_as_such() {
+    let mut s = Scenario::new("session-too-long").await;
+    let key = s.create_key().await;
+    let name = format!("{}-pw", s.id);
+    s.put_secure_string(&name, "PW", &key).await;
+    // The role allows the default hour; the operator asks for two.
+    let role = s
+        .create_operator_role(&aws::setup::read_prefix_policy(&s.id, &key))
+        .await;
+    let options = OperatorOptions {
+        args: vec!["--aws-session-duration".into(), "2h".into()],
+        ..OperatorOptions::default()
+    };
+    s.start_operator_with(&role, options).await;
+    s.apply(&ssm_parameter(
+        "long",
+        json!({"parameters": [{"name": name}]}),
+    ))
+    .await;
+    let refused = s
+        .wait_for_condition("long", "Synced", "False", "SessionDurationRefused")
+        .await;
+    let message = &refused.conditions[1].message;
+    assert!(message.contains(&role), "{message}");
+    assert!(message.contains("MaxSessionDuration"), "{message}");
     s.cleanup().await;
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use ssm_operator::api::SsmParameter;
 use ssm_operator::aws::Identity;
 use ssm_operator::aws::describe::AwsLookup;
+use ssm_operator::aws::partition::Partition;
 use ssm_operator::commands::policy::grants::permissions_policy;
 use ssm_operator::commands::policy::trust::trust_policy;
 use ssm_operator::reconcile::plan::Plan;
@@ -58,7 +59,8 @@ async fn parameters(s: &Scenario) -> (String, Vec<String>) {
             {"name": format!("/{id}/db-pass")},
             {"name": format!("{id}-region"), "key": "region"},
         ],
-        "path": {"prefix": format!("/{id}/app")},
+        // With the trailing slash, which IAM keeps in the ARN it checks.
+        "path": {"prefix": format!("/{id}/app/")},
     });
     (ssm_parameter_in(NAME, &s.namespace, spec), keys)
 }
@@ -195,7 +197,14 @@ async fn generated_trust_policy_admits_only_the_service_account() {
     let policy = generated_policy(&s, &manifest).await;
     let (issuer, namespace) = (s.env.oidc_issuer.clone(), s.namespace.clone());
     let trusting = |service_account: &str| {
-        trust_policy(ACCOUNT, &issuer, &namespace, service_account).to_string()
+        trust_policy(
+            Partition::of(REGION),
+            ACCOUNT,
+            &issuer,
+            &namespace,
+            service_account,
+        )
+        .to_string()
     };
 
     // Denied first: credentials, once issued, are kept for their lifetime.

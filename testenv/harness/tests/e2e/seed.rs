@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use ssm_operator::api::SsmParameterStatus;
 
-use ssm_operator_testenv::aws::{allow, counters};
+use ssm_operator_testenv::aws::{allow, counters, set_key_state};
 use ssm_operator_testenv::manifest::ssm_parameter;
 use ssm_operator_testenv::{DEADLINE, Scenario, eventually, key_id, kubectl};
 
@@ -317,6 +317,27 @@ async fn key_pending_deletion_is_kms_key_pending_deletion() {
         .unwrap();
     seed.refused("KmsKeyPendingDeletion").await;
     seed.assert_secret_kept().await;
+    seed.s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_whose_imported_material_expired_is_kms_key_unusable_naming_the_state() {
+    let seed = Seed::start("key-pending-import").await;
+    let s = &seed.s;
+    seed.synced().await;
+    // Imported key material that expires leaves the key PendingImport.
+    set_key_state(s.env, &seed.key, "PendingImport")
+        .await
+        .unwrap();
+    let status = seed.refused("KmsKeyUnusable").await;
+    let message = &status.conditions[1].message;
+    assert!(message.contains("its state is pending import"), "{message}");
+    assert!(message.contains(&seed.key), "{message}");
+    seed.assert_secret_kept().await;
+    set_key_state(s.env, &seed.key, "Enabled").await.unwrap();
+    s.force_sync("db-credentials").await;
+    s.wait_for_condition("db-credentials", "Synced", "True", "Synced")
+        .await;
     seed.s.cleanup().await;
 }
 
