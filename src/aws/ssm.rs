@@ -244,6 +244,83 @@ mod replay_tests {
             .await
     }
 
+    /// STS's answer to a chained `sts:AssumeRole`, replayed, with the
+    /// operator's own (static) credentials signing it.
+    async fn assume_role_with_answer(status: u16, body: &str) -> Result<(), SyncError> {
+        let request = http::Request::builder()
+            .uri("https://sts.ap-northeast-1.amazonaws.com/")
+            .body(SdkBody::empty())
+            .unwrap();
+        let response = http::Response::builder()
+            .status(status)
+            .header("content-type", "text/xml")
+            .body(SdkBody::from(body.to_owned()))
+            .unwrap();
+        let http_client = StaticReplayClient::new(vec![ReplayEvent::new(request, response)]);
+        let base = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("ap-northeast-1"))
+            .http_client(http_client)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let static_credentials = Credentials::new("AKID", "SECRET", None, None, "replay");
+        let operator =
+            OperatorIdentity::Ambient(SharedCredentialsProvider::new(static_credentials));
+        let identities =
+            Identities::new(operator, base, None, std::time::Duration::from_secs(7200));
+        let chained = crate::aws::Identity {
+            chained_role: Some("arn:aws:iam::111122223333:role/target".to_owned()),
+            ..crate::aws::Identity::default()
+        };
+        identities.credentials(&chained).await.map(drop)
+    }
+
+    fn sts_error_body(code: &str, message: &str) -> String {
+        format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>{message}</Message></Error>\
+             <RequestId>4f0c1b2e-0000-4000-8000-000000000000</RequestId></ErrorResponse>"
+        )
+    }
+
+    #[tokio::test]
+    async fn replayed_sts_duration_refusals_are_session_duration_refused() {
+        for message in [
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+        ] {
+            let err = assume_role_with_answer(400, &sts_error_body("ValidationError", message))
+                .await
+                .unwrap_err();
+            assert_eq!(err.reason(), Reason::SessionDurationRefused, "{message}");
+            assert!(!err.message().contains("4f0c1b2e"), "{}", err.message());
+        }
+    }
+
+    #[tokio::test]
+    async fn replayed_signature_refusal_is_passing() {
+        let message = "Signature expired: 20261203T000000Z is now earlier than 20261203T000500Z \
+                       (20261203T001000Z - 5 min.)";
+        let err = read_with_answer(400, &error_body("InvalidSignatureException", message))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::AwsUnavailable);
+        assert!(err.message().contains("clock"), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn replayed_refusal_of_an_unshared_parameter_of_another_account_is_ssm_access_denied() {
+        let arn = "arn:aws:ssm:us-west-2:444455556666:parameter/shared/token";
+        let message = format!(
+            "User: {ROLE} is not authorized to perform: ssm:GetParameters on resource: {arn} \
+             because no resource-based policy allows the ssm:GetParameters action"
+        );
+        let err = read_with_answer(400, &error_body("AccessDeniedException", &message))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::SsmAccessDenied);
+    }
+
     fn error_body(code: &str, message: &str) -> String {
         serde_json::json!({ "__type": code, "message": message }).to_string()
     }
