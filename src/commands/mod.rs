@@ -62,17 +62,17 @@ pub struct RunArgs {
 
     /// Reconciles running at once; the rest wait their turn in the queue, so
     /// that a backlog holds no Secret in memory.
-    #[arg(long, env = "SSM_OPERATOR_MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "SSM_OPERATOR_MAX_CONCURRENT_RECONCILES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
     /// Requests per second to the API server (watches aside), as client-go's
     /// QPS: thousands of SsmParameters syncing at once write at this pace
     /// instead of as fast as the API server accepts.
-    #[arg(long, env = "SSM_OPERATOR_KUBE_API_QPS", default_value_t = 200.0)]
+    #[arg(long, env = "SSM_OPERATOR_KUBE_API_QPS", default_value_t = 500.0)]
     pub kube_api_qps: f64,
 
     /// Requests to the API server that may go at once after a quiet spell.
-    #[arg(long, env = "SSM_OPERATOR_KUBE_API_BURST", default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "SSM_OPERATOR_KUBE_API_BURST", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
 
     /// The most parameters one `path` import may hold: listing a larger path

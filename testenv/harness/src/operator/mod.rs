@@ -243,6 +243,11 @@ fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio:
         .env("AWS_ENDPOINT_URL", &site.env.aws_endpoint)
         .env("AWS_ROLE_ARN", role_arn)
         .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity.aws_token_file);
+    // jemalloc's options, for profiles and allocator experiments (the
+    // `heap-profile` build reads `prof:true` from here).
+    if let Some(conf) = std::env::var_os("_RJEM_MALLOC_CONF") {
+        command.env("_RJEM_MALLOC_CONF", conf);
+    }
     command
 }
 
