@@ -111,6 +111,8 @@ pub struct IdentityRef {
 pub struct PathRef {
     /// The path, starting with `/` (e.g. `/prd/payments`).
     #[schemars(length(min = 1, max = 1011), regex(pattern = r"^/[a-zA-Z0-9_.\-/]*$"))]
+    #[x_kube(validation = kube::core::Rule::new("!self.startsWith('/aws/')")
+        .message("paths under /aws/ are not read: they hold Secrets Manager references and public parameters"))]
     pub prefix: String,
 
     /// Also read parameters below sub-paths. Default `false`.
@@ -154,6 +156,25 @@ pub enum WorkloadKind {
     DaemonSet,
 }
 
+/// Names AWS reserves, which the operator does not read:
+/// `/aws/reference/secretsmanager/<id>` (a Secrets Manager secret through
+/// SSM, answered only `WithDecryption=true` and without a version to probe,
+/// so every refresh would be a decrypting read; "Referencing AWS Secrets
+/// Manager secrets from Parameter Store parameters", AWS Systems Manager User
+/// Guide) and `/aws/service/…` (public parameters AWS publishes, which hold
+/// no secret).
+pub const AWS_RESERVED: &str = "/aws/";
+
+/// Whether `name` (a name or an SSM parameter ARN) is under [`AWS_RESERVED`].
+pub fn is_aws_reserved(name: &str) -> bool {
+    let bare = name
+        .split_once(":parameter")
+        .filter(|_| name.starts_with("arn:"))
+        .map_or(name, |(_, rest)| rest);
+    let bare = bare.strip_prefix('/').unwrap_or(bare);
+    bare.starts_with(&AWS_RESERVED[1..])
+}
+
 /// One parameter of Parameter Store and the Secret key it fills.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -163,12 +184,16 @@ pub struct ParameterRef {
     /// Parameter name (`prd-db-pass`, `/prd/db/pass`) or full ARN
     /// (`arn:aws:ssm:<region>:<account>:parameter/<name>`), e.g. a parameter
     /// shared from another account.
+    /// Not a Secrets Manager reference (`/aws/reference/secretsmanager/…`)
+    /// nor a public parameter (`/aws/service/…`): see [`AWS_RESERVED`].
     #[schemars(
         length(min = 1, max = 1100),
         regex(
             pattern = r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter/)?[a-zA-Z0-9_.\-/]*[a-zA-Z0-9_.\-]$"
         )
     )]
+    #[x_kube(validation = kube::core::Rule::new("!self.matches('^(arn:[^:]+:ssm:[^:]*:[^:]*:parameter)?/?aws/')")
+        .message("names under /aws/ are not read: Secrets Manager references (/aws/reference/secretsmanager/...) come only decrypted and without versions, and public parameters (/aws/service/...) hold no secret"))]
     pub name: String,
 
     /// Secret data key. Default: the last path segment of `name`.
@@ -447,6 +472,21 @@ mod tests {
     #[test]
     fn decrypt_defaults_to_true() {
         assert!(parameter_ref("x").decrypts());
+    }
+
+    #[test]
+    fn names_under_aws_are_reserved_however_they_are_written() {
+        use crate::api::is_aws_reserved;
+        assert!(is_aws_reserved("/aws/reference/secretsmanager/db"));
+        assert!(is_aws_reserved("aws/service/global-infrastructure"));
+        assert!(is_aws_reserved(
+            "arn:aws:ssm:us-east-1:111122223333:parameter/aws/reference/secretsmanager/db"
+        ));
+        assert!(!is_aws_reserved("/awsome/db"));
+        assert!(!is_aws_reserved("/prd/aws/db"));
+        assert!(!is_aws_reserved(
+            "arn:aws:ssm:us-east-1:111122223333:parameter/prd/db"
+        ));
     }
 }
 

@@ -88,6 +88,20 @@ impl Plan {
         identity: Identity,
     ) -> Result<Self, SyncError> {
         let spec = &obj.spec;
+        // Admission refuses them; an object stored before that rule existed
+        // is told why here.
+        let reserved = spec.parameters.iter().map(|p| p.name.as_str());
+        let reserved = reserved.chain(spec.path.as_ref().map(|p| p.prefix.as_str()));
+        if let Some(name) = reserved
+            .into_iter()
+            .find(|n| crate::api::is_aws_reserved(n))
+        {
+            return Err(SyncError::InvalidSpec {
+                detail: format!(
+                    "{name} is under /aws/, which the operator does not read: Secrets Manager references come only decrypted and without versions, public parameters hold no secret"
+                ),
+            });
+        }
         let region = spec.region.as_deref().unwrap_or(default_region);
         let target = spec.target.clone().unwrap_or_default();
         let entries = spec
@@ -240,6 +254,17 @@ mod tests {
         assert_eq!(plan.secret_name, "db-credentials");
         assert_eq!(plan.secret_type, SecretType::Opaque);
         assert_eq!(plan.refresh, Some(DEFAULT_REFRESH));
+    }
+
+    #[test]
+    fn a_stored_object_reading_under_aws_is_invalid_spec_saying_why() {
+        let error = Plan::of_operator(
+            &object(vec![parameter_ref("/aws/reference/secretsmanager/db")]),
+            "ap-northeast-1",
+        )
+        .unwrap_err();
+        assert_eq!(error.reason(), crate::api::Reason::InvalidSpec);
+        assert!(error.message().contains("Secrets Manager references"));
     }
 
     #[test]
