@@ -331,8 +331,8 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_LOG_LEVEL": "info",
         "SSM_OPERATOR_BATCH_WINDOW": "250ms",
         "SSM_OPERATOR_AWS_READ_RATE": "32",
-        "SSM_OPERATOR_KUBE_API_QPS": "200",
-        "SSM_OPERATOR_KUBE_API_BURST": "400",
+        "SSM_OPERATOR_KUBE_API_QPS": "500",
+        "SSM_OPERATOR_KUBE_API_BURST": "1000",
         "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
         # Shared with no namespace unless the admin lists some.
         "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "",
