@@ -211,14 +211,21 @@ mod replay_tests {
         "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const ROLE: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/ssm-operator";
 
-    async fn read_with_answer(status: u16, body: &str) -> Result<ParametersPage, SyncError> {
+    /// One answer of AWS at `uri`, replayed by the SDK's HTTP stack, and the
+    /// operator's own identity: static credentials.
+    fn replaying(
+        uri: &str,
+        content_type: &str,
+        status: u16,
+        body: &str,
+    ) -> (SdkConfig, Identities) {
         let request = http::Request::builder()
-            .uri("https://ssm.ap-northeast-1.amazonaws.com/")
+            .uri(uri)
             .body(SdkBody::empty())
             .unwrap();
         let response = http::Response::builder()
             .status(status)
-            .header("content-type", "application/x-amz-json-1.1")
+            .header("content-type", content_type)
             .body(SdkBody::from(body.to_owned()))
             .unwrap();
         let http_client = StaticReplayClient::new(vec![ReplayEvent::new(request, response)]);
@@ -237,6 +244,16 @@ mod replay_tests {
             None,
             std::time::Duration::from_secs(3600),
         );
+        (base, identities)
+    }
+
+    async fn read_with_answer(status: u16, body: &str) -> Result<ParametersPage, SyncError> {
+        let (base, identities) = replaying(
+            "https://ssm.ap-northeast-1.amazonaws.com/",
+            "application/x-amz-json-1.1",
+            status,
+            body,
+        );
         let store = SsmParameterStore::new(base, Arc::new(identities));
         let scope = Scope::operator("ap-northeast-1");
         store
@@ -247,27 +264,12 @@ mod replay_tests {
     /// STS's answer to a chained `sts:AssumeRole`, replayed, with the
     /// operator's own (static) credentials signing it.
     async fn assume_role_with_answer(status: u16, body: &str) -> Result<(), SyncError> {
-        let request = http::Request::builder()
-            .uri("https://sts.ap-northeast-1.amazonaws.com/")
-            .body(SdkBody::empty())
-            .unwrap();
-        let response = http::Response::builder()
-            .status(status)
-            .header("content-type", "text/xml")
-            .body(SdkBody::from(body.to_owned()))
-            .unwrap();
-        let http_client = StaticReplayClient::new(vec![ReplayEvent::new(request, response)]);
-        let base = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("ap-northeast-1"))
-            .http_client(http_client)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build();
-        let static_credentials = Credentials::new("AKID", "SECRET", None, None, "replay");
-        let operator =
-            OperatorIdentity::Ambient(SharedCredentialsProvider::new(static_credentials));
-        let identities =
-            Identities::new(operator, base, None, std::time::Duration::from_secs(7200));
+        let (_, identities) = replaying(
+            "https://sts.ap-northeast-1.amazonaws.com/",
+            "text/xml",
+            status,
+            body,
+        );
         let chained = crate::aws::Identity {
             chained_role: Some("arn:aws:iam::111122223333:role/target".to_owned()),
             ..crate::aws::Identity::default()

@@ -57,13 +57,23 @@ def requested(action: str, params: dict, caller_account: str) -> list[SharedPara
     return [shared for shared in found if shared is not None]
 
 
-def _find(name: str, caller_account: str) -> SharedParameter | None:
+def _foreign(name: str, caller_account: str) -> tuple[str, str] | None:
+    """(region, owner) when `name` is the ARN of a parameter of another
+    account than the caller's."""
     parts = name.split(":", 5)
     if len(parts) != 6 or parts[:3] != ["arn", moto_state.PARTITION, "ssm"]:
         return None
     region, owner, resource = parts[3], parts[4], parts[5]
     if owner == caller_account or not resource.startswith("parameter/"):
         return None
+    return region, owner
+
+
+def _find(name: str, caller_account: str) -> SharedParameter | None:
+    foreign = _foreign(name, caller_account)
+    if foreign is None:
+        return None
+    region, owner = foreign
     try:
         backend = moto_state.ssm_backend(owner, region)
         # The owner's backend strips its own ARN prefix and reads the selector.
@@ -81,12 +91,10 @@ def unshared_foreign(name: str, caller_account: str) -> bool:
     """Whether `name` is the ARN of a parameter of another account that is
     not shared with `caller_account` — or does not exist there, which the
     caller cannot tell apart."""
-    parts = name.split(":", 5)
-    if len(parts) != 6 or parts[:3] != ["arn", moto_state.PARTITION, "ssm"]:
+    foreign = _foreign(name, caller_account)
+    if foreign is None:
         return False
-    region, owner, resource = parts[3], parts[4], parts[5]
-    if owner == caller_account or not resource.startswith("parameter/"):
-        return False
+    region, owner = foreign
     base = parameter_arn(name, owner, region)
     try:
         backend = moto_state.ssm_backend(owner, region)

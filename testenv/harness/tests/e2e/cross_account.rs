@@ -3,6 +3,7 @@
 
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
 use serde_json::{Value, json};
+use ssm_operator::api::SsmParameterStatus;
 
 use ssm_operator_testenv::Scenario;
 use ssm_operator_testenv::aws::admin_of_account;
@@ -93,6 +94,15 @@ impl Owner {
     }
 }
 
+fn synced_message(status: &SsmParameterStatus) -> &str {
+    &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .expect("Synced condition")
+        .message
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_there() {
     let mut s = Scenario::new("cross-account").await;
@@ -140,15 +150,10 @@ async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_t
     let status = s
         .wait_for_condition("closed", "Synced", "False", "KmsAccessDenied")
         .await;
-    let synced = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .expect("Synced condition");
+    let message = synced_message(&status);
     assert!(
-        synced.message.contains(&closed_key),
-        "the key is not named: {}",
-        synced.message
+        message.contains(&closed_key),
+        "the key is not named: {message}"
     );
     assert!(s.secrets().get_opt("closed").await.unwrap().is_none());
 
@@ -170,11 +175,7 @@ async fn a_parameter_shared_from_another_account_and_region_syncs_with_its_key_t
     let status = s
         .wait_for_condition("unshared", "Synced", "False", "SsmAccessDenied")
         .await;
-    let synced = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .expect("Synced condition");
-    assert!(synced.message.contains(&unshared), "{}", synced.message);
+    let message = synced_message(&status);
+    assert!(message.contains(&unshared), "{message}");
     s.cleanup().await;
 }
