@@ -156,25 +156,6 @@ pub enum WorkloadKind {
     DaemonSet,
 }
 
-/// Names AWS reserves, which the operator does not read:
-/// `/aws/reference/secretsmanager/<id>` (a Secrets Manager secret through
-/// SSM, answered only `WithDecryption=true` and without a version to probe,
-/// so every refresh would be a decrypting read; "Referencing AWS Secrets
-/// Manager secrets from Parameter Store parameters", AWS Systems Manager User
-/// Guide) and `/aws/service/…` (public parameters AWS publishes, which hold
-/// no secret).
-pub const AWS_RESERVED: &str = "/aws/";
-
-/// Whether `name` (a name or an SSM parameter ARN) is under [`AWS_RESERVED`].
-pub fn is_aws_reserved(name: &str) -> bool {
-    let bare = name
-        .split_once(":parameter")
-        .filter(|_| name.starts_with("arn:"))
-        .map_or(name, |(_, rest)| rest);
-    let bare = bare.strip_prefix('/').unwrap_or(bare);
-    bare.starts_with(&AWS_RESERVED[1..])
-}
-
 /// One parameter of Parameter Store and the Secret key it fills.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -184,8 +165,9 @@ pub struct ParameterRef {
     /// Parameter name (`prd-db-pass`, `/prd/db/pass`) or full ARN
     /// (`arn:aws:ssm:<region>:<account>:parameter/<name>`), e.g. a parameter
     /// shared from another account.
-    /// Not a Secrets Manager reference (`/aws/reference/secretsmanager/…`)
-    /// nor a public parameter (`/aws/service/…`): see [`AWS_RESERVED`].
+    /// Not under `/aws/`: Secrets Manager references
+    /// (`/aws/reference/secretsmanager/…`) and public parameters
+    /// (`/aws/service/…`) are refused.
     #[schemars(
         length(min = 1, max = 1100),
         regex(
@@ -472,21 +454,6 @@ mod tests {
     #[test]
     fn decrypt_defaults_to_true() {
         assert!(parameter_ref("x").decrypts());
-    }
-
-    #[test]
-    fn names_under_aws_are_reserved_however_they_are_written() {
-        use crate::api::is_aws_reserved;
-        assert!(is_aws_reserved("/aws/reference/secretsmanager/db"));
-        assert!(is_aws_reserved("aws/service/global-infrastructure"));
-        assert!(is_aws_reserved(
-            "arn:aws:ssm:us-east-1:111122223333:parameter/aws/reference/secretsmanager/db"
-        ));
-        assert!(!is_aws_reserved("/awsome/db"));
-        assert!(!is_aws_reserved("/prd/aws/db"));
-        assert!(!is_aws_reserved(
-            "arn:aws:ssm:us-east-1:111122223333:parameter/prd/db"
-        ));
     }
 }
 

@@ -59,6 +59,21 @@ fn canonical(name: &str) -> &str {
     }
 }
 
+/// Whether `name` (a name or an SSM parameter ARN) is under `/aws/`, which
+/// AWS reserves and the operator does not read:
+/// `/aws/reference/secretsmanager/<id>` (a Secrets Manager secret through
+/// SSM, answered only `WithDecryption=true` and without a version to probe,
+/// so every refresh would be a decrypting read; "Referencing AWS Secrets
+/// Manager secrets from Parameter Store parameters", AWS Systems Manager User
+/// Guide) and `/aws/service/…` (public parameters AWS publishes, which hold
+/// no secret).
+pub fn is_aws_reserved(name: &str) -> bool {
+    let name = Arn::parse(name)
+        .and_then(|arn| arn.parameter_name())
+        .unwrap_or(Cow::Borrowed(name));
+    name.trim_start_matches('/').starts_with("aws/")
+}
+
 /// `name:3` → (`name`, Some(`3`)); an ARN keeps its own colons.
 pub fn split_selector(name: &str) -> (&str, Option<&str>) {
     let name_start = match Arn::parse(name) {
@@ -76,6 +91,20 @@ pub fn split_selector(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_under_aws_are_reserved_however_they_are_written() {
+        assert!(is_aws_reserved("/aws/reference/secretsmanager/db"));
+        assert!(is_aws_reserved("aws/service/global-infrastructure"));
+        assert!(is_aws_reserved(
+            "arn:aws:ssm:us-east-1:111122223333:parameter/aws/reference/secretsmanager/db"
+        ));
+        assert!(!is_aws_reserved("/awsome/db"));
+        assert!(!is_aws_reserved("/prd/aws/db"));
+        assert!(!is_aws_reserved(
+            "arn:aws:ssm:us-east-1:111122223333:parameter/prd/db"
+        ));
+    }
 
     #[test]
     fn a_one_level_name_is_the_same_parameter_with_or_without_its_slash() {

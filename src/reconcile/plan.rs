@@ -94,7 +94,7 @@ impl Plan {
         let reserved = reserved.chain(spec.path.as_ref().map(|p| p.prefix.as_str()));
         if let Some(name) = reserved
             .into_iter()
-            .find(|n| crate::api::is_aws_reserved(n))
+            .find(|n| crate::aws::arn::is_aws_reserved(n))
         {
             return Err(SyncError::InvalidSpec {
                 detail: format!(

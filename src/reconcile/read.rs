@@ -233,7 +233,7 @@ async fn probe_found(
             Some(Fetch::SelectorMissing) => {
                 first_error.get_or_insert(SyncError::ParameterVersionNotFound {
                     parameter: entry.name.clone(),
-                    selector: selector_text(entry),
+                    selector: selector_of(&entry.request),
                 });
             }
             Some(Fetch::Failed(e)) => {
@@ -450,10 +450,6 @@ fn unanswered(name: &str) -> SyncError {
     SyncError::AwsUnavailable {
         detail: format!("no answer for parameter {name}"),
     }
-}
-
-fn selector_text(entry: &Entry) -> String {
-    selector_of(&entry.request)
 }
 
 /// How a status names the version or label `request` pins.
