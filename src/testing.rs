@@ -161,8 +161,15 @@ impl FakeStore {
             version: p.version,
             type_: "SecureString".to_owned(),
             last_modified: None,
+            // What `--report-key-ids` finds, with decrypting reads only.
+            key_id: decrypt.then(|| fake_key_arn(name)),
         }
     }
+}
+
+/// The key the fake store says a SecureString is encrypted with.
+pub fn fake_key_arn(name: &str) -> String {
+    format!("arn:aws:kms:ap-northeast-1:111122223333:key/key-of-{name}")
 }
 
 impl ParameterStore for FakeStore {

@@ -89,10 +89,13 @@ pub enum SyncError {
     WebIdentityTokenExpired { role: String },
     #[error("the web identity token for role {role} was refused: {detail}")]
     WebIdentityInvalid { role: String, detail: String },
-    #[error("sts:AssumeRole denied for role {role} to {}", principal_part(.principal))]
+    #[error("{action} denied for role {role} to {}{}", principal_part(.principal), trust_hint(.action))]
     AssumeRoleDenied {
         role: String,
         principal: Option<String>,
+        /// What STS refused: `sts:AssumeRole`, or the `sts:TagSession` or
+        /// `sts:SetSourceIdentity` the session asks for as well.
+        action: String,
     },
     #[error("STS refused the session duration asked for role {role}: {why}")]
     SessionDurationRefused {
@@ -160,6 +163,26 @@ fn key_part(key: &Option<String>) -> String {
     key.as_ref()
         .map(|k| format!(" (key {k})"))
         .unwrap_or_default()
+}
+
+/// What the target role's trust policy lacks, when STS refused more than
+/// the role itself.
+fn trust_hint(action: &str) -> &'static str {
+    match action {
+        // "Chaining roles with session tags" (IAM User Guide, "Passing
+        // session tags in AWS STS"): transitive tags pass to every role
+        // chained from the session.
+        "sts:TagSession" => {
+            "; the session carries transitive session tags (as EKS Pod Identity's do), so the \
+             role's trust policy, and the policy of the role chaining to it, must allow \
+             sts:TagSession as well as sts:AssumeRole"
+        }
+        "sts:SetSourceIdentity" => {
+            "; with --chained-source-identity the role's trust policy must allow \
+             sts:SetSourceIdentity as well as sts:AssumeRole"
+        }
+        _ => "",
+    }
 }
 
 fn principal_part(principal: &Option<String>) -> String {

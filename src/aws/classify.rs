@@ -89,7 +89,7 @@ impl AwsFailure {
     }
 
     /// `Code: message` without request ids or anything credential-like.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let code = self
             .code
             .clone()
@@ -116,6 +116,9 @@ static PARAMETER_ARN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:parameter(/[A-Za-z0-9_.\-/]+)")
         .unwrap_or_else(|_| unreachable!("static regex"))
 });
+static STS_ACTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"perform: (sts:[A-Za-z]+)").unwrap_or_else(|_| unreachable!("static regex"))
+});
 static SSM_ACTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"perform: (ssm:[A-Za-z]+)").unwrap_or_else(|_| unreachable!("static regex"))
 });
@@ -123,22 +126,51 @@ static REQUEST_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\s*;?\s*request ?id:?\s*[A-Za-z0-9-]+;?")
         .unwrap_or_else(|_| unreachable!("static regex"))
 });
+/// The request id the EKS Pod Identity agent puts before its errors:
+/// "[<uuid>]: (<code>): <message>" (aws/eks-pod-identity-agent,
+/// pkg/errors/errors.go).
+static BRACKETED_REQUEST_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\]:?\s*")
+        .unwrap_or_else(|_| unreachable!("static regex"))
+});
 static ACCESS_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b").unwrap_or_else(|_| unreachable!("static regex"))
 });
 
+/// The session part of an assumed-role ARN
+/// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
+static ROLE_SESSION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(arn:aws[a-z-]*:sts::[0-9]{12}:assumed-role/[A-Za-z0-9+=,.@_-]+)/[A-Za-z0-9+=,.@_-]+",
+    )
+    .unwrap_or_else(|_| unreachable!("static regex"))
+});
+
 fn first_match(re: &Regex, text: &str) -> Option<String> {
     re.find(text)
-        .map(|m| m.as_str().trim_end_matches(['.', ',', ')']).to_owned())
+        .map(|m| stable_sessions(m.as_str().trim_end_matches(['.', ',', ')'])))
 }
 
-/// Drops request ids and access key ids from AWS text.
+/// Drops request ids and access key ids from AWS text, and names assumed
+/// roles without their session.
 pub fn sanitize(text: &str) -> String {
     let text = REQUEST_ID.replace_all(text, "");
+    let text = BRACKETED_REQUEST_ID.replace_all(&text, "");
+    let text = stable_sessions(&text);
     ACCESS_KEY
         .replace_all(&text, "<redacted>")
         .trim()
         .to_owned()
+}
+
+/// An assumed role's session names are not the operator's to choose when
+/// its credentials come from the SDK's chain: EKS Pod Identity names each
+/// session `eks-<cluster>-<pod>-<random UUID>` (EKS API Reference,
+/// "AssumedRoleUser"), so the same refusal would read differently after
+/// every credential refresh and rewrite the status. Messages name the role
+/// (`…:assumed-role/<role>/*`), which is what a grant is written for.
+fn stable_sessions(text: &str) -> String {
+    ROLE_SESSION.replace_all(text, "$1/*").into_owned()
 }
 
 /// The codes with which AWS refuses credentials it no longer accepts
@@ -437,6 +469,11 @@ pub fn assume_role(failure: &AwsFailure, role: &str) -> SyncError {
     SyncError::AssumeRoleDenied {
         role: role.to_owned(),
         principal: first_match(&PRINCIPAL_ARN, failure.message()),
+        action: STS_ACTION
+            .captures(failure.message())
+            .and_then(|c| c.get(1))
+            .map_or("sts:AssumeRole", |m| m.as_str())
+            .to_owned(),
     }
 }
 
@@ -456,6 +493,8 @@ mod tests {
     const KEY: &str =
         "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const ROLE: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/ssm-operator";
+    /// How messages name [`ROLE`]: without its session.
+    const ROLE_IN_MESSAGES: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/*";
 
     #[test]
     fn identity_policy_kms_denial_is_kms_access_denied_with_key_and_role() {
@@ -472,7 +511,7 @@ mod tests {
             SyncError::KmsAccessDenied {
                 parameter: "prd-db-pass".into(),
                 key: Some(KEY.into()),
-                principal: Some(ROLE.into()),
+                principal: Some(ROLE_IN_MESSAGES.into()),
             }
         );
     }
@@ -506,7 +545,7 @@ mod tests {
             SyncError::SsmAccessDenied {
                 parameter: "/prd/db/pass".into(),
                 action: "ssm:GetParameters".into(),
-                principal: Some(ROLE.into()),
+                principal: Some(ROLE_IN_MESSAGES.into()),
             }
         );
     }
@@ -817,6 +856,65 @@ mod tests {
         let clean = sanitize(text);
         assert!(!clean.contains("0e6f2a8c"));
         assert!(!clean.contains("ASIAABCDEFGHIJKLMNOP"));
+        let agent =
+            "[0b6e2c1a-7a44-4c1e-9f1d-3b2a1c0d9e8f]: (AccessDeniedException): no, fault: client";
+        assert_eq!(
+            sanitize(agent),
+            "(AccessDeniedException): no, fault: client"
+        );
+    }
+
+    #[test]
+    fn a_chained_session_refused_tagging_says_the_trust_must_allow_tag_session() {
+        let f = service(
+            "AccessDenied",
+            "User: arn:aws:sts::111122223333:assumed-role/op/eks-prd-op-0b6e2c1a is not \
+             authorized to perform: sts:TagSession on resource: arn:aws:iam::111122223333:role/target",
+        );
+        let error = assume_role(&f, "arn:aws:iam::111122223333:role/target");
+        assert_eq!(error.reason(), crate::api::Reason::AssumeRoleDenied);
+        let message = error.message();
+        assert!(
+            message.starts_with(
+                "sts:TagSession denied for role arn:aws:iam::111122223333:role/target to role \
+                 arn:aws:sts::111122223333:assumed-role/op/*"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("must allow sts:TagSession"), "{message}");
+        let plain = service(
+            "AccessDenied",
+            "User: arn:aws:sts::111122223333:assumed-role/op/ssm-operator is not authorized to \
+             perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/target",
+        );
+        assert!(
+            assume_role(&plain, "arn:aws:iam::111122223333:role/target")
+                .message()
+                .starts_with("sts:AssumeRole denied for role")
+        );
+    }
+
+    #[test]
+    fn a_refusal_reads_the_same_whatever_the_session_was_named() {
+        let denied = |session: &str| {
+            let f = service(
+                "AccessDeniedException",
+                &format!(
+                    "User: arn:aws:sts::111122223333:assumed-role/op/{session} is not authorized \
+                     to perform: ssm:GetParameters on resource: \
+                     arn:aws:ssm:eu-west-1:111122223333:parameter/db"
+                ),
+            );
+            ssm_read(&f, "GetParameters", "db").message()
+        };
+        let first = denied("eks-prd-ssm-operator-7d9f-0b6e2c1a-7a44-4c1e-9f1d-3b2a1c0d9e8f");
+        let refreshed = denied("eks-prd-ssm-operator-7d9f-5f4e3d2c-1b0a-4987-8654-3210fedcba98");
+        assert_eq!(first, refreshed);
+        assert!(
+            first.contains("arn:aws:sts::111122223333:assumed-role/op/*"),
+            "{first}"
+        );
+        assert!(!first.contains("eks-prd"), "{first}");
     }
 
     #[test]

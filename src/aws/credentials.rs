@@ -112,6 +112,8 @@ pub struct Identities {
     session_duration: Duration,
     /// Whether chained sessions also set `SourceIdentity`.
     source_identity: bool,
+    /// Told the account of the operator's ambient credentials.
+    operator_account: super::OperatorAccount,
     /// Identities unused for [`crate::aws::idle::IDLE`] are forgotten.
     slots: IdleMap<Identity, Arc<Slot>>,
 }
@@ -131,6 +133,7 @@ impl Identities {
             kube,
             session_duration,
             source_identity: false,
+            operator_account: super::OperatorAccount::default(),
             slots: IdleMap::new(),
         }
     }
@@ -141,6 +144,12 @@ impl Identities {
     /// trust policy must then allow `sts:SetSourceIdentity` as well.
     pub fn with_source_identity(mut self, on: bool) -> Self {
         self.source_identity = on;
+        self
+    }
+
+    /// Ambient credentials that name their account tell it to `account`.
+    pub fn with_operator_account(mut self, account: super::OperatorAccount) -> Self {
+        self.operator_account = account;
         self
     }
 
@@ -252,10 +261,16 @@ impl Identities {
 
     async fn fetch_source(&self, source: &IdentitySource) -> Result<Credentials, SyncError> {
         match (source, &self.operator) {
-            (IdentitySource::Operator, OperatorIdentity::Ambient(provider)) => provider
-                .provide_credentials()
-                .await
-                .map_err(|e| ambient_failure(&e)),
+            (IdentitySource::Operator, OperatorIdentity::Ambient(provider)) => {
+                let credentials = provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|e| ambient_failure(&e))?;
+                if let Some(account) = credentials.account_id() {
+                    self.operator_account.learn(account.as_str());
+                }
+                Ok(credentials)
+            }
             (
                 IdentitySource::Operator,
                 OperatorIdentity::WebIdentity {

@@ -53,6 +53,15 @@ impl<K: Eq + Hash + Clone, V: Clone> IdleMap<K, V> {
         entry.0.clone()
     }
 
+    /// The value of `key`, if there is one; marks it used.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let entry = inner.entries.get_mut(key)?;
+        entry.1 = now;
+        Some(entry.0.clone())
+    }
+
     /// How many entries it holds.
     pub fn len(&self) -> usize {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

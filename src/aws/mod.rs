@@ -6,6 +6,7 @@ pub mod classify;
 pub mod credentials;
 pub mod describe;
 pub mod idle;
+pub mod key_ids;
 pub mod partition;
 mod ssm;
 
@@ -85,6 +86,9 @@ pub struct FetchedParameter {
     pub type_: String,
     /// RFC 3339.
     pub last_modified: Option<String>,
+    /// The ARN of a SecureString's KMS key, when looked up
+    /// ([`key_ids`]).
+    pub key_id: Option<String>,
 }
 
 /// The answer to one GetParameters call.
@@ -165,15 +169,39 @@ fn defaults(region: &str) -> aws_config::ConfigLoader {
         )
 }
 
-/// The operator's own identity, from the standard AWS environment: IRSA when
-/// `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` are set, else the SDK's
-/// default chain.
-/// The account of the operator's own role, as IRSA's `AWS_ROLE_ARN` names it.
-pub fn operator_account() -> Option<String> {
-    let role = std::env::var("AWS_ROLE_ARN").ok()?;
-    arn::Arn::parse(&role).map(|arn| arn.account.to_owned())
+/// The account of the operator's own credentials: the one IRSA's
+/// `AWS_ROLE_ARN` names, else the one the SDK's chain reports with the
+/// first credentials it loads (the EKS Pod Identity agent answers with an
+/// `AccountId`). Known from then on, for the read budget of that account.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorAccount(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl OperatorAccount {
+    /// As far as the environment tells (IRSA's role ARN).
+    pub fn from_environment() -> Self {
+        let known = Self::default();
+        let role = std::env::var("AWS_ROLE_ARN").unwrap_or_default();
+        if let Some(role) = arn::Arn::parse(&role) {
+            known.learn(role.account);
+        }
+        known
+    }
+
+    /// The account, once told; later tellings change nothing.
+    pub fn learn(&self, account: &str) {
+        if !account.is_empty() {
+            let _ = self.0.set(account.to_owned());
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.get().cloned()
+    }
 }
 
+/// The operator's own identity, from the standard AWS environment: IRSA when
+/// `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` are set, else the SDK's
+/// default chain (EKS Pod Identity, environment, profile, instance metadata).
 pub async fn operator_identity(region: &str) -> credentials::OperatorIdentity {
     let role = std::env::var("AWS_ROLE_ARN").ok().filter(|v| !v.is_empty());
     let token = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").filter(|v| !v.is_empty());
@@ -194,5 +222,54 @@ pub async fn operator_identity(region: &str) -> credentials::OperatorIdentity {
                 aws_credential_types::provider::SharedCredentialsProvider::new(chain),
             )
         }
+    }
+}
+
+/// The profiles a person's laptop has: `credential_process` and IAM
+/// Identity Center, which `policy` and `check` load through the SDK's
+/// default chain ([`ambient_config`]).
+#[cfg(all(test, feature = "profile-credentials"))]
+mod laptop_profiles {
+    use aws_config::profile::ProfileFileCredentialsProvider;
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+
+    async fn credentials_of(config: &str) -> Result<aws_credential_types::Credentials, String> {
+        let files = EnvConfigFiles::builder()
+            .with_contents(EnvConfigFileKind::Config, config)
+            .build();
+        ProfileFileCredentialsProvider::builder()
+            .profile_files(files)
+            .profile_name("laptop")
+            .build()
+            .provide_credentials()
+            .await
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+    }
+
+    #[tokio::test]
+    async fn a_credential_process_profile_gives_the_credentials_its_process_prints() {
+        let config = r#"[profile laptop]
+credential_process = echo '{"Version":1,"AccessKeyId":"AKIDLAPTOP","SecretAccessKey":"laptop-secret"}'
+"#;
+        let credentials = credentials_of(config).await.expect("credentials");
+        assert_eq!(credentials.access_key_id(), "AKIDLAPTOP");
+    }
+
+    #[tokio::test]
+    async fn an_identity_center_profile_is_understood_and_asks_for_a_login() {
+        let config = "[profile laptop]
+sso_session = corp
+sso_account_id = 111122223333
+sso_role_name = ReadOnly
+[sso-session corp]
+sso_start_url = https://corp.awsapps.example/start
+sso_region = eu-west-1
+";
+        let refused = credentials_of(config).await.expect_err("no login was made");
+        assert!(
+            !refused.contains("feature"),
+            "profiles of IAM Identity Center are not built in: {refused}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 
 use super::classify::{self, AwsFailure};
 use super::credentials::{CachedProvider, Identities};
+use super::key_ids::KeyIds;
 use super::{FetchedParameter, ParameterStore, ParametersPage, PathPage, PathQuery, Scope};
 use crate::api::{SecretValue, SyncError};
 use crate::aws::idle::IdleMap;
@@ -20,6 +21,10 @@ pub struct SsmParameterStore {
     identities: Arc<Identities>,
     /// Scopes unused for [`crate::aws::idle::IDLE`] are forgotten.
     clients: IdleMap<Scope, aws_sdk_ssm::Client>,
+    /// With `--report-key-ids`: the keys of SecureStrings, and KMS clients
+    /// to ask.
+    key_ids: Option<KeyIds>,
+    kms_clients: IdleMap<Scope, aws_sdk_kms::Client>,
 }
 
 impl SsmParameterStore {
@@ -30,19 +35,43 @@ impl SsmParameterStore {
             base,
             identities,
             clients: IdleMap::new(),
+            key_ids: None,
+            kms_clients: IdleMap::new(),
+        }
+    }
+
+    /// Decrypting reads also tell the KMS key of each SecureString.
+    pub fn with_key_ids(mut self, on: bool) -> Self {
+        self.key_ids = on.then(KeyIds::default);
+        self
+    }
+
+    fn kms_client(&self, scope: &Scope) -> aws_sdk_kms::Client {
+        self.kms_clients
+            .get_or_insert_with(scope, || {
+                let config = aws_sdk_kms::config::Builder::from(&self.base)
+                    .region(aws_sdk_kms::config::Region::new(scope.region.clone()))
+                    .credentials_provider(self.provider(scope))
+                    .identity_cache(IdentityCache::no_cache())
+                    .build();
+                aws_sdk_kms::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    fn provider(&self, scope: &Scope) -> CachedProvider {
+        CachedProvider {
+            identities: self.identities.clone(),
+            identity: scope.identity.clone(),
         }
     }
 
     fn client(&self, scope: &Scope) -> aws_sdk_ssm::Client {
         self.clients
             .get_or_insert_with(scope, || {
-                let provider = CachedProvider {
-                    identities: self.identities.clone(),
-                    identity: scope.identity.clone(),
-                };
                 let config = aws_sdk_ssm::config::Builder::from(&self.base)
                     .region(aws_sdk_ssm::config::Region::new(scope.region.clone()))
-                    .credentials_provider(provider)
+                    .credentials_provider(self.provider(scope))
                     // The credentials cache is ours; a second one would hide
                     // an invalidation.
                     .identity_cache(IdentityCache::no_cache())
@@ -70,10 +99,17 @@ impl SsmParameterStore {
             .send()
             .await;
         match out {
-            Ok(out) => Ok(ParametersPage {
-                found: fetched_all(out.parameters),
-                invalid: out.invalid_parameters.unwrap_or_default(),
-            }),
+            Ok(out) => {
+                let mut found = fetched_all(out.parameters);
+                if let Some(key_ids) = self.key_ids.as_ref().filter(|_| decrypt) {
+                    let (ssm, kms) = (self.client(scope), self.kms_client(scope));
+                    key_ids.fill(scope, &ssm, &kms, &mut found).await;
+                }
+                Ok(ParametersPage {
+                    found,
+                    invalid: out.invalid_parameters.unwrap_or_default(),
+                })
+            }
             Err(err) => Err(self
                 .failed(
                     scope,
@@ -170,6 +206,7 @@ fn fetched(p: Parameter) -> FetchedParameter {
         selector: p.selector,
         arn: p.arn,
         name: p.name.unwrap_or_default(),
+        key_id: None,
     }
 }
 
@@ -210,6 +247,8 @@ mod replay_tests {
     const KEY: &str =
         "arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const ROLE: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/ssm-operator";
+    /// How messages name [`ROLE`]: without its session.
+    const ROLE_IN_MESSAGES: &str = "arn:aws:sts::111122223333:assumed-role/ssm-operator/*";
 
     /// One answer of AWS at `uri`, replayed by the SDK's HTTP stack, and the
     /// operator's own identity: static credentials.
@@ -342,7 +381,7 @@ mod replay_tests {
             SyncError::KmsAccessDenied {
                 parameter: "prd-db-pass".into(),
                 key: Some(KEY.into()),
-                principal: Some(ROLE.into()),
+                principal: Some(ROLE_IN_MESSAGES.into()),
             }
         );
         assert!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::aws::Scope;
+use crate::aws::{OperatorAccount, Scope};
 
 /// Whose read it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -32,9 +32,9 @@ const MIN_READS_PER_SECOND: f64 = 1.0;
 /// One rate budget per account and region.
 pub struct Budgets {
     ceiling: f64,
-    /// The account of the operator's own role, when its ARN is known: its
+    /// The account of the operator's own credentials, once known: its
     /// reads count against the same quota as tenant roles of that account.
-    operator_account: Option<String>,
+    operator_account: OperatorAccount,
     // Keyed by what AWS's quota is shared by: account and region.
     scopes: Mutex<HashMap<(String, String), Arc<Budget>>>,
 }
@@ -50,25 +50,27 @@ impl Budgets {
     pub fn new(reads_per_second: f64) -> Self {
         Self {
             ceiling: reads_per_second.max(MIN_READS_PER_SECOND),
-            operator_account: None,
+            operator_account: OperatorAccount::default(),
             scopes: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The operator's own reads are of `account` (from its role's ARN).
-    pub fn with_operator_account(mut self, account: Option<String>) -> Self {
+    /// The operator's own reads are of `account`, once it is known.
+    pub fn with_operator_account(mut self, account: OperatorAccount) -> Self {
         self.operator_account = account;
         self
     }
 
     /// What AWS's quota is shared by: the account of the role the reads run
     /// as and the region. Only the operator's own identity may have no role
-    /// ARN to tell its account (credentials from the SDK's default chain).
+    /// ARN to tell its account (credentials from the SDK's default chain):
+    /// its reads before its first credentials told the account share a
+    /// budget of their own.
     fn quota(&self, scope: &Scope) -> (String, String) {
         let account = scope
             .identity
             .account()
-            .or_else(|| self.operator_account.clone())
+            .or_else(|| self.operator_account.get())
             .unwrap_or_default();
         (account, scope.region.clone())
     }
@@ -237,7 +239,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_operator_and_tenant_roles_of_one_account_share_its_budget() {
-        let budgets = Budgets::new(32.0).with_operator_account(Some("111122223333".into()));
+        let account = OperatorAccount::default();
+        account.learn("111122223333");
+        let budgets = Budgets::new(32.0).with_operator_account(account);
         let tenant = |role: &str| Scope {
             region: "ap-northeast-1".into(),
             identity: Identity {
@@ -252,6 +256,24 @@ mod tests {
         assert_eq!(budgets.rate(&other_account), 32.0);
         let elsewhere = Scope::operator("eu-west-1");
         assert_eq!(budgets.rate(&elsewhere), 32.0);
+    }
+
+    #[tokio::test]
+    async fn the_operator_joins_its_accounts_budget_once_its_credentials_tell_the_account() {
+        let account = OperatorAccount::default();
+        let budgets = Budgets::new(32.0).with_operator_account(account.clone());
+        let tenant = Scope {
+            region: "ap-northeast-1".into(),
+            identity: Identity {
+                chained_role: Some("arn:aws:iam::111122223333:role/tenant".into()),
+                ..Identity::default()
+            },
+        };
+        budgets.throttled(&scope());
+        assert_eq!(budgets.rate(&tenant), 32.0, "the account is not known yet");
+        account.learn("111122223333");
+        budgets.throttled(&scope());
+        assert_eq!(budgets.rate(&tenant), 16.0);
     }
 
     #[tokio::test]

@@ -768,6 +768,7 @@ mod tests {
             version: 1,
             type_: "SecureString".to_owned(),
             last_modified: None,
+            key_id: None,
         };
         let page = ParametersPage {
             found: vec![stored],

@@ -110,6 +110,13 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_CHAINED_SOURCE_IDENTITY", default_value_t = false, action = clap::ArgAction::Set)]
     pub chained_source_identity: bool,
 
+    /// Fill `status.parameters[].keyId` with the ARN of each SecureString's
+    /// KMS key. The reading roles must also be allowed
+    /// `ssm:DescribeParameters` (on `*`) and `kms:DescribeKey` on the keys;
+    /// without them keyId stays empty and nothing else changes.
+    #[arg(long, env = "SSM_OPERATOR_REPORT_KEY_IDS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub report_key_ids: bool,
+
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "SSM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -166,6 +173,7 @@ impl RunArgs {
             },
             aws_session_duration: self.aws_session_duration,
             chained_source_identity: self.chained_source_identity,
+            report_key_ids: self.report_key_ids,
             http_addr: self.http_addr,
             leader_election: self.leader_elect.then_some(lease),
         }

@@ -127,8 +127,10 @@ impl Probed {
             .found
             .iter()
             .all(|f| known.holds(&f.key, f.probe.version));
-        (self.depth == Depth::Changed && same_keys && all_held)
-            .then(|| self.found.iter().map(|f| status(f, &f.probe)).collect())
+        (self.depth == Depth::Changed && same_keys && all_held).then(|| {
+            let of = |f: &Found| status(f, &f.probe, known);
+            self.found.iter().map(of).collect()
+        })
     }
 
     /// Decrypts what must be, and makes the data; the reader is done when
@@ -157,7 +159,7 @@ impl Probed {
                 None => (shaped(f, &f.probe.value)?, &f.probe),
             };
             compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
-            parameters.push(status(f, fetched));
+            parameters.push(status(f, fetched, known));
         }
         let templated =
             compose::template(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
@@ -184,13 +186,23 @@ fn current(known: &Known<'_>, key: &str) -> SecretValue {
     SecretValue::new(String::from_utf8_lossy(bytes))
 }
 
-fn status(f: &Found, fetched: &FetchedParameter) -> ParameterStatus {
+/// The status of one parameter: its key as the read found it, else as the
+/// status recorded it for the same version (only decrypting reads look
+/// keys up).
+fn status(f: &Found, fetched: &FetchedParameter, known: &Known<'_>) -> ParameterStatus {
+    let recorded_key = || {
+        known
+            .recorded
+            .iter()
+            .find(|r| r.name == f.name && r.key == f.key && r.version == fetched.version)
+            .and_then(|r| r.key_id.clone())
+    };
     ParameterStatus {
         name: f.name.clone(),
         key: f.key.clone(),
         version: fetched.version,
         type_: fetched.type_.clone(),
-        key_id: None,
+        key_id: fetched.key_id.clone().or_else(recorded_key),
         last_modified: fetched.last_modified.clone(),
     }
 }

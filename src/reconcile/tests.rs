@@ -313,6 +313,30 @@ async fn after_a_restart_a_secret_at_the_recorded_version_costs_a_probe_and_noth
     assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
 }
 
+fn key_ids(w: &World, name: &str) -> Vec<Option<String>> {
+    let obj = w.api.ssm_parameter(NS, name).expect("the SsmParameter");
+    let status = obj.status.expect("a status");
+    status.parameters.into_iter().map(|p| p.key_id).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_found_by_a_decrypting_read_stays_in_the_status_through_refreshes_and_restarts() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    let key = Some(crate::testing::fake_key_arn("prd-db-pass"));
+    assert_eq!(key_ids(&w, "db"), vec![key.clone()]);
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    let w = w.restarted();
+    w.reconcile("db").await;
+
+    assert_eq!(w.store.decrypted(), Vec::<String>::new());
+    assert_eq!(w.api.writes(), vec![], "the status was rewritten");
+    assert_eq!(key_ids(&w, "db"), vec![key]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn after_a_restart_a_secret_edited_meanwhile_is_read_and_repaired() {
     let w = World::new();

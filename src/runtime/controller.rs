@@ -31,6 +31,8 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
     /// Set once every watched scope's cache is synced.
     pub ready: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The account of the operator's own credentials, once known.
+    pub operator_account: crate::aws::OperatorAccount,
 }
 
 impl Wiring {
@@ -48,7 +50,7 @@ impl Wiring {
                 store,
                 Arc::new(
                     Budgets::new(settings.aws_read_rate)
-                        .with_operator_account(crate::aws::operator_account()),
+                        .with_operator_account(self.operator_account.clone()),
                 ),
                 self.metrics.clone(),
                 settings.batch_window,

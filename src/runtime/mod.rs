@@ -46,6 +46,8 @@ pub struct Settings {
     pub aws_session_duration: Duration,
     /// Chained sessions also set `SourceIdentity` (their session name).
     pub chained_source_identity: bool,
+    /// Decrypting reads also look up each SecureString's KMS key.
+    pub report_key_ids: bool,
     /// Address of the admin server.
     pub http_addr: SocketAddr,
     /// Reconcile only while holding this Lease; `None`: always.
@@ -64,14 +66,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .tenancy
         .service_account_identities
         .then(|| client.clone());
+    let operator_account = aws::OperatorAccount::from_environment();
     let identities = aws::credentials::Identities::new(
         operator,
         base.clone(),
         tokens,
         settings.aws_session_duration,
     )
-    .with_source_identity(settings.chained_source_identity);
-    let store = Arc::new(aws::SsmParameterStore::new(base, Arc::new(identities)));
+    .with_source_identity(settings.chained_source_identity)
+    .with_operator_account(operator_account.clone());
+    let store = Arc::new(
+        aws::SsmParameterStore::new(base, Arc::new(identities))
+            .with_key_ids(settings.report_key_ids),
+    );
 
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
     let (ready, readiness) = tokio::sync::watch::channel(false);
@@ -87,6 +94,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings,
         metrics,
         ready: Arc::new(ready),
+        operator_account,
     };
     let ctx = wiring.context(&client, store);
     match wiring.settings.leader_election.clone() {

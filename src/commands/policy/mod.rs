@@ -1,6 +1,7 @@
 //! `ssm-operator policy`: the least-privilege IAM policy that reading one
-//! SsmParameter needs ([`grants`]), and the IRSA trust policy of the
-//! ServiceAccount that reads it ([`trust`]).
+//! SsmParameter needs ([`grants`]), and the trust policy (IRSA, or EKS Pod
+//! Identity for the operator's own role) of the ServiceAccount that reads
+//! it ([`trust`]).
 
 pub mod grants;
 pub mod trust;
@@ -64,6 +65,13 @@ pub struct PolicyArgs {
     /// any key, through SSM only.
     #[arg(long, requires = "account")]
     pub no_aws: bool,
+
+    /// The operator's own role gets its credentials from EKS Pod Identity
+    /// instead of IRSA: print the Pod Identity trust policy. Not for
+    /// `spec.identity.serviceAccountName`, whose tokens the operator
+    /// exchanges itself (IRSA's trust).
+    #[arg(long, conflicts_with = "oidc_issuer")]
+    pub pod_identity: bool,
 }
 
 fn parse_account(text: &str) -> Result<String, String> {
@@ -92,26 +100,44 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
     let plan = Plan::of(&obj, &region, Identity::default())?;
     let (account, permissions) = permissions(&args, &plan, &region).await?;
     let (namespace, service_account) = reader(&args, &obj)?;
-    if let Some(role) = obj
-        .spec
-        .identity
-        .as_ref()
-        .and_then(|i| i.role_arn.as_deref())
-    {
-        eprintln!(
-            "note: the SsmParameter reads as {role}: the permissions policy belongs on that role, \
-             which must trust the ServiceAccount's role for sts:AssumeRole; the trust policy \
-             printed is the ServiceAccount's role's"
+    let identity = obj.spec.identity.as_ref();
+    if args.pod_identity && identity.is_some_and(|i| i.service_account_name.is_some()) {
+        anyhow::bail!(
+            "--pod-identity: the SsmParameter reads as its namespace's ServiceAccount, whose \
+             token the operator exchanges itself (IRSA); Pod Identity is only for the operator's \
+             own role"
         );
     }
-    let issuer = trust::oidc_issuer(args.oidc_issuer.as_deref()).await;
-    let trust = trust::trust_policy(
-        Partition::of(&region),
-        &account,
-        &issuer,
-        &namespace,
-        &service_account,
-    );
+    if let Some(role) = identity.and_then(|i| i.role_arn.as_deref()) {
+        // Pod Identity's session tags are transitive: every role chained
+        // from its session must allow tagging too ("Chaining roles with
+        // session tags", IAM User Guide).
+        let actions = match args.pod_identity {
+            true => {
+                "sts:AssumeRole and sts:TagSession (Pod Identity's session tags are transitive)"
+            }
+            false => "sts:AssumeRole",
+        };
+        eprintln!(
+            "note: the SsmParameter reads as {role}: the permissions policy belongs on that role, \
+             which must trust the ServiceAccount's role for {actions}, and the ServiceAccount's \
+             role must be allowed the same on it; the trust policy printed is the \
+             ServiceAccount's role's"
+        );
+    }
+    let trust = match args.pod_identity {
+        true => trust::pod_identity_trust_policy(&namespace, &service_account),
+        false => {
+            let issuer = trust::oidc_issuer(args.oidc_issuer.as_deref()).await;
+            trust::trust_policy(
+                Partition::of(&region),
+                &account,
+                &issuer,
+                &namespace,
+                &service_account,
+            )
+        }
+    };
     let policies = json!({"permissionsPolicy": permissions, "trustPolicy": trust});
     println!("{}", serde_json::to_string_pretty(&policies)?);
     Ok(())
@@ -219,6 +245,25 @@ mod tests {
         assert!(parse(&["-f", "app.yaml", "--no-aws", "--account", "1234"]).is_err());
         let args = parse(&["-f", "app.yaml", "--no-aws", "--account", ACCOUNT]).unwrap();
         assert!(args.no_aws);
+    }
+
+    #[test]
+    fn pod_identity_has_no_oidc_issuer() {
+        assert!(
+            parse(&["-f", "app.yaml", "--pod-identity"])
+                .unwrap()
+                .pod_identity
+        );
+        assert!(
+            parse(&[
+                "-f",
+                "app.yaml",
+                "--pod-identity",
+                "--oidc-issuer",
+                "https://x"
+            ])
+            .is_err()
+        );
     }
 
     fn object(identity: Option<Value>, namespace: Option<&str>) -> SsmParameter {

@@ -52,6 +52,35 @@ pub fn trust_policy(
     })
 }
 
+/// The EKS Pod Identity trust policy: the EKS Auth service may assume the
+/// role for `service_account` of `namespace`, with `sts:AssumeRole` and
+/// `sts:TagSession` ("Create IAM role with trust policy required by EKS Pod
+/// Identity", EKS User Guide). The same service principal in every
+/// partition: the China regions' copy of that page names it too.
+///
+/// The condition reads the session tags EKS Pod Identity adds
+/// (`kubernetes-namespace`, `kubernetes-service-account`; "Enable or
+/// disable session tags", ibid.): an association created with
+/// `disableSessionTags` gets no such tags and would be refused.
+pub fn pod_identity_trust_policy(namespace: &str, service_account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": service_account,
+            }},
+        }],
+    })
+}
+
+/// The service that assumes roles for EKS Pod Identity associations.
+pub const POD_IDENTITY_PRINCIPAL: &str = "pods.eks.amazonaws.com";
+
 /// `--oidc-issuer`, else the cluster's, else the placeholder (said on stderr).
 pub async fn oidc_issuer(flag: Option<&str>) -> String {
     if let Some(issuer) = flag {
@@ -112,6 +141,24 @@ mod tests {
                 "Condition": {"StringEquals": {
                     format!("{issuer}:sub"): "system:serviceaccount:payments:reader",
                     format!("{issuer}:aud"): "sts.amazonaws.com",
+                }},
+            }]})
+        );
+    }
+
+    #[test]
+    fn the_pod_identity_trust_lets_eks_assume_and_tag_for_one_service_account() {
+        let trust = pod_identity_trust_policy("ssm-operator", "ssm-operator");
+        assert_eq!(
+            trust,
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "EksPodIdentity",
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": {
+                    "aws:RequestTag/kubernetes-namespace": "ssm-operator",
+                    "aws:RequestTag/kubernetes-service-account": "ssm-operator",
                 }},
             }]})
         );

@@ -13,7 +13,8 @@ without taking it for "the parameter is gone":
 - `bad_token`: the page's NextToken is replaced by one that fails when used
   (`InvalidNextToken`, as SSM answers for a token it does not accept);
 - `short_lived`: STS credentials whose Expiration is `seconds` from now
-  (sessions.py then refuses them after it, as AWS does)."""
+  (sessions.py then refuses them after it, as AWS does); the Pod Identity
+  agent's credentials take it in pod_identity.py."""
 
 import json
 import re

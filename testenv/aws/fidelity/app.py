@@ -1,19 +1,26 @@
 """The WSGI middleware: every AWS call goes through faults, rate ceilings and
-the service's guard before moto answers it, and is counted."""
+the service's guard before moto answers it, and is counted. The layer's
+control endpoints and the EKS Pod Identity agent's endpoint are served
+beside them."""
 
 import json
 
-from . import answers, shared_parameters
+from . import answers, describe_parameters, kms_direct, shared_parameters
 from .answers import PoisonedTokens
 from .awsrequest import AwsRequest
 from .callers import identify
 from .ciphertexts import VALUE_CARRYING_READS, Ciphertexts
 from .control import PREFIX, ControlEndpoints
 from .counters import Counters
+from .eks_auth import EksAuth
 from .errors import AwsError, DecryptRefused, error_code_of, json_headers, status_line, throttling
 from .faults import Fault, Faults
+from .pod_identity import PREFIX as POD_IDENTITY_PREFIX
+from .pod_identity import PodIdentityAgent
+from .pod_identity_associations import Associations
 from .rates import RateCeilings
 from .selectors import add_selectors
+from .session_tags import SessionTags
 from .sessions import Sessions
 from .ssm_guard import check as check_ssm
 from .ssm_guard import decrypts_secure_string
@@ -28,19 +35,32 @@ class FidelityMiddleware:
         self.faults = Faults()
         self.rates = RateCeilings()
         self.ciphertexts = Ciphertexts()
-        self.sts_guard = StsGuard(web_identity)
         self.sessions = Sessions()
+        self.session_tags = SessionTags()
+        self.sts_guard = StsGuard(web_identity)
         self.poisoned_tokens = PoisonedTokens()
-        self.control = ControlEndpoints(self.counters, self.faults, self.rates)
+        self.associations = Associations()
+        self.control = ControlEndpoints(self.counters, self.faults, self.rates, self.associations)
+        self.pod_identity_agent = PodIdentityAgent(
+            EksAuth(web_identity.signatures, self.associations),
+            self.sessions,
+            self.session_tags,
+            self.counters,
+            self.faults,
+        )
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "").startswith(PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PREFIX):
             return self.control(environ, start_response)
+        if path.startswith(POD_IDENTITY_PREFIX):
+            # Not an AWS API call: the agent a Pod's SDK asks for credentials.
+            return self.pod_identity_agent(environ, start_response)
         request = AwsRequest.from_environ(environ)
         if request is None:
             # Not an AWS call (moto's own /moto-api, for instance).
             return self.moto_app(environ, start_response)
-        caller = identify(request)
+        caller = identify(request, self.session_tags.of(request.access_key))
         try:
             breaking = self._check(request, caller)
         except AwsError as error:
@@ -74,6 +94,8 @@ class FidelityMiddleware:
             check_ssm(request, caller, self.counters)
         elif request.service == "sts":
             self.sts_guard.check(request, caller)
+        elif request.service == "kms":
+            kms_direct.check(request, caller)
         return breaking
 
     def _broken(self, breaking: Fault | None, request: AwsRequest, body: bytes) -> bytes:
@@ -81,11 +103,16 @@ class FidelityMiddleware:
         if breaking is not None:
             body = answers.change(breaking, request, body, self.poisoned_tokens)
         self.sessions.record(request, body)
+        self.session_tags.inherit(request, body)
         return body
 
     def _answer(self, environ, request: AwsRequest, caller):
         """moto's answer with what the layer adds, or the layer's own answer
-        for a GetParameter of a parameter shared from another account."""
+        for a GetParameter of a parameter shared from another account and a
+        DescribeKey of another account's key."""
+        foreign_key = kms_direct.foreign_key(request, caller)
+        if foreign_key is not None:
+            return 200, json_headers(request), json.dumps(foreign_key.to_dict()).encode()
         shared = (
             shared_parameters.requested(request.action, request.params, caller.account)
             if request.service == "ssm"
@@ -95,7 +122,12 @@ class FidelityMiddleware:
         if shared and request.action == "GetParameter":
             entry = shared_parameters.entry(shared[0], with_decryption, self.ciphertexts)
             return 200, json_headers(request), json.dumps({"Parameter": entry}).encode()
-        status, headers, body = self._moto_answer(environ)
+        if describe_parameters.pages_grow(request):
+            status, headers, body = describe_parameters.answer(
+                self._moto_answer, environ, request.params
+            )
+        else:
+            status, headers, body = self._moto_answer(environ)
         if status != 200:
             return status, headers, body
         if _returns_ciphertext(request):

@@ -15,7 +15,7 @@ import weakref
 from moto.core.exceptions import JsonRESTError, ServiceException
 
 from . import moto_state
-from .kms_guard import find_key
+from .kms_keys import find_key
 from .ssm_parameters import find_version, parameter_arn, plaintext
 
 # Responses that carry parameter values, and where.

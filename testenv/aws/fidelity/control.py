@@ -1,27 +1,27 @@
 """The layer's control endpoints under /_fidelity/ (never counted as AWS calls)."""
 
 import json
-import re
 
 from werkzeug.wrappers import Request, Response
 
+from .callers import ROLE_ARN
 from .counters import Counters
 from .faults import DEFAULT_HANG_SECONDS, Faults
 from .kms_guard import set_key_state
+from .pod_identity_associations import Association, Associations
 from .rates import RateCeilings
 
 PREFIX = "/_fidelity/"
-# How the counters name an assumed role's calls. A session ARN
-# (arn:aws:sts::…:assumed-role/…) is refused: a fault scoped to it would
-# silently never apply.
-ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 class ControlEndpoints:
-    def __init__(self, counters: Counters, faults: Faults, rates: RateCeilings):
+    def __init__(
+        self, counters: Counters, faults: Faults, rates: RateCeilings, associations: Associations
+    ):
         self.counters = counters
         self.faults = faults
         self.rates = rates
+        self.associations = associations
         self._routes = {
             ("GET", "/_fidelity/health"): lambda _: Response("ok", mimetype="text/plain"),
             ("GET", "/_fidelity/faults"): self._list_faults,
@@ -33,6 +33,9 @@ class ControlEndpoints:
             ("GET", "/_fidelity/counters"): self._list_counters,
             ("POST", "/_fidelity/counters/reset"): self._reset_counters,
             ("PUT", "/_fidelity/key-state"): self._set_key_state,
+            ("GET", "/_fidelity/pod-identity-association"): self._list_associations,
+            ("PUT", "/_fidelity/pod-identity-association"): self._put_association,
+            ("DELETE", "/_fidelity/pod-identity-association"): self._clear_associations,
         }
 
     def __call__(self, environ, start_response):
@@ -89,6 +92,18 @@ class ControlEndpoints:
         set_key_state(str(body.get("key", "")), str(body.get("state", "")))
         return _json({"key": body["key"], "state": body["state"]})
 
+    def _list_associations(self, _):
+        return _json({"associations": [a.to_json() for a in self.associations.all()]})
+
+    def _put_association(self, request):
+        association = Association.from_json(_body(request))
+        self.associations.put(association)
+        return _json(association.to_json())
+
+    def _clear_associations(self, request):
+        self.associations.clear()
+        return self._list_associations(request)
+
     def _list_counters(self, _):
         return _json({"counters": self.counters.snapshot()})
 
@@ -98,7 +113,9 @@ class ControlEndpoints:
 
 
 def _caller(value) -> str | None:
-    """The role ARN a fault or ceiling is scoped to; None: every caller."""
+    """The role ARN a fault or ceiling is scoped to; None: every caller. A
+    session ARN (arn:aws:sts::…:assumed-role/…) is refused: a fault scoped to
+    it would silently never apply."""
     if value is None:
         return None
     if not isinstance(value, str) or not ROLE_ARN.fullmatch(value):

@@ -8,8 +8,8 @@ Two families:
   makes for a read with decryption; only such reads take them);
 - answers, moto's answer changed afterwards (see answers.py): `partial` and
   `empty` (GetParameters), `empty`, `cut_page`, `end_early` and `bad_token`
-  (GetParametersByPath), `short_lived` (STS credentials that expire after
-  `seconds`).
+  (GetParametersByPath), `short_lived` (STS or EKS Pod Identity credentials
+  that expire after `seconds`).
 
 A fault may be scoped to one caller (the role ARN the counters name), so that
 tests running in parallel against one server do not hit each other's calls."""
@@ -54,7 +54,12 @@ WHERE = {
     "cut_page": {"ssm:GetParametersByPath"},
     "end_early": {"ssm:GetParametersByPath"},
     "bad_token": {"ssm:GetParametersByPath"},
-    "short_lived": {"sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"},
+    "short_lived": {
+        "sts:AssumeRole",
+        "sts:AssumeRoleWithWebIdentity",
+        # The Pod Identity agent's credentials (pod_identity.py).
+        "eks-auth:AssumeRoleForPodIdentity",
+    },
 }
 # Kinds that only reads which decrypt a SecureString (and so call KMS) take.
 THROUGH_KMS = {"kms_throttle", "kms_internal"}

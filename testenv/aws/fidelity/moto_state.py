@@ -30,6 +30,22 @@ def assumed_role_session(account: str, access_key: str):
     return sts_backends[account][PARTITION].get_assumed_role_from_access_key(access_key)
 
 
+def issue_session(role_arn: str, session_name: str, region: str, duration: int):
+    """A session of the role issued by moto's STS as AssumeRole issues one
+    (the role need not exist), so that its access key identifies the role
+    like any other: moto's AssumedRole (`access_key_id`, `secret_access_key`,
+    `session_token`, `arn`, `account_id`)."""
+    account = account_in_arn(role_arn) or get_account_id_from("")
+    return sts_backends[account][PARTITION].assume_role(
+        region_name=region,
+        role_session_name=session_name,
+        role_arn=role_arn,
+        policy=None,
+        duration=duration,
+        external_id=None,
+    )
+
+
 def iam_backend(account: str):
     return iam_backends[account][PARTITION]
 

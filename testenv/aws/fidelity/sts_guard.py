@@ -94,9 +94,18 @@ def _check_max_session_duration(request: AwsRequest):
 
 def _check_role_chaining(request: AwsRequest, caller: Caller):
     """An assumed role assuming another: its own policies must allow
-    sts:AssumeRole on the target, and the target's trust policy must trust it."""
+    sts:AssumeRole on the target, and the target's trust policy must trust it.
+    A session with transitive session tags (EKS Pod Identity's) passes them
+    on, which takes sts:TagSession as well."""
     target_arn = request.params.get("RoleArn", "")
-    context = caller.condition_context(request.region)
+    # "the new session inherits any transitive session tags from the calling
+    # session" (STS API Reference, AssumeRole, Tags): the request carries them,
+    # as trust policies of roles chained from Pod Identity sessions test them
+    # ("aws:RequestTag/eks-cluster-arn" … in EKS User Guide, "Access AWS
+    # Resources using EKS Pod Identity Target IAM Roles").
+    context = caller.condition_context(request.region) | {
+        f"aws:RequestTag/{key}": value for key, value in caller.session_tags
+    }
     identity = policy.evaluate(caller.policy_documents(), "sts:AssumeRole", target_arn, context)
     # "sts:RoleSessionName: compare the session name that a principal
     # specifies when assuming a role with the session name specified in the
@@ -121,6 +130,28 @@ def _check_role_chaining(request: AwsRequest, caller: Caller):
         raise AwsError(
             "AccessDenied",
             f"User: {caller.session_arn} is not authorized to perform: sts:AssumeRole "
+            f"on resource: {target_arn}",
+            403,
+        )
+    # "In addition to the action that matches the API operation, you must have
+    # the following permissions-only action in your policy: sts:TagSession"
+    # (IAM User Guide, "Pass session tags in AWS STS", Permissions required to
+    # add session tags). That inherited transitive tags need it too, in the
+    # target's trust policy, is AWS's answer to a chain from an EKS Pod
+    # Identity session ("is not authorized to perform: sts:TagSession on
+    # resource: <role ARN>", mattrobinsonsre/terrapod#1546); the IAM User
+    # Guide's "Chaining roles with session tags" does not say it. As for
+    # sts:AssumeRole, the layer asks both the caller's policies and the
+    # target's trust (AWS needs the caller's own grant at least where the
+    # trust names the account root, ibid.).
+    if caller.session_tags and (
+        policy.evaluate(caller.policy_documents(), "sts:TagSession", target_arn, context)
+        is not policy.Decision.ALLOW
+        or not trusts("sts:TagSession")
+    ):
+        raise AwsError(
+            "AccessDenied",
+            f"User: {caller.session_arn} is not authorized to perform: sts:TagSession "
             f"on resource: {target_arn}",
             403,
         )

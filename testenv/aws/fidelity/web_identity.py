@@ -4,21 +4,11 @@ role's trust policy (moto accepts any token for any role)."""
 import time
 from urllib.parse import urlparse
 
-import jwt
-
 from . import moto_state, policy
 from .errors import AwsError
+from .service_account_tokens import TokenSignatures, unverified_claims
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
-# What a Kubernetes API server signs service account tokens with (RSA or ECDSA keys).
-SIGNING_ALGORITHMS = ["RS256", "ES256"]
-# Audience and expiry get STS's own errors, after the signature.
-SIGNATURE_ONLY = {
-    "verify_aud": False,
-    "verify_exp": False,
-    "verify_iat": False,
-    "verify_nbf": False,
-}
 
 
 def invalid_token(message: str) -> AwsError:
@@ -33,8 +23,9 @@ class WebIdentityVerifier:
     def __init__(self, public_keys=()):
         """`public_keys`: the public keys (loaded, as PyJWT takes them) that
         the cluster's service account tokens verify with. Without any,
-        signatures are not checked."""
-        self._public_keys = list(public_keys)
+        signatures are not checked. The EKS Pod Identity agent verifies
+        tokens against the same keys (`signatures`)."""
+        self.signatures = TokenSignatures(public_keys)
 
     def check(self, params: dict):
         """Raise the AwsError STS answers, or return when it would issue credentials."""
@@ -70,15 +61,8 @@ class WebIdentityVerifier:
             raise access_denied()
 
     def _verify_signature(self, token: str):
-        if not self._public_keys:
-            return
-        for key in self._public_keys:
-            try:
-                jwt.decode(token, key, algorithms=SIGNING_ALGORITHMS, options=SIGNATURE_ONLY)
-                return
-            except jwt.PyJWTError:
-                continue
-        raise invalid_token("Couldn't verify signature of the token")
+        if not self.signatures.verify(token):
+            raise invalid_token("Couldn't verify signature of the token")
 
 
 def _provider_url(issuer: str) -> str:
@@ -88,11 +72,8 @@ def _provider_url(issuer: str) -> str:
 
 
 def _claims(token: str) -> dict:
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        claims = None
-    if not isinstance(claims, dict):
+    claims = unverified_claims(token)
+    if claims is None:
         raise invalid_token(
             "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)"
         )

@@ -1,5 +1,6 @@
 """Fixtures: the layer's server on a free port (started once), admin clients,
-roles to assume, and web identity tokens signed like a cluster's."""
+roles to assume, and service account tokens signed like a cluster's (for
+IRSA's web identity and for the EKS Pod Identity agent)."""
 
 import json
 import re
@@ -30,6 +31,12 @@ PROVIDER = ISSUER.removeprefix("https://")
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{PROVIDER}"
 AUDIENCE = "sts.amazonaws.com"
 SUBJECT = "system:serviceaccount:ssm-operator:ssm-operator"
+NAMESPACE, SERVICE_ACCOUNT = SUBJECT.split(":")[2:]
+# The audience of the token EKS projects for the Pod Identity agent.
+POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
+POD_IDENTITY_CLUSTER = "testenv"
+POD_NAME = "ssm-operator-5d8f7c9b4-x2x7q"
+POD_UID = "6f1c3b9e-2d4a-4f7e-9a51-0c8e2b7d4a10"
 STARTUP_DEADLINE_SECONDS = 30
 # Errors must reach the test as AWS sent them, not after the SDK's retries.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
@@ -130,6 +137,7 @@ def fresh_state(request):
     requests.post(f"{server.url}/moto-api/reset", timeout=10).raise_for_status()
     server.control("DELETE", "faults")
     server.control("DELETE", "rate")
+    server.control("DELETE", "pod-identity-association")
     server.control("POST", "counters/reset")
     yield
     # Let calls hanging on an injected fault go.
@@ -260,4 +268,67 @@ def irsa_trust(sub=SUBJECT, operator="StringEquals") -> dict:
         "Principal": {"Federated": PROVIDER_ARN},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {operator: {f"{PROVIDER}:sub": sub, f"{PROVIDER}:aud": AUDIENCE}},
+    }
+
+
+@pytest.fixture
+def pod_identity_token(web_identity_token):
+    """A token as Kubernetes projects it into a Pod for the Pod Identity
+    agent: the Pod in its `kubernetes.io` claim (`pod=None` leaves it out)."""
+
+    def sign(
+        key=None, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, pod=POD_NAME, **claims
+    ):
+        kubernetes = {"namespace": namespace, "serviceaccount": {"name": service_account}}
+        if pod is not None:
+            kubernetes["pod"] = {"name": pod, "uid": POD_UID}
+        payload = {
+            "sub": f"system:serviceaccount:{namespace}:{service_account}",
+            "aud": [POD_IDENTITY_AUDIENCE],
+            "kubernetes.io": kubernetes,
+        }
+        payload.update(claims)
+        return web_identity_token(key=key, **payload)
+
+    return sign
+
+
+def pod_identity_trust(*actions) -> dict:
+    """The trust policy statement a Pod Identity role needs (both actions
+    unless others are given)."""
+    return {
+        "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": list(actions) or ["sts:AssumeRole", "sts:TagSession"],
+    }
+
+
+def associate(server: Server, role_arn: str, **fields) -> dict:
+    """A Pod Identity association of the test service account with the role."""
+    body = {
+        "cluster": POD_IDENTITY_CLUSTER,
+        "namespace": NAMESPACE,
+        "serviceAccount": SERVICE_ACCOUNT,
+        "roleArn": role_arn,
+        **fields,
+    }
+    return server.control("PUT", "pod-identity-association", body)
+
+
+def pod_identity_agent(server: Server, token: str | None, **params) -> requests.Response:
+    """What the Pod Identity agent answers a Pod's SDK asking with `token`."""
+    headers = {"Authorization": token} if token is not None else {}
+    return requests.get(
+        f"{server.url}/_pod-identity/v1/credentials", headers=headers, params=params, timeout=10
+    )
+
+
+def agent_credentials(answer: requests.Response) -> dict:
+    """The agent's credentials, shaped as `client` takes them."""
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    return {
+        "AccessKeyId": document["AccessKeyId"],
+        "SecretAccessKey": document["SecretAccessKey"],
+        "SessionToken": document["Token"],
     }

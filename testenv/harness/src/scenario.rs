@@ -77,6 +77,11 @@ impl Scenario {
         self.aws.create_key().await
     }
 
+    /// Alias `alias/<name>` for key `key_arn`; returns the alias.
+    pub async fn create_alias(&self, name: &str, key_arn: &str) -> String {
+        self.aws.create_alias(name, key_arn).await
+    }
+
     /// A SecureString encrypted with `key`.
     pub async fn put_secure_string(&self, name: &str, value: &str, key: &str) {
         self.aws.put_secure_string(name, value, key).await;
@@ -122,6 +127,11 @@ impl Scenario {
         policy: &Value,
     ) -> String {
         self.aws.create_web_identity_role(name, sub, policy).await
+    }
+
+    /// Replaces the trust policy of role `role_name`.
+    pub async fn update_trust(&self, role_name: &str, trust: &Value) {
+        self.aws.update_trust(role_name, trust).await;
     }
 
     /// An IAM role with trust policy `trust` and `policy` inline.

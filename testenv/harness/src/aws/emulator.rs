@@ -164,6 +164,45 @@ pub async fn set_key_state(info: &EnvInfo, key_arn: &str, state: &str) -> anyhow
         .map(drop)
 }
 
+/// An EKS Pod Identity association: `service_account` of `namespace` in
+/// `cluster` gets credentials of `role_arn` from the agent.
+pub struct PodIdentityAssociation<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+    pub role_arn: &'a str,
+}
+
+/// Associates a role with a ServiceAccount in the emulator's Pod Identity
+/// agent (EKS CreatePodIdentityAssociation, which moto does not serve).
+pub async fn associate_pod_identity(
+    info: &EnvInfo,
+    association: &PodIdentityAssociation<'_>,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "cluster": association.cluster,
+        "namespace": association.namespace,
+        "serviceAccount": association.service_account,
+        "roleArn": association.role_arn,
+    });
+    control(
+        info,
+        "PUT",
+        "/_fidelity/pod-identity-association",
+        Some(body),
+    )
+    .await
+    .map(drop)
+}
+
+/// Where the emulator serves the Pod Identity agent's credentials.
+pub fn pod_identity_agent_uri(info: &EnvInfo) -> String {
+    format!(
+        "{}/_pod-identity/v1/credentials",
+        info.aws_endpoint.trim_end_matches('/')
+    )
+}
+
 /// How many calls the faults of `caller` still have to hit, per kind.
 pub async fn pending_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<BTreeMap<String, u64>> {
     let body = control(info, "GET", "/_fidelity/faults", None).await?;

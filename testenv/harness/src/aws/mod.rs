@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use crate::env::{ACCOUNT, EnvInfo, REGION};
 
 pub use emulator::{
-    Counter, Counters, Fault, clear_faults, counters, inject, inject_fault, pending_faults,
-    set_key_state,
+    Counter, Counters, Fault, PodIdentityAssociation, associate_pod_identity, clear_faults,
+    counters, inject, inject_fault, pending_faults, pod_identity_agent_uri, set_key_state,
 };
 pub use setup::Admin;
 

@@ -39,6 +39,19 @@ impl Admin {
         key.key_metadata.and_then(|m| m.arn).expect("key arn")
     }
 
+    /// Alias `alias/<name>` for key `key_arn`; returns the alias.
+    pub async fn create_alias(&self, name: &str, key_arn: &str) -> String {
+        let alias = format!("alias/{name}");
+        self.kms
+            .create_alias()
+            .alias_name(&alias)
+            .target_key_id(key_arn)
+            .send()
+            .await
+            .expect("create alias");
+        alias
+    }
+
     /// A SecureString encrypted with `key`.
     pub async fn put_secure_string(&self, name: &str, value: &str, key: &str) {
         self.ssm
@@ -104,6 +117,17 @@ impl Admin {
             .send()
             .await
             .expect("update role");
+    }
+
+    /// Replaces the trust policy of role `role_name`.
+    pub async fn update_trust(&self, role_name: &str, trust: &Value) {
+        self.iam
+            .update_assume_role_policy()
+            .role_name(role_name)
+            .policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("update the role's trust policy");
     }
 
     /// Sets the inline policy of role `role_name` (replacing the last one).

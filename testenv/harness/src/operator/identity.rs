@@ -1,6 +1,7 @@
 //! What a Pod of the chart's Deployment would get: the chart's RBAC for its
-//! ServiceAccount, a kubeconfig with that ServiceAccount's token, and an
-//! IRSA web identity token for AWS.
+//! ServiceAccount, a kubeconfig with that ServiceAccount's token, and a
+//! token for AWS: IRSA's web identity token, or the token EKS Pod Identity
+//! projects for its agent.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -30,24 +31,46 @@ pub struct Rbac {
     pub namespaced: bool,
 }
 
+/// How a Pod gets its AWS credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AwsCredentials {
+    /// IRSA: `AWS_ROLE_ARN` and a web identity token for STS.
+    #[default]
+    Irsa,
+    /// EKS Pod Identity: the agent's credentials endpoint
+    /// (`AWS_CONTAINER_CREDENTIALS_FULL_URI`), which the emulator serves,
+    /// and a token for it (`AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`).
+    EksPodIdentity,
+}
+
+/// The audience of the tokens EKS projects for the Pod Identity agent.
+pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+
+/// The cluster name Pod Identity associations of the tests are made in.
+pub const POD_IDENTITY_CLUSTER: &str = "testenv";
+
 /// The files of a Pod's identity.
 pub struct PodIdentity {
     /// Where they are (and the operator's log goes).
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
+    /// IRSA's token, or Pod Identity's (as `credentials` says).
     pub aws_token_file: PathBuf,
+    pub credentials: AwsCredentials,
 }
 
 /// The chart's RBAC for ServiceAccount [`SERVICE_ACCOUNT`] of the site's
-/// namespace, a kubeconfig with its token, and its IRSA token file holding
-/// `aws_token` (default: a fresh token from the API server). The kubeconfig
-/// names `server` (default: the environment's API server; a fault proxy's
+/// namespace, a kubeconfig with its token, and its AWS token file holding
+/// `aws_token` (default: a fresh token from the API server, for STS or for
+/// the Pod Identity agent as `credentials` says). The kubeconfig names
+/// `server` (default: the environment's API server; a fault proxy's
 /// address puts one in front of it).
 pub async fn pod_identity(
     site: Site<'_>,
     rbac: Rbac,
     aws_token: Option<String>,
     server: Option<&str>,
+    credentials: AwsCredentials,
 ) -> PodIdentity {
     let dir = tempfile::Builder::new()
         .prefix(site.prefix)
@@ -58,7 +81,13 @@ pub async fn pod_identity(
     install_chart_rbac(site, sa, rbac).await;
     let aws_token = match aws_token {
         Some(token) => token,
-        None => token_for(site.kube, site.namespace, sa, "sts.amazonaws.com").await,
+        None => {
+            let audience = match credentials {
+                AwsCredentials::Irsa => "sts.amazonaws.com",
+                AwsCredentials::EksPodIdentity => POD_IDENTITY_AUDIENCE,
+            };
+            token_for(site.kube, site.namespace, sa, audience).await
+        }
     };
     let aws_token_file = dir.join("aws-token");
     std::fs::write(&aws_token_file, aws_token).unwrap();
@@ -75,6 +104,7 @@ pub async fn pod_identity(
         dir,
         kubeconfig,
         aws_token_file,
+        credentials,
     }
 }
 

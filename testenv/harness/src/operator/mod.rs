@@ -11,7 +11,9 @@ use kube::Client;
 use serde_json::Value;
 
 use crate::env::{EnvInfo, REGION};
-use identity::{PodIdentity, Rbac, SERVICE_ACCOUNT, pod_identity, subject};
+use identity::{
+    AwsCredentials, POD_IDENTITY_CLUSTER, PodIdentity, Rbac, SERVICE_ACCOUNT, pod_identity, subject,
+};
 
 /// Where an operator runs: as ServiceAccount [`SERVICE_ACCOUNT`] of
 /// `namespace`, set up by the administrator's client `kube`, its files in a
@@ -36,6 +38,10 @@ pub struct OperatorOptions {
     pub also_watch: Vec<String>,
     /// The web identity token file's content (default: a fresh token).
     pub aws_token: Option<String>,
+    /// How the operator gets its AWS credentials (default: IRSA). With EKS
+    /// Pod Identity, the role is associated with the operator's
+    /// ServiceAccount in the emulator's agent.
+    pub aws_credentials: AwsCredentials,
     /// Run with leader election, under this name in the Lease.
     pub leader: Option<String>,
     /// The process's name (for logs and the Lease).
@@ -164,7 +170,19 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
         namespaced: options.namespaced_rbac,
     };
     let server = options.api_server.as_deref();
-    let identity = pod_identity(site, rbac, options.aws_token.clone(), server).await;
+    let credentials = options.aws_credentials;
+    let identity = pod_identity(site, rbac, options.aws_token.clone(), server, credentials).await;
+    if credentials == AwsCredentials::EksPodIdentity {
+        let association = crate::aws::PodIdentityAssociation {
+            cluster: POD_IDENTITY_CLUSTER,
+            namespace: site.namespace,
+            service_account: SERVICE_ACCOUNT,
+            role_arn,
+        };
+        crate::aws::associate_pod_identity(site.env, &association)
+            .await
+            .expect("the emulator takes the Pod Identity association");
+    }
     let mut watched = vec![site.namespace.to_owned()];
     watched.extend(options.also_watch);
     let tenancy_chosen = options
@@ -224,7 +242,7 @@ pub async fn start(site: Site<'_>, role_arn: &str, options: OperatorOptions) -> 
 /// Runs `ssm-operator <args>` to completion at `site` with the operator's
 /// identity and environment, as `kubectl exec` into its Pod would.
 pub async fn run_command(site: Site<'_>, role_arn: &str, args: &[&str]) -> Output {
-    let identity = pod_identity(site, Rbac::default(), None, None).await;
+    let identity = pod_identity(site, Rbac::default(), None, None, AwsCredentials::Irsa).await;
     pod_command(site, &identity, role_arn)
         .args(args)
         .output()
@@ -240,9 +258,24 @@ fn pod_command(site: Site<'_>, identity: &PodIdentity, role_arn: &str) -> tokio:
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("KUBECONFIG", &identity.kubeconfig)
         .env("AWS_REGION", REGION)
-        .env("AWS_ENDPOINT_URL", &site.env.aws_endpoint)
-        .env("AWS_ROLE_ARN", role_arn)
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity.aws_token_file);
+        .env("AWS_ENDPOINT_URL", &site.env.aws_endpoint);
+    match identity.credentials {
+        // What EKS's Pod Identity webhook sets in a Pod (EKS User Guide,
+        // "Understand how EKS Pod Identity works"), with the emulator's
+        // endpoint where the agent listens on 169.254.170.23.
+        AwsCredentials::EksPodIdentity => command
+            .env(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                crate::aws::pod_identity_agent_uri(site.env),
+            )
+            .env(
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                &identity.aws_token_file,
+            ),
+        AwsCredentials::Irsa => command
+            .env("AWS_ROLE_ARN", role_arn)
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity.aws_token_file),
+    };
     // jemalloc's options, for profiles and allocator experiments (the
     // `heap-profile` build reads `prof:true` from here).
     if let Some(conf) = std::env::var_os("_RJEM_MALLOC_CONF") {
