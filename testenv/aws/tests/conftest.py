@@ -332,3 +332,18 @@ def agent_credentials(answer: requests.Response) -> dict:
         "SecretAccessKey": document["SecretAccessKey"],
         "SessionToken": document["Token"],
     }
+
+
+def wait_until_expired(ssm, seconds: float = 10):
+    """Calls DescribeParameters with `ssm`'s short-lived session until AWS
+    refuses it as expired (ExpiredTokenException); fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            ssm.describe_parameters()
+        except ClientError as refused:
+            error = refused.response["Error"]
+            assert error["Code"] == "ExpiredTokenException", error
+            return
+        assert time.monotonic() < deadline, "the expired session was still accepted"
+        time.sleep(0.1)

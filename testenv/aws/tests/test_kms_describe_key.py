@@ -37,6 +37,13 @@ def role_kms(server, admin, *statements, name=ROLE):
     return client(server, "kms", assume(admin, create_role(admin, name, *statements)))
 
 
+def key_policy_allowing(admin, key, principal: str, action: str):
+    """Replaces the key policy with one statement: `principal` may `action`."""
+    statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": action, "Resource": "*"}
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    admin.kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(document))
+
+
 def names_of(key) -> list[str]:
     """Every way a KeyId can name the key: id, ARN, alias name, alias ARN."""
     return [key["KeyId"], key["Arn"], ALIAS, ALIAS_ARN]
@@ -88,23 +95,7 @@ def test_an_explicit_deny_wins(server, admin, key):
 
 
 def test_a_key_policy_without_the_account_root_allows_no_iam_grant(server, admin, key):
-    admin.kms.put_key_policy(
-        KeyId=key["KeyId"],
-        PolicyName="default",
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/someone-else"},
-                        "Action": "kms:*",
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
-    )
+    key_policy_allowing(admin, key, f"arn:aws:iam::{ACCOUNT}:role/someone-else", "kms:*")
     kms = role_kms(server, admin, allow("kms:DescribeKey"))
     error = failure(kms.describe_key, KeyId=key["Arn"])
     assert error.message == refused(
@@ -113,23 +104,7 @@ def test_a_key_policy_without_the_account_root_allows_no_iam_grant(server, admin
 
 
 def test_a_key_policy_naming_the_role_needs_no_iam_grant(server, admin, key):
-    admin.kms.put_key_policy(
-        KeyId=key["KeyId"],
-        PolicyName="default",
-        Policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": ROLE_ARN},
-                        "Action": "kms:DescribeKey",
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
-    )
+    key_policy_allowing(admin, key, ROLE_ARN, "kms:DescribeKey")
     kms = role_kms(server, admin, allow("ssm:GetParameters"))
     assert kms.describe_key(KeyId=ALIAS)["KeyMetadata"]["Arn"] == key["Arn"]
 
