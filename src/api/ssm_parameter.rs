@@ -16,7 +16,7 @@ use strum::VariantArray as _;
 /// The operator reads the named parameters (decrypting SecureStrings with its
 /// AWS identity) and writes them, one key each, into a Secret of the same
 /// namespace. Its conditions say exactly why when AWS refuses, never a value.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "ssm-operator.io",
     version = "v1alpha1",

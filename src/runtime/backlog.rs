@@ -20,7 +20,9 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::api::SsmParameter;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::api::{SsmParameter, SsmParameterSpec};
 use crate::names::FORCE_SYNC_ANNOTATION;
 
 type Item = Result<Event<SsmParameter>, watcher::Error>;
@@ -70,19 +72,80 @@ impl Backlog {
     }
 }
 
+/// A held object, as little of it as the controller reads: which object it
+/// is, and what its trigger filter hashes (generation, deletion, the
+/// force-sync annotation). The controller reconciles the object its cache
+/// holds, not this one; holding whole objects here would keep a second
+/// copy of every listed SsmParameter during a cold start.
+struct Trigger {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    force_sync: Option<String>,
+}
+
+impl Trigger {
+    fn of(obj: SsmParameter) -> Self {
+        let meta = obj.metadata;
+        Self {
+            force_sync: meta
+                .annotations
+                .and_then(|mut a| a.remove(FORCE_SYNC_ANNOTATION)),
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+            generation: meta.generation,
+            deletion_timestamp: meta.deletion_timestamp,
+        }
+    }
+
+    fn object_ref(&self) -> ObjectRef<SsmParameter> {
+        let name = self.name.as_deref().unwrap_or_default();
+        match &self.namespace {
+            Some(namespace) => ObjectRef::new(name).within(namespace),
+            None => ObjectRef::new(name),
+        }
+    }
+
+    /// The object the controller is triggered with: no spec, no status.
+    fn object(self) -> SsmParameter {
+        let annotations = self
+            .force_sync
+            .map(|v| std::iter::once((FORCE_SYNC_ANNOTATION.to_owned(), v)).collect());
+        SsmParameter {
+            metadata: ObjectMeta {
+                name: self.name,
+                namespace: self.namespace,
+                uid: self.uid,
+                resource_version: self.resource_version,
+                generation: self.generation,
+                deletion_timestamp: self.deletion_timestamp,
+                annotations,
+                ..ObjectMeta::default()
+            },
+            spec: SsmParameterSpec::default(),
+            status: None,
+        }
+    }
+}
+
 /// The held objects: those created since the process started, then the rest.
 #[derive(Default)]
 struct Held {
-    fresh: VecDeque<SsmParameter>,
-    backlog: VecDeque<SsmParameter>,
+    fresh: VecDeque<Trigger>,
+    backlog: VecDeque<Trigger>,
 }
 
 impl Held {
-    fn next(&self) -> Option<&SsmParameter> {
+    fn next(&self) -> Option<&Trigger> {
         self.fresh.front().or_else(|| self.backlog.front())
     }
 
-    fn pop(&mut self) -> Option<SsmParameter> {
+    fn pop(&mut self) -> Option<Trigger> {
         self.fresh.pop_front().or_else(|| self.backlog.pop_front())
     }
 
@@ -104,11 +167,11 @@ where
         let mut events = std::pin::pin!(events);
         let mut held = Held::default();
         loop {
-            if let Some(obj) = held.next()
-                && backlog.release(ObjectRef::from_obj(obj))
-                && let Some(obj) = held.pop()
+            if let Some(next) = held.next()
+                && backlog.release(next.object_ref())
+                && let Some(next) = held.pop()
             {
-                if out.send(Ok(Event::Apply(obj))).is_err() {
+                if out.send(Ok(Event::Apply(next.object()))).is_err() {
                     return;
                 }
                 continue;
@@ -118,8 +181,8 @@ where
                     Some(Ok(Event::InitApply(obj))) => {
                         let created = obj.metadata.creation_timestamp.as_ref().map(|t| t.0);
                         match created.is_some_and(|c| c >= started) {
-                            true => held.fresh.push_back(trigger(obj)),
-                            false => held.backlog.push_back(trigger(obj)),
+                            true => held.fresh.push_back(Trigger::of(obj)),
+                            false => held.backlog.push_back(Trigger::of(obj)),
                         }
                     }
                     Some(Ok(Event::Delete(obj))) => {
@@ -147,18 +210,6 @@ where
         let item = stream.recv().await?;
         Some((item, stream))
     })
-}
-
-/// What of a held object the controller needs to trigger its reconcile
-/// (which reads the object from the cache): its name and what the
-/// trigger's filter looks at; not its status.
-fn trigger(mut obj: SsmParameter) -> SsmParameter {
-    obj.status = None;
-    obj.metadata.labels = None;
-    if let Some(annotations) = obj.metadata.annotations.as_mut() {
-        annotations.retain(|k, _| k == FORCE_SYNC_ANNOTATION);
-    }
-    obj
 }
 
 #[cfg(test)]
