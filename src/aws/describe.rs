@@ -165,26 +165,14 @@ impl AwsLookup {
         Ok(encryptions.into_iter().collect())
     }
 
-    /// Every parameter matching `filter`, all pages: a filtered page may be
-    /// empty and still have a next one.
     async fn describe(
         &self,
         region: &str,
         filter: ParameterStringFilter,
     ) -> anyhow::Result<Vec<ParameterMetadata>> {
-        let pages: Vec<_> = self
-            .ssm_in(region)
-            .describe_parameters()
-            .parameter_filters(filter)
-            .into_paginator()
-            .send()
-            .try_collect()
+        parameters_matching(&self.ssm_in(region), filter)
             .await
-            .with_context(|| format!("SSM DescribeParameters in {region} (--no-aws skips it)"))?;
-        Ok(pages
-            .into_iter()
-            .flat_map(|page| page.parameters.unwrap_or_default())
-            .collect())
+            .with_context(|| format!("SSM DescribeParameters in {region} (--no-aws skips it)"))
     }
 
     /// The key SSM stores as `key_id`: a key id, key ARN, alias or alias ARN.
@@ -232,6 +220,31 @@ impl KeyLookup for AwsLookup {
         self.describe_path(region, prefix, recursive).boxed()
     }
 }
+
+/// Every parameter matching `filter`, all pages: a filtered page may be
+/// empty and still have a next one.
+pub async fn parameters_matching(
+    ssm: &aws_sdk_ssm::Client,
+    filter: ParameterStringFilter,
+) -> Result<Vec<ParameterMetadata>, DescribeFailure> {
+    let pages: Vec<_> = ssm
+        .describe_parameters()
+        .parameter_filters(filter)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|page| page.parameters.unwrap_or_default())
+        .collect())
+}
+
+/// A failed DescribeParameters call.
+pub type DescribeFailure = aws_sdk_ssm::error::SdkError<
+    aws_sdk_ssm::operation::describe_parameters::DescribeParametersError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
 
 /// The key of a SecureString as SSM stores it; `None` for other types.
 fn secure_string_key(parameter: &ParameterMetadata) -> Option<&str> {

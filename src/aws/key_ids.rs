@@ -23,6 +23,7 @@ use aws_sdk_ssm::types::{ParameterMetadata, ParameterStringFilter};
 
 use super::arn::same_parameter;
 use super::classify::AwsFailure;
+use super::describe::parameters_matching;
 use super::idle::IdleMap;
 use super::{FetchedParameter, Scope};
 
@@ -141,8 +142,7 @@ impl KeyIds {
     }
 }
 
-/// The metadata of `names` (at most 50, as the Name filter takes), every
-/// page: a filtered page may be empty and still have a next one.
+/// The metadata of `names` (at most 50, as the Name filter takes).
 async fn describe(
     ssm: &aws_sdk_ssm::Client,
     names: &[String],
@@ -153,20 +153,7 @@ async fn describe(
         .set_values(Some(names.to_vec()))
         .build()
         .map_err(|e| e.to_string())?;
-    let mut found = Vec::new();
-    let mut next_token = None;
-    loop {
-        let page = ssm
-            .describe_parameters()
-            .parameter_filters(filter.clone())
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(|e| AwsFailure::of(&e).describe())?;
-        found.extend(page.parameters.unwrap_or_default());
-        next_token = page.next_token.filter(|t| !t.is_empty());
-        if next_token.is_none() {
-            return Ok(found);
-        }
-    }
+    parameters_matching(ssm, filter)
+        .await
+        .map_err(|e| AwsFailure::of(&e).describe())
 }
