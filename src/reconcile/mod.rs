@@ -6,6 +6,7 @@ pub mod build;
 pub mod finalize;
 pub mod fingerprint;
 pub mod halt;
+pub mod key;
 pub mod own_status;
 pub mod plan;
 pub mod read;

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::api::{Retry, SsmParameter, SyncError};
 use crate::aws::MAX_NAMES_PER_CALL;
+use crate::reconcile::key::ObjectKey;
 
 /// What a good sync was based on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,15 +49,16 @@ pub enum Due {
     Contested(Duration),
 }
 
-/// Per-object memory of good syncs and failed attempts.
+/// Per-object memory of good syncs and failed attempts, keyed compactly:
+/// `synced` and `written` hold an entry for every object.
 #[derive(Default)]
 pub struct Schedule {
-    synced: Mutex<HashMap<ObjectRef<SsmParameter>, Entry>>,
-    failures: Mutex<HashMap<ObjectRef<SsmParameter>, u32>>,
-    prompts: Mutex<HashMap<ObjectRef<SsmParameter>, Prompts>>,
+    synced: Mutex<HashMap<ObjectKey, Entry>>,
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+    prompts: Mutex<HashMap<ObjectKey, Prompts>>,
     /// The Secret version each object's last write left, recorded or not: a
     /// sync whose status write failed is not another writer's edit.
-    written: Mutex<HashMap<ObjectRef<SsmParameter>, String>>,
+    written: Mutex<HashMap<ObjectKey, String>>,
     departures: Mutex<Departures>,
 }
 
@@ -128,7 +130,7 @@ impl Schedule {
         recorded: Option<&SyncBasis>,
     ) -> Due {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entry) = synced.get(object) else {
+        let Some(entry) = synced.get(&ObjectKey::from(object)) else {
             return match recorded == Some(basis) && basis.secret_version.is_some() {
                 true => Due::Refresh,
                 false => Due::Full,
@@ -165,7 +167,7 @@ impl Schedule {
     fn prompt(&self, object: &ObjectRef<SsmParameter>) -> Option<Duration> {
         let mut prompts = self.prompts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let bucket = prompts.entry(object.clone()).or_insert(Prompts {
+        let bucket = prompts.entry(object.into()).or_insert(Prompts {
             tokens: PROMPT_BURST,
             at: now,
         });
@@ -182,6 +184,7 @@ impl Schedule {
     /// Records the Secret version a write of `object` left.
     pub fn wrote(&self, object: ObjectRef<SsmParameter>, version: Option<String>) {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let object = ObjectKey::from(&object);
         match version {
             Some(version) => written.insert(object, version),
             None => written.remove(&object),
@@ -190,7 +193,7 @@ impl Schedule {
 
     fn wrote_last(&self, object: &ObjectRef<SsmParameter>, version: Option<&str>) -> bool {
         let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        version.is_some() && written.get(object).map(String::as_str) == version
+        version.is_some() && written.get(&object.into()).map(String::as_str) == version
     }
 
     /// The Secret version the last good sync of `object` left, or else the
@@ -201,7 +204,7 @@ impl Schedule {
         recorded: Option<&SyncBasis>,
     ) -> Option<String> {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        match synced.get(object) {
+        match synced.get(&object.into()) {
             Some(entry) => entry.basis.secret_version.clone(),
             None => recorded.and_then(|r| r.secret_version.clone()),
         }
@@ -217,6 +220,7 @@ impl Schedule {
         refresh: Option<Duration>,
         lane: Option<&Lane>,
     ) -> Option<Duration> {
+        let object = ObjectKey::from(&object);
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -248,7 +252,7 @@ impl Schedule {
         self.synced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&object);
+            .remove(&(&object).into());
         self.backoff(object)
     }
 
@@ -257,7 +261,7 @@ impl Schedule {
     /// changed); returns the wait before the next attempt.
     pub fn backoff(&self, object: ObjectRef<SsmParameter>) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let attempts = failures.entry(object).or_insert(0);
+        let attempts = failures.entry((&object).into()).or_insert(0);
         let wait = BACKOFF_START
             .saturating_mul(2u32.saturating_pow(*attempts))
             .min(BACKOFF_CAP);
@@ -267,6 +271,7 @@ impl Schedule {
 
     /// Forgets a deleted object.
     pub fn forget(&self, object: &ObjectRef<SsmParameter>) {
+        let object = &ObjectKey::from(object);
         self.synced
             .lock()
             .unwrap_or_else(|p| p.into_inner())

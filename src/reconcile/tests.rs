@@ -46,8 +46,8 @@ impl World {
     /// The metadata watch, listed: it holds the Secrets as they are now.
     fn watching(&self) {
         use kube::runtime::watcher::Event;
-        let (reader, mut writer) = kube::runtime::reflector::store();
-        writer.apply_watcher_event(&Event::Init);
+        let cache = Arc::new(crate::reconcile::seen::SecretCache::default());
+        cache.apply(Event::Init);
         for secret in self.api.secrets(NS) {
             let meta: kube::api::PartialObjectMeta<Secret> = serde_json::from_value(json!({
                 "apiVersion": "v1",
@@ -55,10 +55,10 @@ impl World {
                 "metadata": secret.metadata,
             }))
             .expect("Secret metadata");
-            writer.apply_watcher_event(&Event::InitApply(meta));
+            cache.apply(Event::InitApply(meta));
         }
-        writer.apply_watcher_event(&Event::InitDone);
-        self.ctx.seen.watch(Some(NS.to_owned()), reader);
+        cache.apply(Event::InitDone);
+        self.ctx.seen.watch(Some(NS.to_owned()), cache);
     }
 
     fn of(api: FakeApi, store: Arc<FakeStore>, tenancy: Tenancy) -> Self {

@@ -19,6 +19,7 @@ use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, WATCH_LABEL};
 use crate::reconcile::Context;
 use crate::reconcile::report::events::Recorder;
 use crate::reconcile::schedule::Schedule;
+use crate::reconcile::seen::{self, SecretCache};
 use crate::runtime::backlog::{self, Backlog};
 use crate::runtime::client::watch_config;
 use crate::runtime::guard::{self, Failure};
@@ -165,8 +166,8 @@ fn controller(
     let (reader, writer) = reflector::store();
     // Owned Secrets by metadata only, label-selected: the operator never
     // caches Secret data, and an edited or deleted Secret is repaired at once.
-    let (secret_reader, secret_writer) = reflector::store();
-    ctx.seen.watch(namespace.clone(), secret_reader.clone());
+    let seen = Arc::new(SecretCache::default());
+    ctx.seen.watch(namespace.clone(), seen.clone());
     let synced_once = AtomicBool::new(false);
     // Status writes and other metadata noise do not trigger a reconcile;
     // a new generation or a new force-sync value does.
@@ -198,10 +199,8 @@ fn controller(
         api::<PartialObjectMeta<Secret>>(&client, ns),
         watch_config().labels(&format!("{WATCH_LABEL}=true")),
     )
-    .default_backoff()
-    .modify(trim_secret)
-    .reflect(secret_writer);
-    let secrets = relist::with_vanished(secrets, secret_reader).touched_objects();
+    .default_backoff();
+    let secrets = seen::remembered(secrets, seen);
     let known = reader.clone();
     Controller::for_stream(parameters, reader)
         .watches_stream(secrets, move |secret| writers_of(&secret, &known))
@@ -210,28 +209,16 @@ fn controller(
 /// The cache keeps no managedFields and no `kubectl apply` copy of the
 /// object: nothing reads them from it, and they are often the largest part
 /// of an object's metadata.
-fn trim_metadata<K: ResourceExt>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
-    obj.annotations_mut().remove(LAST_APPLIED);
-}
-
-/// Of a Secret's metadata the cache keeps what tells which SsmParameter
-/// writes it and which version it is at: its name, namespace, version and
-/// owner annotation. With thousands of Secrets the rest (labels, owner
-/// references, other annotations) would be most of the operator's memory.
-fn trim_secret(secret: &mut PartialObjectMeta<Secret>) {
-    let meta = &mut secret.metadata;
-    let owner = meta
-        .annotations
-        .as_mut()
-        .and_then(|a| a.remove_entry(OWNER_ANNOTATION));
-    *meta = kube::api::ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        resource_version: meta.resource_version.take(),
-        annotations: owner.map(|(k, v)| std::iter::once((k, v)).collect()),
-        ..Default::default()
-    };
+fn trim_metadata(obj: &mut SsmParameter) {
+    let meta = &mut obj.metadata;
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED);
+        // An empty map still holds a node of room for eleven entries.
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// The annotation in which `kubectl apply` keeps the whole object as applied.
@@ -291,27 +278,29 @@ fn error_policy(obj: Arc<SsmParameter>, error: &Failure, ctx: Arc<Context>) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ssm_parameter;
+    use serde_json::json;
 
     #[test]
-    fn a_cached_secret_keeps_its_name_version_and_owner_only() {
-        let mut secret: PartialObjectMeta<Secret> = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "db", "namespace": "payments", "resourceVersion": "41",
-                "uid": "u-1", "labels": {WATCH_LABEL: "true"},
-                "annotations": {OWNER_ANNOTATION: "db-params", "team": "payments"},
-                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u-2"}],
-            },
-        }))
-        .unwrap();
-        trim_secret(&mut secret);
+    fn a_cached_ssm_parameter_keeps_no_managed_fields_nor_applied_copy() {
+        let mut obj = ssm_parameter("db", json!({"parameters": [{"name": "p"}]}));
+        obj.metadata.managed_fields = Some(vec![Default::default()]);
+        obj.metadata.annotations = Some([(LAST_APPLIED.to_owned(), "{}".to_owned())].into());
+        trim_metadata(&mut obj);
+        assert_eq!(obj.metadata.managed_fields, None);
+        assert_eq!(obj.metadata.annotations, None);
+
+        obj.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_owned(), "{}".to_owned()),
+                (FORCE_SYNC_ANNOTATION.to_owned(), "1".to_owned()),
+            ]
+            .into(),
+        );
+        trim_metadata(&mut obj);
         assert_eq!(
-            serde_json::to_value(&secret.metadata).unwrap(),
-            serde_json::json!({
-                "name": "db", "namespace": "payments", "resourceVersion": "41",
-                "annotations": {OWNER_ANNOTATION: "db-params"},
-            })
+            obj.metadata.annotations,
+            Some([(FORCE_SYNC_ANNOTATION.to_owned(), "1".to_owned())].into())
         );
     }
 }
