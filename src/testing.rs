@@ -719,6 +719,7 @@ pub fn parameter_ref(name: &str) -> ParameterRef {
         label: None,
         decrypt: None,
         property: None,
+        decode: None,
     }
 }
 

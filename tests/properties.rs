@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use ssm_operator::api::{KeyFrom, ParameterStatus, Reason, SecretValue, SyncError};
 use ssm_operator::aws::arn::{Arn, split_selector};
 use ssm_operator::aws::classify::{self, AwsFailure, FailureKind};
-use ssm_operator::reconcile::build::compose;
+use ssm_operator::reconcile::build::{compose, template};
 use ssm_operator::reconcile::plan::parse_interval;
 use ssm_operator::reconcile::status::{self, SyncOutcome};
 
@@ -148,7 +148,7 @@ proptest! {
             .enumerate()
             .map(|(i, pieces)| (format!("TEMPLATE_{i}"), template_of(pieces, &values).0))
             .collect();
-        if let Ok(rendered) = compose::template(&texts, &data, "target", limit) {
+        if let Ok(rendered) = template::render_all(&texts, &data, "target", limit) {
             let size: usize = data.iter().chain(rendered.iter()).map(|(k, v)| k.len() + v.len()).sum();
             prop_assert!(size <= limit, "{} bytes rendered under a limit of {}", size, limit);
         }
@@ -166,10 +166,10 @@ proptest! {
         let size = data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + "key".len() + expected.len();
         let limit = slack.map_or(size.saturating_sub(1), |s| size + s);
         let texts = BTreeMap::from([("key".to_owned(), text)]);
-        match compose::template(&texts, &data, "target", limit) {
+        match template::render_all(&texts, &data, "target", limit) {
             Ok(rendered) => {
                 prop_assert!(limit >= size);
-                prop_assert_eq!(rendered["key"].expose(), expected.as_str());
+                prop_assert_eq!(rendered["key"].expose(), expected.as_bytes());
             }
             Err(error) => {
                 prop_assert!(limit < size, "{}", error.message());
@@ -190,7 +190,7 @@ proptest! {
             .enumerate()
             .map(|(i, pieces)| (format!("t{i}"), template_of(pieces, &values).0))
             .collect();
-        if let Err(error) = compose::template(&texts, &data, "target", limit) {
+        if let Err(error) = template::render_all(&texts, &data, "target", limit) {
             let message = error.message();
             for value in values.values() {
                 for fragment in value.as_bytes().windows(4) {
@@ -199,6 +199,50 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+proptest! {
+    /// Admission never refuses a template that the operator would render.
+    #[test]
+    fn what_admission_refuses_the_operator_refuses_too(
+        text in "(\\{\\{|\\}\\}|\\{|\\}|\\||a|b| |trim|b64enc|urlpath|upper|x){0,16}",
+    ) {
+        let pattern = regex_lite::Regex::new(&ssm_operator::api::template_pattern()).unwrap();
+        let data = secret_data(&BTreeMap::from([("a".to_owned(), "v".to_owned()), ("b".to_owned(), "w".to_owned())]));
+        let texts = BTreeMap::from([("key".to_owned(), text.clone())]);
+        let rendered = template::render_all(&texts, &data, "target", 1 << 20);
+        if !pattern.is_match(&text) {
+            prop_assert!(rendered.is_err(), "admission would refuse {:?}, which renders", text);
+        }
+    }
+
+    /// `urlpath` leaves only unreserved characters and `%XX`, and decodes
+    /// back to the value; `b64enc | b64dec` is the value itself.
+    #[test]
+    fn url_and_base64_filters_round_trip(value in "\\PC{0,40}") {
+        let data = secret_data(&BTreeMap::from([("v".to_owned(), value.clone())]));
+        let texts = BTreeMap::from([
+            ("path".to_owned(), "{{ v | urlpath }}".to_owned()),
+            ("b64".to_owned(), "{{ v | b64enc | b64dec }}".to_owned()),
+        ]);
+        let rendered = template::render_all(&texts, &data, "target", 1 << 20).unwrap();
+        let encoded = rendered["path"].expose();
+        prop_assert!(encoded.iter().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(b)));
+        let mut decoded = Vec::new();
+        let mut i = 0;
+        while i < encoded.len() {
+            if encoded[i] == b'%' {
+                let hex = std::str::from_utf8(&encoded[i + 1..i + 3]).unwrap();
+                decoded.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                decoded.push(encoded[i]);
+                i += 1;
+            }
+        }
+        prop_assert_eq!(decoded, value.as_bytes());
+        prop_assert_eq!(rendered["b64"].expose(), value.as_bytes());
     }
 }
 

@@ -1,10 +1,12 @@
 //! What users write and read: the SsmParameter types, the condition reasons,
 //! and the value type that never prints. No IO.
 
+mod filter;
 mod reason;
 mod ssm_parameter;
 mod value;
 
+pub use filter::{Filter, template_pattern, template_rule};
 pub use reason::*;
 pub use ssm_parameter::*;
 pub use value::SecretValue;

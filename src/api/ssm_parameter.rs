@@ -125,6 +125,25 @@ pub struct PathRef {
     /// never a silent overwrite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_from: Option<KeyFrom>,
+
+    /// Only the parameters whose full name matches one of these globs
+    /// (default: every one). `*` matches within one path segment, `**`
+    /// across segments, `?` one character: `/prd/app/db-*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 20),
+        inner(length(min = 1, max = 1011), regex(pattern = r"^[a-zA-Z0-9_./*?-]+$"))
+    )]
+    pub include: Vec<String>,
+
+    /// Not the parameters whose full name matches one of these globs
+    /// (as `include`); an excluded name is never read, even if included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 20),
+        inner(length(min = 1, max = 1011), regex(pattern = r"^[a-zA-Z0-9_./*?-]+$"))
+    )]
+    pub exclude: Vec<String>,
 }
 
 /// How a parameter read by path is named in the Secret.
@@ -202,10 +221,30 @@ pub struct ParameterRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decrypt: Option<bool>,
 
-    /// The value is a JSON object: take this top-level field of it.
+    /// The value is JSON: take this field of it. A dotted path reaches
+    /// nested fields (`db.password`, `hosts.0` for an array's first item);
+    /// `\.` is a literal dot in a field name (`tls\.crt`). A non-string
+    /// value is written as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub property: Option<String>,
+
+    /// `Base64`: the value (or its `property`) is base64 text, and the
+    /// Secret holds the decoded bytes — keystores, DER keys. Default `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode: Option<Decode>,
+}
+
+/// How a value is decoded before it is written: `None` (default), or
+/// `Base64` — the value (or its `property`) is standard base64 text, line
+/// breaks and missing padding allowed, and the Secret holds the bytes.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum Decode {
+    #[default]
+    None,
+    Base64,
 }
 
 /// The Secret the operator writes, always in the SsmParameter's namespace.
@@ -236,12 +275,17 @@ pub struct SecretTarget {
     pub annotations: Option<BTreeMap<String, String>>,
 
     /// Extra keys built by substituting `{{ key }}` with the value of that
-    /// key, e.g. `DATABASE_URL: postgres://app:{{ password }}@db/app`. Pure
-    /// substitution: no functions, no file, environment or network access.
+    /// key, e.g. `DATABASE_URL: postgres://app:{{ password | urlpath }}@db/app`.
+    /// Filters, chainable left to right: `urlquery` (query component, space
+    /// as `+`), `urlpath` (path segment or userinfo), `json` (escaped as the
+    /// inside of a JSON string, without quotes), `b64enc`, `b64dec`, `trim`.
+    /// Pure substitution: no other functions, no file, environment or
+    /// network access. Each template is at most 8192 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxProperties" = 50))]
+    #[schemars(extend("maxProperties" = 50, "additionalProperties" = {"type": "string", "maxLength": 8192}))]
     #[x_kube(validation = kube::core::Rule::new("self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))")
         .message("template keys must be valid Secret keys ([-._a-zA-Z0-9]+)"))]
+    #[x_kube(validation = crate::api::template_rule())]
     pub template: Option<BTreeMap<String, String>>,
 
     /// Create an immutable Secret; a later change of its data replaces it

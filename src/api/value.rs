@@ -5,17 +5,18 @@
 
 use std::fmt;
 
-/// A parameter value, redacted whenever it is formatted.
+/// A parameter value, redacted whenever it is formatted. Bytes, not text:
+/// a value decoded from base64 may be binary.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+pub struct SecretValue(Vec<u8>);
 
 impl SecretValue {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub fn new(value: impl Into<Vec<u8>>) -> Self {
         Self(value.into())
     }
 
     /// The value itself, for building the Secret's data and nothing else.
-    pub fn expose(&self) -> &str {
+    pub fn expose(&self) -> &[u8] {
         &self.0
     }
 
@@ -50,6 +51,6 @@ mod tests {
         assert!(!format!("{value:?}").contains("CANARY"));
         assert!(!format!("{value}").contains("CANARY"));
         assert!(!format!("{:?}", Some(vec![value.clone()])).contains("CANARY"));
-        assert_eq!(value.expose(), "CANARY-8f2b");
+        assert_eq!(value.expose(), b"CANARY-8f2b");
     }
 }

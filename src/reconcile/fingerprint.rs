@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::ParameterStatus;
+use crate::api::{Decode, ParameterStatus};
 use crate::reconcile::plan::Plan;
 
 /// The fingerprint of the data `plan` makes from `parameters` (hex, 32 chars).
@@ -22,11 +22,22 @@ pub fn of(plan: &Plan, parameters: &[ParameterStatus]) -> String {
         .iter()
         .map(|e| (e.key.as_str(), e.property.as_deref()))
         .collect();
-    let shaping = serde_json::json!({
+    let mut shaping = serde_json::json!({
         "parameters": held,
         "properties": properties,
         "template": plan.template,
     });
+    // Only when some key is decoded: the fingerprints of specs that decode
+    // nothing stay what they were before decoding existed.
+    let decoded: Vec<&str> = plan
+        .entries
+        .iter()
+        .filter(|e| e.decode != Decode::None)
+        .map(|e| e.key.as_str())
+        .collect();
+    if !decoded.is_empty() {
+        shaping["decoded"] = serde_json::json!(decoded);
+    }
     let digest = Sha256::digest(shaping.to_string().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 
 use crate::api::SyncError;
 use crate::api::{
-    CreationPolicy, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter, WorkloadRef,
+    CreationPolicy, Decode, DeletionPolicy, KeyFrom, ParameterRef, SecretType, SsmParameter,
+    WorkloadRef,
 };
 use crate::aws::arn::Arn;
 use crate::aws::{Identity, PathQuery, Scope};
 use crate::names::secret_field_manager;
+use crate::reconcile::build::select::Selection;
 use crate::reconcile::schedule::Lane;
 
 /// Refresh interval when the spec names none.
@@ -28,8 +30,9 @@ pub struct Entry {
     pub request: String,
     pub scope: Scope,
     pub decrypt: bool,
-    /// Take this top-level field of a JSON value.
+    /// Take this field of a JSON value.
     pub property: Option<String>,
+    pub decode: Decode,
 }
 
 /// Every parameter under a path.
@@ -38,6 +41,8 @@ pub struct PathEntry {
     pub scope: Scope,
     pub query: PathQuery,
     pub key_from: KeyFrom,
+    /// The names of the listing that the spec picks.
+    pub selection: Selection,
 }
 
 /// The work of one reconcile.
@@ -125,6 +130,7 @@ impl Plan {
                 decrypt: false,
             },
             key_from: p.key_from.unwrap_or_default(),
+            selection: Selection::new(&p.include, &p.exclude),
         });
         Ok(Self {
             secret_name: secret_name(obj),
@@ -172,6 +178,7 @@ fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
         },
         decrypt: p.decrypts(),
         property: p.property.clone(),
+        decode: p.decode.unwrap_or_default(),
     }
 }
 

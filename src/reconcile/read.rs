@@ -13,15 +13,15 @@ use std::collections::{BTreeMap, HashMap};
 use futures::future::join_all;
 use k8s_openapi::ByteString;
 
-use crate::api::DeletionPolicy;
 use crate::api::ParameterStatus;
 use crate::api::SecretValue;
 use crate::api::SyncError;
+use crate::api::{Decode, DeletionPolicy};
 use crate::aws::{FetchedParameter, PathQuery, Scope};
 use crate::batch::budget::Priority;
 use crate::batch::{Fetch, Reader};
-use crate::reconcile::build::compose;
 use crate::reconcile::build::secret::{MAX_SECRET_BYTES, SecretData};
+use crate::reconcile::build::{compose, template};
 use crate::reconcile::plan::{Entry, PathEntry, Plan};
 
 /// How much to decrypt.
@@ -80,6 +80,7 @@ struct Found {
     scope: Scope,
     decrypt: bool,
     property: Option<String>,
+    decode: Decode,
     probe: FetchedParameter,
     /// The probe already read it with decryption.
     decrypted: bool,
@@ -162,18 +163,20 @@ impl Probed {
             parameters.push(status(f, fetched, known));
         }
         let templated =
-            compose::template(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
+            template::render_all(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
         data.extend(templated);
         Ok(Read::Values(data, parameters))
     }
 }
 
-/// The value of one key, with the property taken when the spec asks.
+/// The value of one key, with the property taken and the value decoded
+/// when the spec asks.
 fn shaped(f: &Found, value: &SecretValue) -> Result<SecretValue, SyncError> {
-    match &f.property {
-        Some(property) => compose::property(&f.name, value, property),
-        None => Ok(value.clone()),
-    }
+    let value = match &f.property {
+        Some(property) => compose::property(&f.name, value, property)?,
+        None => value.clone(),
+    };
+    compose::decoded(&f.name, value, f.decode)
 }
 
 /// The value the Secret holds for `key` (an unchanged SecureString).
@@ -181,9 +184,9 @@ fn current(known: &Known<'_>, key: &str) -> SecretValue {
     let bytes = known
         .data
         .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
+        .map(|b| b.0.clone())
         .unwrap_or_default();
-    SecretValue::new(String::from_utf8_lossy(bytes))
+    SecretValue::new(bytes)
 }
 
 /// The status of one parameter: its key as the read found it, else as the
@@ -267,9 +270,10 @@ async fn probe_found(
         });
     }
     if let Some(path) = &plan.path {
-        let listed = reader
+        let mut listed = reader
             .read_path(&path.scope, &path.query, priority, path_limit)
             .await?;
+        listed.retain(|p| path.selection.picks(&p.name));
         let listed = checked_listing(plan, path, listed, reader, priority, known).await?;
         for p in listed {
             let key = compose::path_key(&path.query.prefix, &p.name, path.key_from)?;
@@ -280,6 +284,7 @@ async fn probe_found(
                 scope: path.scope.clone(),
                 decrypt: true,
                 property: None,
+                decode: Decode::None,
                 probe: p,
                 decrypted: false,
             });
@@ -317,6 +322,7 @@ async fn checked_listing(
         .iter()
         .map(|p| p.name.as_str())
         .filter(|name| under(&path.query, name) && !explicit.contains(name))
+        .filter(|name| path.selection.picks(name))
         .filter(|name| !listed.iter().any(|p| p.name == *name))
         .map(str::to_owned)
         .collect();
@@ -388,6 +394,7 @@ fn explicit(entry: &Entry, probe: FetchedParameter, decrypted: bool) -> Found {
         scope: entry.scope.clone(),
         decrypt: entry.decrypt,
         property: entry.property.clone(),
+        decode: entry.decode,
         probe,
         decrypted,
     }

@@ -1,16 +1,17 @@
 //! The Secret's keys and values from what was read (pure): a JSON property,
-//! keys of parameters read by path, and template keys.
+//! and keys of parameters read by path.
 //!
 //! Every error names the parameter, key or placeholder at fault — never a
 //! value or a fragment of one.
 
 use std::collections::BTreeMap;
 
-use crate::api::KeyFrom;
 use crate::api::SecretValue;
 use crate::api::SyncError;
+use crate::api::{Decode, KeyFrom};
 
-/// The top-level field `property` of the JSON object `value`.
+/// The field `property` of the JSON value `value`: a dotted path, `\.`
+/// being a literal dot, and a number indexing an array.
 pub fn property(
     parameter: &str,
     value: &SecretValue,
@@ -19,15 +20,79 @@ pub fn property(
     let invalid = |why: &str| SyncError::InvalidSpec {
         detail: format!("parameter {parameter}: property {property:?} {why}"),
     };
-    let json: serde_json::Value = serde_json::from_str(value.expose())
+    let json: serde_json::Value = serde_json::from_slice(value.expose())
         .map_err(|_| invalid("cannot be read: the value is not JSON"))?;
-    let object = json
-        .as_object()
-        .ok_or_else(|| invalid("cannot be read: the value is not a JSON object"))?;
-    match object.get(property) {
-        None => Err(invalid("is missing from the JSON value")),
-        Some(serde_json::Value::String(text)) => Ok(SecretValue::new(text.clone())),
-        Some(other) => Ok(SecretValue::new(other.to_string())),
+    // A top-level field whose name holds the dots: what `property` meant
+    // before it was a path, so that such specs keep working.
+    let at = walk(&json, &path_fields(property))
+        .or_else(|| json.as_object().and_then(|o| o.get(property)))
+        .ok_or_else(|| invalid("is missing from the JSON value"))?;
+    match at {
+        serde_json::Value::String(text) => Ok(SecretValue::new(text.clone())),
+        other => Ok(SecretValue::new(other.to_string())),
+    }
+}
+
+fn walk<'a>(json: &'a serde_json::Value, fields: &[String]) -> Option<&'a serde_json::Value> {
+    fields.iter().try_fold(json, |at, field| match at {
+        serde_json::Value::Object(object) => object.get(field),
+        serde_json::Value::Array(items) => field.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// The fields of a dotted path; `\.` is a dot inside a field, `\\` a
+/// backslash.
+fn path_fields(path: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped @ ('.' | '\\')) => field.push(escaped),
+                Some(other) => field.extend(['\\', other]),
+                None => field.push('\\'),
+            },
+            '.' => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// `value` decoded as `decode` says. Base64 text may be wrapped in lines
+/// (as `base64` prints it) and its padding may be left out.
+pub fn decoded(
+    parameter: &str,
+    value: SecretValue,
+    decode: Decode,
+) -> Result<SecretValue, SyncError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{Engine as _, alphabet};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    match decode {
+        Decode::None => Ok(value),
+        Decode::Base64 => {
+            let text: Vec<u8> = value
+                .expose()
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            LENIENT
+                .decode(text)
+                .map(SecretValue::new)
+                .map_err(|_| SyncError::InvalidSpec {
+                    detail: format!(
+                        "parameter {parameter}: decode Base64: the value is not base64 text"
+                    ),
+                })
+        }
     }
 }
 
@@ -78,109 +143,10 @@ pub fn insert(
     Ok(())
 }
 
-/// The template keys, each `{{ key }}` replaced by the value of `key`.
-///
-/// Rendering stops as soon as the Secret `secret` would pass `limit` bytes
-/// with what `values` already hold: a template cannot make the operator
-/// build more than one Secret's worth of memory, whatever it repeats.
-pub fn template(
-    templates: &BTreeMap<String, String>,
-    values: &BTreeMap<String, SecretValue>,
-    secret: &str,
-    limit: usize,
-) -> Result<BTreeMap<String, SecretValue>, SyncError> {
-    let mut budget = Budget {
-        used: values.iter().map(|(k, v)| k.len() + v.len()).sum(),
-        limit,
-        secret,
-    };
-    let mut rendered = BTreeMap::new();
-    for (key, text) in templates {
-        if values.contains_key(key) {
-            return Err(SyncError::InvalidSpec {
-                detail: format!("template key {key:?} is also a parameter's key"),
-            });
-        }
-        budget.take(key.len())?;
-        rendered.insert(
-            key.clone(),
-            SecretValue::new(render(key, text, values, &mut budget)?),
-        );
-    }
-    Ok(rendered)
-}
-
-/// The bytes a Secret may still take.
-struct Budget<'a> {
-    used: usize,
-    limit: usize,
-    secret: &'a str,
-}
-
-impl Budget<'_> {
-    fn take(&mut self, bytes: usize) -> Result<(), SyncError> {
-        self.used = self.used.saturating_add(bytes);
-        if self.used > self.limit {
-            return Err(SyncError::SecretTooLarge {
-                secret: self.secret.to_owned(),
-                bytes: self.used,
-            });
-        }
-        Ok(())
-    }
-}
-
-fn render(
-    key: &str,
-    text: &str,
-    values: &BTreeMap<String, SecretValue>,
-    budget: &mut Budget<'_>,
-) -> Result<String, SyncError> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        budget.take(start)?;
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| SyncError::InvalidSpec {
-            detail: format!("template {key:?} has an unclosed {{{{"),
-        })?;
-        let name = after[..end].trim();
-        let value = values.get(name).ok_or_else(|| SyncError::InvalidSpec {
-            detail: format!("template {key:?} refers to unknown key {name:?}"),
-        })?;
-        budget.take(value.len())?;
-        out.push_str(value.expose());
-        rest = &after[end + 2..];
-    }
-    budget.take(rest.len())?;
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMIT: usize = 1024 * 1024;
-
-    #[test]
-    fn a_template_bomb_stops_at_the_secret_limit_without_quoting_the_value() {
-        let values = BTreeMap::from([("a".to_owned(), SecretValue::new("x".repeat(4096)))]);
-        // ~1.2 GB if rendered whole.
-        let templates = BTreeMap::from([("url".to_owned(), "{{a}}".repeat(300_000))]);
-        let err = template(&templates, &values, "db", LIMIT).unwrap_err();
-        assert_eq!(err.reason(), Reason::SecretTooLarge);
-        assert!(!err.message().contains("xxxx"), "{}", err.message());
-    }
-
-    #[test]
-    fn a_template_within_the_limit_renders_whole() {
-        let values = BTreeMap::from([("a".to_owned(), SecretValue::new("x".repeat(4096)))]);
-        let templates = BTreeMap::from([("url".to_owned(), "{{a}}".repeat(200))]);
-        let rendered = template(&templates, &values, "db", LIMIT).unwrap();
-        assert_eq!(rendered["url"].len(), 4096 * 200);
-    }
     use crate::api::Reason;
 
     fn v(text: &str) -> SecretValue {
@@ -192,9 +158,51 @@ mod tests {
         let json = v(r#"{"username":"app","password":"s3cr3t","port":5432}"#);
         assert_eq!(
             property("db", &json, "password").unwrap().expose(),
-            "s3cr3t"
+            b"s3cr3t"
         );
-        assert_eq!(property("db", &json, "port").unwrap().expose(), "5432");
+        assert_eq!(property("db", &json, "port").unwrap().expose(), b"5432");
+    }
+
+    #[test]
+    fn property_reaches_nested_fields_and_array_items() {
+        let json = v(r#"{"db":{"password":"pw","hosts":["a","b"],"port":5432},"tls.crt":"C"}"#);
+        let at = |path: &str| property("db", &json, path).map(|v| v.expose().to_vec());
+        assert_eq!(at("db.password").unwrap(), b"pw");
+        assert_eq!(at("db.hosts.1").unwrap(), b"b");
+        assert_eq!(at("db.port").unwrap(), b"5432");
+        assert_eq!(at("db.hosts").unwrap(), br#"["a","b"]"#);
+        assert_eq!(at(r"tls\.crt").unwrap(), b"C");
+        assert_eq!(at("tls.crt").unwrap(), b"C", "a top-level name with dots");
+        for missing in [
+            "db.user",
+            "db.hosts.2",
+            "db.hosts.x",
+            "db.password.x",
+            "tls",
+        ] {
+            assert_eq!(
+                at(missing).unwrap_err().reason(),
+                Reason::InvalidSpec,
+                "{missing}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_decoding_gives_the_bytes_and_tolerates_lines_and_missing_padding() {
+        let decode =
+            |text: &str| decoded("ks", v(text), Decode::Base64).map(|v| v.expose().to_vec());
+        assert_eq!(decode("MIIB/w==").unwrap(), [0x30, 0x82, 0x01, 0xff]);
+        assert_eq!(decode("MIIB/w").unwrap(), [0x30, 0x82, 0x01, 0xff]);
+        assert_eq!(decode("aGVs\nbG8=\n").unwrap(), b"hello");
+        let err = decode("CANARY!!").unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidSpec);
+        assert!(err.message().contains("parameter ks") && err.message().contains("Base64"));
+        assert!(!format!("{err} {err:?}").contains("CANARY"));
+        assert_eq!(
+            decoded("p", v("as is"), Decode::None).unwrap().expose(),
+            b"as is"
+        );
     }
 
     #[test]
@@ -229,38 +237,6 @@ mod tests {
         insert(&mut data, &mut sources, "pass".into(), v("a"), "/a/pass").unwrap();
         let clash = insert(&mut data, &mut sources, "pass".into(), v("b"), "/b/pass").unwrap_err();
         assert!(clash.message().contains("/a/pass") && clash.message().contains("/b/pass"));
-        assert_eq!(data["pass"].expose(), "a");
-    }
-
-    #[test]
-    fn template_substitutes_keys_with_or_without_spaces() {
-        let values = BTreeMap::from([
-            ("password".to_owned(), v("pw")),
-            ("user".to_owned(), v("app")),
-        ]);
-        let templates = BTreeMap::from([(
-            "DATABASE_URL".to_owned(),
-            "postgres://{{user}}:{{ password }}@db/app".to_owned(),
-        )]);
-        let rendered = template(&templates, &values, "db", LIMIT).unwrap();
-        assert_eq!(
-            rendered["DATABASE_URL"].expose(),
-            "postgres://app:pw@db/app"
-        );
-    }
-
-    #[test]
-    fn unknown_placeholders_and_functions_are_invalid_spec() {
-        let values = BTreeMap::from([("password".to_owned(), v("pw"))]);
-        for text in [
-            "{{ nope }}",
-            "{{ password | b64enc }}",
-            "{{ env \"HOME\" }}",
-            "{{ password",
-        ] {
-            let templates = BTreeMap::from([("x".to_owned(), text.to_owned())]);
-            let err = template(&templates, &values, "db", LIMIT).unwrap_err();
-            assert_eq!(err.reason(), Reason::InvalidSpec, "{text}");
-        }
+        assert_eq!(data["pass"].expose(), b"a");
     }
 }

@@ -2,4 +2,6 @@
 
 pub mod compose;
 pub mod secret;
+pub mod select;
+pub mod template;
 pub mod writable;

@@ -96,7 +96,7 @@ pub fn desired(
         immutable: (plan.immutable && !merge).then_some(true),
         data: Some(
             data.iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.expose().as_bytes().to_vec())))
+                .map(|(k, v)| (k.clone(), ByteString(v.expose().to_vec())))
                 .collect(),
         ),
         ..Secret::default()
@@ -235,6 +235,7 @@ mod tests {
                     label: None,
                     decrypt: None,
                     property: None,
+                    decode: None,
                 }],
                 path: None,
                 identity: None,

@@ -98,7 +98,7 @@ fn required_keys(
         SecretType::DockerConfigJson => match data.get(".dockerconfigjson") {
             None => Err(missing(&[".dockerconfigjson"])),
             // Never the parser's message: it quotes the text it stopped at.
-            Some(value) if serde_json::from_str::<serde_json::Value>(value.expose()).is_err() => {
+            Some(value) if serde_json::from_slice::<serde_json::Value>(value.expose()).is_err() => {
                 Err(invalid(format!(
                     "target.type {type_}: the key .dockerconfigjson is not JSON"
                 )))

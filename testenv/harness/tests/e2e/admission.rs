@@ -87,6 +87,12 @@ fn malformed() -> Vec<(&'static str, String, &'static str)> {
         ("rolloutRestart of a Pod", "  parameters:\n  - name: a\n  rolloutRestart:\n  - kind: Pod\n    name: web\n".into(), "spec.rolloutRestart[0].kind"),
         ("rolloutRestart without name", "  parameters:\n  - name: a\n  rolloutRestart:\n  - kind: Deployment\n".into(), "spec.rolloutRestart[0].name"),
         ("unknown field", "  parameters:\n  - name: a\n  refresh: 1h\n".into(), "refresh"),
+        ("unknown template filter", "  parameters:\n  - name: a\n  target:\n    template:\n      url: \"x{{ a | upper }}\"\n".into(), "with filters among urlquery, urlpath, json, b64enc, b64dec, trim"),
+        ("template function call", "  parameters:\n  - name: a\n  target:\n    template:\n      home: \"{{ env \\\"HOME\\\" }}\"\n".into(), "every {{ in a template must open"),
+        ("template too long", format!("  parameters:\n  - name: a\n  target:\n    template:\n      big: {}\n", "x".repeat(8193)), "spec.target.template.big"),
+        ("decode unknown", "  parameters:\n  - name: a\n    decode: Hex\n".into(), "spec.parameters[0].decode"),
+        ("include pattern with a space", "  path:\n    prefix: /prd\n    include: [\"/prd/a b\"]\n".into(), "spec.path.include[0]"),
+        ("exclude pattern empty", "  path:\n    prefix: /prd\n    exclude: [\"\"]\n".into(), "spec.path.exclude[0]"),
     ]
 }
 

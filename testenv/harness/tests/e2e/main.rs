@@ -19,5 +19,6 @@ mod pod_identity;
 mod policy;
 mod redaction;
 mod seed;
+mod shaping;
 mod sync;
 mod unwritable;
