@@ -720,6 +720,8 @@ pub fn parameter_ref(name: &str) -> ParameterRef {
         decrypt: None,
         property: None,
         decode: None,
+        extract: None,
+        key_prefix: None,
     }
 }
 

@@ -44,8 +44,12 @@ pub struct SsmParameterSpec {
     /// The parameters to read; each becomes one key of the Secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
+    // An extracting parameter stands for `/<name>/<keyPrefix>`, which no
+    // Secret key can be (keys hold no `/`); its fields' keys are checked at
+    // reconcile. (`filter` before `map` would lose the list's bounds, and
+    // the CEL cost estimate with them.)
     #[x_kube(validation = kube::core::Rule::new(
-        "self.map(p, has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1)).distinct().size() == self.size()"
+        "self.map(p, (has(p.extract) && p.extract) ? '/' + p.name + '/' + (has(p.keyPrefix) ? p.keyPrefix : '') : (has(p.key) ? p.key : p.name.substring(p.name.lastIndexOf('/') + 1))).distinct().size() == self.size()"
     ).message("every parameter must map to a distinct Secret key (set key to tell two apart)"))]
     pub parameters: Vec<ParameterRef>,
 
@@ -180,6 +184,10 @@ pub enum WorkloadKind {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("!(has(self.version) && has(self.label))")
     .message("version and label are mutually exclusive"))]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.extract) && self.extract) || (!has(self.key) && !has(self.property))")
+    .message("extract makes a key of every field: it is exclusive with key and property"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.keyPrefix) || (has(self.extract) && self.extract)")
+    .message("keyPrefix applies only with extract: true"))]
 pub struct ParameterRef {
     /// Parameter name (`prd-db-pass`, `/prd/db/pass`) or full ARN
     /// (`arn:aws:ssm:<region>:<account>:parameter/<name>`), e.g. a parameter
@@ -233,6 +241,17 @@ pub struct ParameterRef {
     /// Secret holds the decoded bytes — keystores, DER keys. Default `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode: Option<Decode>,
+
+    /// The value is a JSON object: every top-level field becomes its own
+    /// key, named `keyPrefix` + the field's name (a non-string value as
+    /// JSON text). Exclusive with `key` and `property`. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<bool>,
+
+    /// With `extract`: the prefix of the keys made (`db-` gives `db-user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key_prefix: Option<String>,
 }
 
 /// How a value is decoded before it is written: `None` (default), or
@@ -465,6 +484,11 @@ impl ParameterRef {
             Some(key) => key,
             None => self.name.rsplit('/').next().unwrap_or(&self.name),
         }
+    }
+
+    /// With `extract`, the prefix of the keys of its fields.
+    pub fn extracted_prefix(&self) -> Option<&str> {
+        (self.extract == Some(true)).then(|| self.key_prefix.as_deref().unwrap_or_default())
     }
 
     /// Whether to decrypt a SecureString.

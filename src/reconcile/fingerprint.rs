@@ -27,8 +27,8 @@ pub fn of(plan: &Plan, parameters: &[ParameterStatus]) -> String {
         "properties": properties,
         "template": plan.template,
     });
-    // Only when some key is decoded: the fingerprints of specs that decode
-    // nothing stay what they were before decoding existed.
+    // Only when some key is decoded or extracted: the fingerprints of
+    // specs that do neither stay what they were before either existed.
     let decoded: Vec<&str> = plan
         .entries
         .iter()
@@ -37,6 +37,12 @@ pub fn of(plan: &Plan, parameters: &[ParameterStatus]) -> String {
         .collect();
     if !decoded.is_empty() {
         shaping["decoded"] = serde_json::json!(decoded);
+    }
+    let extracted: Vec<(&str, &str)> = (plan.entries.iter())
+        .filter_map(|e| Some((e.name.as_str(), e.extract.as_deref()?)))
+        .collect();
+    if !extracted.is_empty() {
+        shaping["extracted"] = serde_json::json!(extracted);
     }
     let digest = Sha256::digest(shaping.to_string().as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()

@@ -400,7 +400,9 @@ impl<'a> Attempt<'a> {
     /// A failed sync, and whether the Secret still holds the last good values.
     fn failed(&self, error: SyncError, written: Option<Written>) -> Synced {
         let recorded = self.recorded();
-        let explicit_keys = self.obj.spec.parameters.iter().map(|p| p.secret_key());
+        let explicit_keys = (self.obj.spec.parameters.iter())
+            .filter(|p| p.extracted_prefix().is_none())
+            .map(|p| p.secret_key());
         let recorded_keys = recorded.iter().map(|p| p.key.as_str());
         // An unread Secret is as the last good sync of this spec left it.
         let holds = !self.fetched && !self.absent

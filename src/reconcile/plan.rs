@@ -33,6 +33,9 @@ pub struct Entry {
     /// Take this field of a JSON value.
     pub property: Option<String>,
     pub decode: Decode,
+    /// Every top-level field of a JSON object, keyed by this prefix and its
+    /// name (`key` is then unused).
+    pub extract: Option<String>,
 }
 
 /// Every parameter under a path.
@@ -179,6 +182,7 @@ fn entry(p: &ParameterRef, default_region: &str, identity: &Identity) -> Entry {
         decrypt: p.decrypts(),
         property: p.property.clone(),
         decode: p.decode.unwrap_or_default(),
+        extract: p.extracted_prefix().map(str::to_owned),
     }
 }
 

@@ -81,6 +81,8 @@ struct Found {
     decrypt: bool,
     property: Option<String>,
     decode: Decode,
+    /// Every field of a JSON object, keyed by this prefix and its name.
+    extract: Option<String>,
     probe: FetchedParameter,
     /// The probe already read it with decryption.
     decrypted: bool,
@@ -123,14 +125,18 @@ impl Probed {
     /// On a refresh, when every parameter has the version the Secret holds:
     /// what it holds, with nothing more to read.
     pub fn unchanged(&self, known: &Known<'_>) -> Option<Vec<ParameterStatus>> {
-        let same_keys = known.versions.len() == self.found.len();
-        let all_held = self
-            .found
-            .iter()
-            .all(|f| known.holds(&f.key, f.probe.version));
+        let claimed: Vec<Vec<&ParameterStatus>> = (self.found.iter())
+            .map(|f| held_keys(f, &self.found, known))
+            .collect();
+        let same_keys = known.versions.len() == claimed.iter().map(Vec::len).sum::<usize>();
+        let all_held = (self.found.iter()).all(|f| held(f, &self.found, known));
         (self.depth == Depth::Changed && same_keys && all_held).then(|| {
-            let of = |f: &Found| status(f, &f.probe, known);
-            self.found.iter().map(of).collect()
+            let statuses = self
+                .found
+                .iter()
+                .zip(&claimed)
+                .flat_map(|(f, keys)| keys.iter().map(|r| status(f, &r.key, &f.probe, known)));
+            statuses.collect()
         })
     }
 
@@ -143,10 +149,9 @@ impl Probed {
             priority,
             depth,
         } = self;
-        let holds = |f: &Found| known.holds(&f.key, f.probe.version);
-        let to_decrypt: Vec<&Found> = found
-            .iter()
-            .filter(|f| f.secure() && !f.decrypted && (depth == Depth::Full || !holds(f)))
+        let to_decrypt: Vec<&Found> = (found.iter())
+            .filter(|f| f.secure() && !f.decrypted)
+            .filter(|f| depth == Depth::Full || !held(f, &found, known))
             .collect();
         let decrypted = decrypt(&to_decrypt, &reader, priority).await?;
         drop(reader);
@@ -154,13 +159,19 @@ impl Probed {
         let (mut data, mut sources) = (BTreeMap::new(), BTreeMap::new());
         let mut parameters = Vec::new();
         for f in &found {
-            let (value, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
+            let (values, fetched) = match decrypted.get(&(f.scope.clone(), f.request.clone())) {
                 Some(p) => (shaped(f, &p.value)?, p),
-                None if f.secure() && !f.decrypted => (current(known, &f.key), &f.probe),
+                None if f.secure() && !f.decrypted => {
+                    let keys = held_keys(f, &found, known).into_iter();
+                    let current = keys.map(|r| (r.key.clone(), current(known, &r.key)));
+                    (current.collect(), &f.probe)
+                }
                 None => (shaped(f, &f.probe.value)?, &f.probe),
             };
-            compose::insert(&mut data, &mut sources, f.key.clone(), value, &f.name)?;
-            parameters.push(status(f, fetched, known));
+            for (key, value) in values {
+                parameters.push(status(f, &key, fetched, known));
+                compose::insert(&mut data, &mut sources, key, value, &f.name)?;
+            }
         }
         let templated =
             template::render_all(&plan.template, &data, &plan.secret_name, MAX_SECRET_BYTES)?;
@@ -169,14 +180,47 @@ impl Probed {
     }
 }
 
-/// The value of one key, with the property taken and the value decoded
-/// when the spec asks.
-fn shaped(f: &Found, value: &SecretValue) -> Result<SecretValue, SyncError> {
-    let value = match &f.property {
-        Some(property) => compose::property(&f.name, value, property)?,
-        None => value.clone(),
+/// The keys `f` fills as the status recorded them: its key, or — for an
+/// extracted object — the keys of its fields that no other parameter
+/// claims.
+fn held_keys<'k>(f: &Found, found: &[Found], known: &Known<'k>) -> Vec<&'k ParameterStatus> {
+    let recorded = known.recorded.iter();
+    match &f.extract {
+        None => recorded.filter(|r| r.key == f.key).collect(),
+        Some(prefix) => {
+            let explicit = |key: &str| found.iter().any(|o| o.extract.is_none() && o.key == key);
+            recorded
+                .filter(|r| r.name == f.name && r.key.starts_with(prefix.as_str()))
+                .filter(|r| !explicit(&r.key))
+                .collect()
+        }
+    }
+}
+
+/// Whether the Secret holds what `f` fills at the version the probe found.
+fn held(f: &Found, found: &[Found], known: &Known<'_>) -> bool {
+    match &f.extract {
+        None => known.holds(&f.key, f.probe.version),
+        Some(_) => {
+            let keys = held_keys(f, found, known);
+            !keys.is_empty() && keys.iter().all(|r| known.holds(&r.key, f.probe.version))
+        }
+    }
+}
+
+/// The keys and values one parameter makes: its value, with the property
+/// taken, or every field of it extracted, and decoded when the spec asks.
+fn shaped(f: &Found, value: &SecretValue) -> Result<Vec<(String, SecretValue)>, SyncError> {
+    let fields = match (&f.extract, &f.property) {
+        (Some(prefix), _) => compose::extract(&f.name, value, prefix)?,
+        (None, Some(property)) => {
+            vec![(f.key.clone(), compose::property(&f.name, value, property)?)]
+        }
+        (None, None) => vec![(f.key.clone(), value.clone())],
     };
-    compose::decoded(&f.name, value, f.decode)
+    (fields.into_iter())
+        .map(|(key, value)| Ok((key, compose::decoded(&f.name, value, f.decode)?)))
+        .collect()
 }
 
 /// The value the Secret holds for `key` (an unchanged SecureString).
@@ -192,17 +236,17 @@ fn current(known: &Known<'_>, key: &str) -> SecretValue {
 /// The status of one parameter: its key as the read found it, else as the
 /// status recorded it for the same version (only decrypting reads look
 /// keys up).
-fn status(f: &Found, fetched: &FetchedParameter, known: &Known<'_>) -> ParameterStatus {
+fn status(f: &Found, key: &str, fetched: &FetchedParameter, known: &Known<'_>) -> ParameterStatus {
     let recorded_key = || {
         known
             .recorded
             .iter()
-            .find(|r| r.name == f.name && r.key == f.key && r.version == fetched.version)
+            .find(|r| r.name == f.name && r.key == key && r.version == fetched.version)
             .and_then(|r| r.key_id.clone())
     };
     ParameterStatus {
         name: f.name.clone(),
-        key: f.key.clone(),
+        key: key.to_owned(),
         version: fetched.version,
         type_: fetched.type_.clone(),
         key_id: fetched.key_id.clone().or_else(recorded_key),
@@ -285,6 +329,7 @@ async fn probe_found(
                 decrypt: true,
                 property: None,
                 decode: Decode::None,
+                extract: None,
                 probe: p,
                 decrypted: false,
             });
@@ -395,6 +440,7 @@ fn explicit(entry: &Entry, probe: FetchedParameter, decrypted: bool) -> Found {
         decrypt: entry.decrypt,
         property: entry.property.clone(),
         decode: entry.decode,
+        extract: entry.extract.clone(),
         probe,
         decrypted,
     }

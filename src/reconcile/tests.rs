@@ -130,6 +130,18 @@ impl World {
         self.api.secret_value(NS, secret, key)
     }
 
+    fn status(&self, name: &str) -> Option<crate::api::SsmParameterStatus> {
+        self.api.ssm_parameter(NS, name).and_then(|o| o.status)
+    }
+
+    /// The message of a condition.
+    fn message(&self, name: &str, type_: &str) -> String {
+        let status = self.status(name);
+        status::find(status.as_ref(), type_)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    }
+
     /// The writes to paths containing `fragment` (`/secrets/`, `/status`, …).
     fn writes_to(&self, fragment: &str) -> Vec<ApiCall> {
         self.api
@@ -370,6 +382,87 @@ async fn an_unchanged_refresh_writes_nothing_and_decrypts_nothing() {
     assert_eq!(w.store.decrypted(), Vec::<String>::new());
     assert_eq!(w.api.writes(), vec![]);
     assert_eq!(w.api.events(), vec![]);
+}
+
+fn extracted_db() -> Value {
+    json!({
+        "parameters": [
+            {"name": "/prd/db", "extract": true, "keyPrefix": "db-"},
+            {"name": "/prd/api", "key": "api"},
+        ],
+        "refreshInterval": "10s",
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extracted_object_gives_a_key_per_field_and_an_unchanged_refresh_decrypts_nothing() {
+    let w = World::new();
+    w.store
+        .put("/prd/db", r#"{"user":"app","password":"pw","port":5432}"#);
+    w.store.put("/prd/api", "token");
+    w.synced("db", extracted_db()).await;
+    assert_eq!(w.value("db", "db-user").as_deref(), Some("app"));
+    assert_eq!(w.value("db", "db-password").as_deref(), Some("pw"));
+    assert_eq!(w.value("db", "db-port").as_deref(), Some("5432"));
+    assert_eq!(w.value("db", "api").as_deref(), Some("token"));
+    let status = w.status("db").unwrap();
+    let keys: Vec<&str> = status.parameters.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["db-user", "db-password", "db-port", "api"],
+        "in the object's order"
+    );
+
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(w.store.decrypted(), Vec::<String>::new());
+    assert_eq!(w.api.writes(), vec![]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_extracted_object_adds_and_drops_its_keys_and_keeps_the_others() {
+    let w = World::new();
+    w.store.put("/prd/db", r#"{"user":"app","password":"pw"}"#);
+    w.store.put("/prd/api", "token");
+    w.synced("db", extracted_db()).await;
+
+    w.store.put(
+        "/prd/db",
+        r#"{"user":"app","password":"pw2","host":"db.internal"}"#,
+    );
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(w.store.decrypted(), vec!["/prd/db"]);
+    assert_eq!(w.value("db", "db-password").as_deref(), Some("pw2"));
+    assert_eq!(w.value("db", "db-host").as_deref(), Some("db.internal"));
+    assert_eq!(w.value("db", "api").as_deref(), Some("token"));
+
+    w.store.put("/prd/db", r#"{"user":"app"}"#);
+    refresh_comes_round().await;
+    w.reconcile("db").await;
+    assert_eq!(
+        w.value("db", "db-password"),
+        None,
+        "a field gone from the object"
+    );
+    assert_eq!(w.value("db", "db-user").as_deref(), Some("app"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extracted_key_that_clashes_with_another_is_invalid_spec_and_nothing_is_written() {
+    let w = World::new();
+    w.store.put("/prd/db", r#"{"api":"CANARY-x"}"#);
+    w.store.put("/prd/api", "token");
+    w.apply(
+        "db",
+        json!({"parameters": [{"name": "/prd/db", "extract": true}, {"name": "/prd/api", "key": "api"}]}),
+    );
+    w.reconcile("db").await;
+    assert_eq!(w.condition("db", SYNCED).1, "InvalidSpec");
+    assert!(w.api.secret(NS, "db").is_none());
+    let message = w.message("db", SYNCED);
+    assert!(message.contains("\"api\""), "{message}");
+    assert!(!message.contains("CANARY"), "{message}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -107,22 +107,61 @@ pub fn path_key(prefix: &str, name: &str, key_from: KeyFrom) -> Result<String, S
             below.trim_start_matches('/').replace('/', ".")
         }
     };
-    // A Secret key (`IsConfigMapKey`): the API server also refuses `.` and
-    // any key starting with `..`, which a segment `.` or `..` would give.
-    let valid = !key.is_empty()
-        && key.len() <= 253
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        && key != "."
-        && !key.starts_with("..");
-    if valid {
+    if valid_secret_key(&key) {
         Ok(key)
     } else {
         Err(SyncError::InvalidSpec {
             detail: format!("parameter {name} under {prefix} gives no valid Secret key"),
         })
     }
+}
+
+/// A Secret key (`IsConfigMapKey`): the API server also refuses `.` and
+/// any key starting with `..`, which a segment `.` or `..` would give.
+fn valid_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && key != "."
+        && !key.starts_with("..")
+}
+
+/// Every top-level field of the JSON object `value`, keyed `prefix` + its
+/// name; a non-string value as JSON text. A field whose key would not be
+/// a valid Secret key is named in the error (field names are not values).
+pub fn extract(
+    parameter: &str,
+    value: &SecretValue,
+    prefix: &str,
+) -> Result<Vec<(String, SecretValue)>, SyncError> {
+    let invalid = |why: String| SyncError::InvalidSpec {
+        detail: format!("parameter {parameter}: extract {why}"),
+    };
+    let json: serde_json::Value = serde_json::from_slice(value.expose())
+        .map_err(|_| invalid("cannot read it: the value is not JSON".to_owned()))?;
+    let serde_json::Value::Object(fields) = json else {
+        return Err(invalid(
+            "cannot read it: the value is not a JSON object".to_owned(),
+        ));
+    };
+    fields
+        .into_iter()
+        .map(|(field, value)| {
+            let key = format!("{prefix}{field}");
+            if !valid_secret_key(&key) {
+                return Err(invalid(format!(
+                    "gives no valid Secret key for field {field:?} ([-._a-zA-Z0-9]+)"
+                )));
+            }
+            let value = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            Ok((key, SecretValue::new(value)))
+        })
+        .collect()
 }
 
 /// Adds `key` → `value` read from `parameter`, refusing to overwrite.
@@ -203,6 +242,38 @@ mod tests {
             decoded("p", v("as is"), Decode::None).unwrap().expose(),
             b"as is"
         );
+    }
+
+    #[test]
+    fn extract_makes_a_key_of_every_top_level_field() {
+        let json = v(r#"{"user":"app","password":"pw","port":5432,"tls":{"on":true}}"#);
+        let fields = extract("db", &json, "db-").unwrap();
+        let got: Vec<(&str, &[u8])> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("db-user", b"app".as_slice()),
+                ("db-password", b"pw"),
+                ("db-port", b"5432"),
+                ("db-tls", br#"{"on":true}"#),
+            ]
+        );
+        assert_eq!(extract("db", &v("{}"), "").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn extract_refuses_what_is_no_object_and_fields_that_make_no_key() {
+        for text in ["CANARY", r#"["CANARY"]"#, r#""CANARY""#] {
+            let err = extract("db", &v(text), "").unwrap_err();
+            assert_eq!(err.reason(), Reason::InvalidSpec);
+            assert!(!err.message().contains("CANARY"), "{}", err.message());
+        }
+        let err = extract("db", &v(r#"{"a b":"CANARY"}"#), "").unwrap_err();
+        assert!(err.message().contains("\"a b\""), "{}", err.message());
+        assert!(!err.message().contains("CANARY"));
     }
 
     #[test]

@@ -236,6 +236,8 @@ mod tests {
                     decrypt: None,
                     property: None,
                     decode: None,
+                    extract: None,
+                    key_prefix: None,
                 }],
                 path: None,
                 identity: None,

@@ -204,3 +204,46 @@ async fn path_include_and_exclude_pick_names_and_decrypt_only_those() {
     );
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extract_makes_a_key_of_every_field_and_follows_the_object_as_it_changes() {
+    let mut s = Scenario::new("extract").await;
+    let (key, _) = s.with_operator().await;
+    let name = format!("{}-db", s.id);
+    s.put_secure_string(
+        &name,
+        &json!({"user": "app", "password": "pw", "port": 5432}).to_string(),
+        &key,
+    )
+    .await;
+    s.apply(&ssm_parameter(
+        "db",
+        json!({"parameters": [{"name": name, "extract": true, "keyPrefix": "db-"}]}),
+    ))
+    .await;
+    s.wait_for_condition("db", "Ready", "True", "Synced").await;
+    let data = s.secret_data("db").await;
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["db-password", "db-port", "db-user"]);
+    assert_eq!(data["db-port"], "5432");
+
+    s.put_secure_string(
+        &name,
+        &json!({"user": "app", "password": "pw2"}).to_string(),
+        &key,
+    )
+    .await;
+    s.force_sync("db").await;
+    ssm_operator_testenv::eventually(
+        "the Secret follows the object",
+        ssm_operator_testenv::DEADLINE,
+        || async {
+            let data = s.secret_data("db").await;
+            (data.get("db-password").map(String::as_str) == Some("pw2")
+                && !data.contains_key("db-port"))
+            .then_some(())
+        },
+    )
+    .await;
+    s.cleanup().await;
+}
