@@ -59,18 +59,18 @@ pub fn template_pattern() -> String {
     format!(r"^{text}(?:\{{\{{\s*[-._a-zA-Z0-9]+\s*(?:\|\s*(?:{filters})\s*)*\}}\}}{text})*$")
 }
 
-/// The CRD's rule on `target.template`: every placeholder well-formed,
-/// every filter known.
-pub fn template_rule() -> kube::core::Rule {
+/// The CRD's rule on each value of `target.template`: every placeholder
+/// well-formed, every filter known. On each value rather than on the map,
+/// so that each is matched within its own CEL cost limit.
+pub fn template_rule() -> serde_json::Value {
     let filters: Vec<&str> = Filter::names().collect();
-    kube::core::Rule::new(format!(
-        "self.all(k, self[k].matches(r'{}'))",
-        template_pattern()
-    ))
-    .message(kube::core::Message::Message(format!(
-        "every {{{{ in a template must open {{{{ key }}}} or {{{{ key | filter }}}} with filters among {}",
-        filters.join(", ")
-    )))
+    serde_json::json!({
+        "rule": format!("self.matches(r'{}')", template_pattern()),
+        "message": format!(
+            "every {{{{ in a template must open {{{{ key }}}} or {{{{ key | filter }}}} with filters among {}",
+            filters.join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -301,10 +301,13 @@ pub struct SecretTarget {
     /// Pure substitution: no other functions, no file, environment or
     /// network access. Each template is at most 8192 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxProperties" = 50, "additionalProperties" = {"type": "string", "maxLength": 8192}))]
+    #[schemars(extend("maxProperties" = 50, "additionalProperties" = {
+        "type": "string",
+        "maxLength": 8192,
+        "x-kubernetes-validations": [crate::api::template_rule()],
+    }))]
     #[x_kube(validation = kube::core::Rule::new("self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))")
         .message("template keys must be valid Secret keys ([-._a-zA-Z0-9]+)"))]
-    #[x_kube(validation = crate::api::template_rule())]
     pub template: Option<BTreeMap<String, String>>,
 
     /// Create an immutable Secret; a later change of its data replaces it

@@ -6,16 +6,18 @@
 //! a few megabytes on those keys alone; this one is a single allocation.
 
 use std::fmt;
+use std::sync::Arc;
 
 use kube::runtime::reflector::ObjectRef;
 
-/// `namespace/name` of an object (neither part can hold a `/`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ObjectKey(Box<str>);
+/// `namespace/name` of an object (neither part can hold a `/`); clones
+/// share the one allocation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey(Arc<str>);
 
 impl ObjectKey {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self(format!("{namespace}/{name}").into_boxed_str())
+        Self(Arc::from(format!("{namespace}/{name}")))
     }
 
     /// Its namespace and name.

@@ -10,6 +10,7 @@ pub mod key;
 pub mod own_status;
 pub mod plan;
 pub mod read;
+pub mod refreshes;
 pub mod report;
 pub mod schedule;
 pub mod seen;
@@ -35,9 +36,11 @@ use crate::batch::{Batcher, Reader};
 use crate::names::FORCE_SYNC_ANNOTATION;
 use crate::reconcile::apply::Written;
 use crate::reconcile::build::secret::{self, SecretData};
+use crate::reconcile::key::ObjectKey;
 use crate::reconcile::own_status::OwnStatus;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::{Depth, Known, Read};
+use crate::reconcile::refreshes::Refreshes;
 use crate::reconcile::report::events::Recorder;
 use crate::reconcile::report::{Synced, Told};
 use crate::reconcile::schedule::{Due, Lane, Schedule, SyncBasis};
@@ -64,6 +67,8 @@ pub struct Context {
     pub seen: SeenSecrets,
     /// The statuses written, until the cache has them.
     pub own_status: OwnStatus,
+    /// The refreshes booked, by object.
+    pub refreshes: Arc<Refreshes>,
 }
 
 impl Context {
@@ -71,6 +76,8 @@ impl Context {
     pub fn forget(&self, obj: &SsmParameter) {
         self.schedule.forget(&ObjectRef::from_obj(obj));
         self.own_status.forget(&ObjectRef::from_obj(obj));
+        self.refreshes
+            .cancel(&ObjectKey::from(&ObjectRef::from_obj(obj)));
         self.metrics.forget(&object_key(obj));
     }
 }
@@ -237,9 +244,7 @@ impl<'a> Attempt<'a> {
             self.recorded.as_ref(),
         ) {
             // Triggered by our own write or a no-op event: nothing is due.
-            Due::Later(wait) => Err(Halt::NotDue(
-                wait.map_or_else(Action::await_change, Action::requeue),
-            )),
+            Due::Later(wait) => Err(Halt::NotDue(self.refresh_after(wait))),
             // Merging SsmParameters change their shared Secret by design.
             Due::Contested(wait) if plan::merges(self.obj) => {
                 Err(Halt::NotDue(Action::requeue(wait)))
@@ -432,6 +437,17 @@ impl<'a> Attempt<'a> {
             .unwrap_or_default()
     }
 
+    /// Books the next refresh (`None`: none, the object waits for a
+    /// change); the controller need not requeue the object.
+    fn refresh_after(&self, wait: Option<std::time::Duration>) -> Action {
+        let object = ObjectKey::from(&ObjectRef::from_obj(self.obj));
+        match wait {
+            Some(wait) => self.ctx.refreshes.book(object, wait),
+            None => self.ctx.refreshes.cancel(&object),
+        }
+        Action::await_change()
+    }
+
     /// When to reconcile again.
     fn next(self, synced: Synced) -> Action {
         let object = ObjectRef::from_obj(self.obj);
@@ -440,11 +456,15 @@ impl<'a> Attempt<'a> {
             return Action::requeue(wait);
         }
         match &synced.outcome {
-            SyncOutcome::Synced { .. } => self
-                .ctx
-                .schedule
-                .synced(object, self.basis, self.refresh, self.lane.as_ref())
-                .map_or_else(Action::await_change, Action::requeue),
+            SyncOutcome::Synced { .. } => {
+                let wait = (self.ctx.schedule).synced(
+                    object,
+                    self.basis.clone(),
+                    self.refresh,
+                    self.lane.as_ref(),
+                );
+                self.refresh_after(wait)
+            }
             SyncOutcome::Failed { error, .. } => {
                 schedule::next_attempt(error, self.refresh, self.ctx.schedule.failed(object))
             }

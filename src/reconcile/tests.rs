@@ -83,6 +83,7 @@ impl World {
             in_flight: AtomicI64::new(0),
             seen: SeenSecrets::default(),
             own_status: OwnStatus::default(),
+            refreshes: Default::default(),
         });
         Self { api, store, ctx }
     }
@@ -128,6 +129,11 @@ impl World {
 
     fn value(&self, secret: &str, key: &str) -> Option<String> {
         self.api.secret_value(NS, secret, key)
+    }
+
+    /// How long until the refresh booked for `name`, if any.
+    fn refresh_booked(&self, name: &str) -> Option<Duration> {
+        (self.ctx.refreshes).booked_in(&crate::reconcile::key::ObjectKey::new(NS, name))
     }
 
     fn status(&self, name: &str) -> Option<crate::api::SsmParameterStatus> {
@@ -476,7 +482,38 @@ async fn a_reconcile_before_the_refresh_is_due_reads_nothing() {
 
     assert_eq!(w.store.calls(), Vec::<Vec<String>>::new());
     assert_eq!(w.api.writes(), vec![]);
-    assert_ne!(action, Action::await_change());
+    // The refresh stays booked on the operator's own timer.
+    assert_eq!(action, Action::await_change());
+    let left = w.refresh_booked("db").expect("a refresh is booked");
+    assert!(
+        left > Duration::ZERO && left <= Duration::from_secs(11),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_good_sync_books_its_refresh_and_a_spec_without_one_books_none() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    w.synced("db", db_password()).await;
+    let left = w.refresh_booked("db").expect("a refresh is booked");
+    assert!(
+        left >= Duration::from_secs(9) && left <= Duration::from_secs(11),
+        "{left:?}"
+    );
+
+    let mut once = db_password();
+    once["refreshInterval"] = json!("0");
+    let mut changed = ssm_parameter("db", once);
+    changed.metadata.generation = Some(2);
+    w.api.add_ssm_parameter(&changed);
+    w.reconcile("db").await;
+    assert_eq!(w.condition("db", SYNCED), ("True".into(), "Synced".into()));
+    assert_eq!(
+        w.refresh_booked("db"),
+        None,
+        "refreshInterval 0 reads on a change only"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -633,6 +670,7 @@ async fn an_unknown_template_placeholder_is_invalid_spec_and_waits_for_a_change(
         ("False".into(), "InvalidSpec".into())
     );
     assert_eq!(action, Action::await_change());
+    assert_eq!(w.refresh_booked("db"), None);
     assert!(w.api.secret(NS, "db").is_none());
 }
 

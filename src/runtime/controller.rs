@@ -17,6 +17,7 @@ use crate::batch::Batcher;
 use crate::batch::budget::Budgets;
 use crate::names::{FORCE_SYNC_ANNOTATION, OWNER_ANNOTATION, WATCH_LABEL};
 use crate::reconcile::Context;
+use crate::reconcile::refreshes::Refreshes;
 use crate::reconcile::report::events::Recorder;
 use crate::reconcile::schedule::Schedule;
 use crate::reconcile::seen::{self, SecretCache};
@@ -66,6 +67,7 @@ impl Wiring {
             in_flight: Default::default(),
             seen: Default::default(),
             own_status: Default::default(),
+            refreshes: Arc::new(Refreshes::new(!settings.watch_namespaces.is_empty())),
             client: client.clone(),
         })
     }
@@ -168,6 +170,7 @@ fn controller(
     // caches Secret data, and an edited or deleted Secret is repaired at once.
     let seen = Arc::new(SecretCache::default());
     ctx.seen.watch(namespace.clone(), seen.clone());
+    let refreshes = ctx.refreshes.clone().due(namespace.clone());
     let synced_once = AtomicBool::new(false);
     // Status writes and other metadata noise do not trigger a reconcile;
     // a new generation or a new force-sync value does.
@@ -204,6 +207,7 @@ fn controller(
     let known = reader.clone();
     Controller::for_stream(parameters, reader)
         .watches_stream(secrets, move |secret| writers_of(&secret, &known))
+        .reconcile_on(refreshes)
 }
 
 /// The cache keeps no managedFields and no `kubectl apply` copy of the

@@ -36,11 +36,14 @@ async fn a_template_bomb_and_a_5000_parameter_path_leave_20_neighbours_ready_in_
         started.elapsed()
     );
 
-    // 120,000 copies of a 4 KiB value: about 500 MB if rendered.
-    let bomb = "{{ pw }}".repeat(60_000);
+    // 50 templates at the schema's 8192 characters, each 630 copies of a
+    // 4 KiB value through b64enc (5.3 KiB): about 170 MB if rendered.
+    let bomb = "{{pw|b64enc}}".repeat(8192 / "{{pw|b64enc}}".len());
+    let templates: serde_json::Map<String, serde_json::Value> =
+        (0..50).map(|i| (format!("t{i}"), json!(bomb))).collect();
     s.apply(&ssm_parameter(
         "bomb",
-        json!({"parameters": [{"name": pw, "key": "pw"}], "target": {"template": {"a": bomb.clone(), "b": bomb}}}),
+        json!({"parameters": [{"name": pw, "key": "pw"}], "target": {"template": templates}}),
     ))
     .await;
     s.apply(&ssm_parameter(
