@@ -3,10 +3,12 @@
 //! kube's `ObjectRef` carries four strings (name, namespace, and the
 //! resourceVersion and uid it was made from) in 96 bytes plus their
 //! allocations. A map with one entry per object, at 10,000 objects, spends
-//! a few megabytes on those keys alone; this one is a single allocation.
+//! a few megabytes on those keys alone; this one is a single allocation,
+//! shared by every map that holds a key of the same object.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use kube::runtime::reflector::ObjectRef;
 
@@ -16,14 +18,48 @@ use kube::runtime::reflector::ObjectRef;
 pub struct ObjectKey(Arc<str>);
 
 impl ObjectKey {
+    /// The key of `namespace/name`: the same allocation as every other live
+    /// key of that object, in whichever map it is kept.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self(Arc::from(format!("{namespace}/{name}")))
+        let text = format!("{namespace}/{name}");
+        let mut interned = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = interned.keys.get(text.as_str()) {
+            return key.clone();
+        }
+        let key = Self(Arc::from(text));
+        interned.keys.insert(key.clone());
+        interned.added += 1;
+        if interned.added >= PURGE_EVERY {
+            // Keys no map holds any more: objects deleted, or never kept.
+            interned.keys.retain(|k| Arc::strong_count(&k.0) > 1);
+            interned.added = 0;
+        }
+        key
     }
 
     /// Its namespace and name.
     pub fn parts(&self) -> (&str, &str) {
         self.0.split_once('/').unwrap_or(("", &self.0))
     }
+}
+
+impl std::borrow::Borrow<str> for ObjectKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The live keys, so that the maps keyed by one object share its key: at
+/// 10,000 objects, one allocation per object instead of one per map.
+static INTERNED: LazyLock<Mutex<Interned>> = LazyLock::new(Mutex::default);
+
+/// How many new keys between two purges of the keys nothing holds.
+const PURGE_EVERY: usize = 4096;
+
+#[derive(Default)]
+struct Interned {
+    keys: HashSet<ObjectKey>,
+    added: usize,
 }
 
 impl<K: kube::Resource> From<&ObjectRef<K>> for ObjectKey {

@@ -193,7 +193,7 @@ impl Schedule {
 
     fn wrote_last(&self, object: &ObjectRef<SsmParameter>, version: Option<&str>) -> bool {
         let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        version.is_some() && written.get(&object.into()).map(String::as_str) == version
+        version.is_some() && written.get(&ObjectKey::from(object)).map(String::as_str) == version
     }
 
     /// The Secret version the last good sync of `object` left, or else the
@@ -204,7 +204,7 @@ impl Schedule {
         recorded: Option<&SyncBasis>,
     ) -> Option<String> {
         let synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        match synced.get(&object.into()) {
+        match synced.get(&ObjectKey::from(object)) {
             Some(entry) => entry.basis.secret_version.clone(),
             None => recorded.and_then(|r| r.secret_version.clone()),
         }
@@ -252,7 +252,7 @@ impl Schedule {
         self.synced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(&object).into());
+            .remove(&ObjectKey::from(&object));
         self.backoff(object)
     }
 
