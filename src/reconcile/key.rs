@@ -37,6 +37,20 @@ impl ObjectKey {
         key
     }
 
+    /// The key of `obj`, from its metadata.
+    pub fn of(obj: &impl kube::Resource) -> Self {
+        let meta = obj.meta();
+        Self::new(
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// `namespace/name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Its namespace and name.
     pub fn parts(&self) -> (&str, &str) {
         self.0.split_once('/').unwrap_or(("", &self.0))

@@ -76,9 +76,9 @@ impl Context {
     pub fn forget(&self, obj: &SsmParameter) {
         self.schedule.forget(&ObjectRef::from_obj(obj));
         self.own_status.forget(&ObjectRef::from_obj(obj));
-        self.refreshes
-            .cancel(&ObjectKey::from(&ObjectRef::from_obj(obj)));
-        self.metrics.forget(&object_key(obj));
+        let key = ObjectKey::of(obj);
+        self.refreshes.cancel(&key);
+        self.metrics.forget(key.as_str());
     }
 }
 
@@ -102,7 +102,7 @@ fn api_failure(error: &kube::Error) -> String {
 #[tracing::instrument(
     name = "reconcile",
     skip_all,
-    fields(ssm_parameter = %object_key(&obj), generation = obj.metadata.generation)
+    fields(ssm_parameter = %ObjectKey::of(&*obj), generation = obj.metadata.generation)
 )]
 pub async fn reconcile(
     obj: Arc<SsmParameter>,
@@ -133,7 +133,12 @@ pub async fn reconcile(
     if let Some(status) = reported.status_written.clone() {
         ctx.own_status.wrote(&obj, status);
     }
-    report::record(&ctx.metrics, &object_key(&obj), &synced, started);
+    report::record(
+        &ctx.metrics,
+        ObjectKey::of(&*obj).as_str(),
+        &synced,
+        started,
+    );
     Ok(match reported.restarts_pending {
         true => Action::requeue(ctx.schedule.failed(ObjectRef::from_obj(&*obj))),
         false => attempt.next(synced),
@@ -338,10 +343,7 @@ impl<'a> Attempt<'a> {
     fn known(&self) -> Known<'_> {
         let recorded = self.recorded();
         Known {
-            versions: recorded
-                .iter()
-                .map(|p| (p.key.as_str(), p.version))
-                .collect(),
+            by_key: recorded.iter().map(|p| (p.key.as_str(), p)).collect(),
             data: self.existing.as_ref().and_then(|s| s.data.as_ref()),
             as_recorded: !self.fetched && !self.absent,
             recorded,
@@ -440,7 +442,7 @@ impl<'a> Attempt<'a> {
     /// Books the next refresh (`None`: none, the object waits for a
     /// change); the controller need not requeue the object.
     fn refresh_after(&self, wait: Option<std::time::Duration>) -> Action {
-        let object = ObjectKey::from(&ObjectRef::from_obj(self.obj));
+        let object = ObjectKey::of(self.obj);
         match wait {
             Some(wait) => self.ctx.refreshes.book(object, wait),
             None => self.ctx.refreshes.cancel(&object),
@@ -485,11 +487,6 @@ fn recorded(obj: &SsmParameter) -> Option<SyncBasis> {
         force_sync: None,
         secret_version: status.secret_resource_version.clone(),
     })
-}
-
-/// `namespace/name`, for the metrics' internal bookkeeping (never a label).
-fn object_key(obj: &SsmParameter) -> String {
-    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 /// Counts a reconcile in flight while it lives.

@@ -35,8 +35,8 @@ pub enum Depth {
 
 /// What the Secret holds now, as far as a read can rely on it.
 pub struct Known<'a> {
-    /// Versions by Secret key, from `status.parameters`.
-    pub versions: HashMap<&'a str, i64>,
+    /// `status.parameters` by Secret key.
+    pub by_key: HashMap<&'a str, &'a ParameterStatus>,
     /// The Secret's data, once read.
     pub data: Option<&'a BTreeMap<String, ByteString>>,
     /// The Secret, unread, is as the last good sync left it: it holds
@@ -49,7 +49,7 @@ pub struct Known<'a> {
 impl Known<'_> {
     /// Whether the Secret holds `key` at `version`.
     fn holds(&self, key: &str, version: i64) -> bool {
-        self.versions.get(key) == Some(&version)
+        self.by_key.get(key).map(|r| r.version) == Some(version)
             && (self.as_recorded || self.data.is_some_and(|d| d.contains_key(key)))
     }
 
@@ -128,7 +128,7 @@ impl Probed {
         let claimed: Vec<Vec<&ParameterStatus>> = (self.found.iter())
             .map(|f| held_keys(f, &self.found, known))
             .collect();
-        let same_keys = known.versions.len() == claimed.iter().map(Vec::len).sum::<usize>();
+        let same_keys = known.by_key.len() == claimed.iter().map(Vec::len).sum::<usize>();
         let all_held = (self.found.iter()).all(|f| held(f, &self.found, known));
         (self.depth == Depth::Changed && same_keys && all_held).then(|| {
             let statuses = self
@@ -184,12 +184,16 @@ impl Probed {
 /// extracted object — the keys of its fields that no other parameter
 /// claims.
 fn held_keys<'k>(f: &Found, found: &[Found], known: &Known<'k>) -> Vec<&'k ParameterStatus> {
-    let recorded = known.recorded.iter();
     match &f.extract {
-        None => recorded.filter(|r| r.key == f.key).collect(),
+        None => known
+            .by_key
+            .get(f.key.as_str())
+            .copied()
+            .into_iter()
+            .collect(),
         Some(prefix) => {
             let explicit = |key: &str| found.iter().any(|o| o.extract.is_none() && o.key == key);
-            recorded
+            (known.recorded.iter())
                 .filter(|r| r.name == f.name && r.key.starts_with(prefix.as_str()))
                 .filter(|r| !explicit(&r.key))
                 .collect()

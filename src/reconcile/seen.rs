@@ -88,13 +88,6 @@ struct CacheState {
     relisting: Option<HashMap<ObjectKey, Remembered>>,
 }
 
-fn key_of(meta: &ObjectMeta) -> ObjectKey {
-    ObjectKey::new(
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default(),
-    )
-}
-
 /// What is kept of one Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Remembered {
@@ -139,7 +132,7 @@ impl Remembered {
 impl SecretCache {
     fn lookup(&self, namespace: &str, name: &str) -> Seen {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        match state.secrets.get(&ObjectKey::new(namespace, name)) {
+        match state.secrets.get(format!("{namespace}/{name}").as_str()) {
             Some(Remembered {
                 version: Some(version),
                 ..
@@ -161,7 +154,7 @@ impl SecretCache {
                 Vec::new()
             }
             Event::InitApply(secret) => {
-                let key = key_of(&secret.metadata);
+                let key = ObjectKey::of(&secret);
                 let remembered = Remembered::of(&secret.metadata);
                 match &mut state.relisting {
                     Some(list) => list.insert(key, remembered),
@@ -186,12 +179,12 @@ impl SecretCache {
                     .collect()
             }
             Event::Apply(secret) => {
-                let key = key_of(&secret.metadata);
+                let key = ObjectKey::of(&secret);
                 state.secrets.insert(key, Remembered::of(&secret.metadata));
                 vec![secret]
             }
             Event::Delete(secret) => {
-                state.secrets.remove(&key_of(&secret.metadata));
+                state.secrets.remove(&ObjectKey::of(&secret));
                 vec![secret]
             }
         }
