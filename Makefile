@@ -6,7 +6,7 @@ CACHE ?= $(or $(SSM_OPERATOR_CACHE),$(HOME)/.cache/ssm-operator)
 export SSM_OPERATOR_CACHE := $(CACHE)
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 
-.PHONY: demo test testenv lint unit crd bench
+.PHONY: demo test testenv floor lint unit crd bench
 
 ## demo: run the seed scenario against a local control plane and AWS emulator
 demo: testenv
@@ -16,7 +16,7 @@ demo: testenv
 
 ## test: lint, then every test (unit, emulator, integration), then the check
 ## that the chart's RBAC grants exactly the verbs the end-to-end suite used
-test: testenv lint
+test: testenv floor lint
 	# The end-to-end tests run the operator binary, which `cargo test` builds
 	# only for tests of its own package: build it first, from this tree.
 	# With the failpoints the harness turns on, so that `cargo test` reuses it.
@@ -25,6 +25,7 @@ test: testenv lint
 	# under the cache, which the RBAC check (deploy/tests) reads afterwards.
 	run=$$(testenv/audit-run.sh) \
 	  && SSM_OPERATOR_AUDIT_RUN=$$run cargo test --workspace --all-targets -- --test-threads 6 \
+	  && SSM_OPERATOR_TESTENV_KUBE=floor cargo test -p ssm-operator-testenv --test e2e -- admission:: \
 	  && . $(CACHE)/env.sh \
 	  && SSM_OPERATOR_AUDIT_RUN=$$run "$$SSM_OPERATOR_TESTENV_PYTHON" -m pytest -q -p no:cacheprovider testenv deploy/tests
 
@@ -32,6 +33,11 @@ test: testenv lint
 testenv:
 	testenv/setup.sh
 	deploy/helm.sh >/dev/null
+
+## floor: the kube-apiserver of the chart's kubeVersion floor (once; cached),
+## on which `make test` runs the admission cases again
+floor:
+	testenv/controlplane/build.sh floor >/dev/null
 
 ## unit: every unit test, in seconds, with no control plane or emulator
 unit:

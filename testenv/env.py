@@ -515,36 +515,46 @@ def aws_emulator_argv(port: int, sa_public_key: Path) -> list[str]:
             "--service-account-public-key", str(sa_public_key)]
 
 
-def control_plane_bin_dir() -> Path:
-    """Where testenv/controlplane/build.sh puts the binaries."""
-    if os.environ.get("SSM_OPERATOR_TESTENV_BIN"):
-        return Path(os.environ["SSM_OPERATOR_TESTENV_BIN"])
-    go_mod = (TESTENV_DIR / "controlplane" / "go.mod").read_text()
+def control_plane_bin_dir(floor: bool = False) -> Path:
+    """Where testenv/controlplane/build.sh puts the binaries (`build.sh floor`
+    the API server of the chart's kubeVersion floor)."""
+    variable = "SSM_OPERATOR_TESTENV_FLOOR_BIN" if floor else "SSM_OPERATOR_TESTENV_BIN"
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    module = TESTENV_DIR / "controlplane" / ("floor" if floor else "")
+    go_mod = (module / "go.mod").read_text()
     version = re.search(r"k8s\.io/kubernetes (v\S+)", go_mod).group(1)
     cache = os.environ.get("SSM_OPERATOR_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ssm-operator")
     return Path(cache) / "testenv" / version / "bin"
 
 
-def check_prerequisites(want_kube: bool, want_aws: bool, bin_dir: Path) -> None:
+def check_prerequisites(want_kube: bool, want_aws: bool, bin_dir: Path,
+                        apiserver_dir: Path) -> None:
     if want_kube:
-        missing = [binary for binary in ("etcd", "kube-apiserver", "kube-controller-manager")
-                   if not os.access(bin_dir / binary, os.X_OK)]
+        binaries = [bin_dir / "etcd", apiserver_dir / "kube-apiserver"]
+        if apiserver_dir == bin_dir:
+            binaries.append(bin_dir / "kube-controller-manager")
+        missing = [str(binary) for binary in binaries if not os.access(binary, os.X_OK)]
         if missing:
-            raise StartupError(f"{', '.join(missing)} not found in {bin_dir}: run testenv/setup.sh "
+            raise StartupError(f"{', '.join(missing)} not found: run testenv/setup.sh "
                                "(it builds the control plane once, about 10 minutes)")
     if want_aws and not AWS_SERVER.exists():
         raise StartupError(f"{AWS_SERVER} is missing")
 
 
 def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Component],
-        audit_log: Path | None = None) -> dict:
+        audit_log: Path | None = None, floor: bool = False) -> dict:
     """Starts the wanted components, in parallel where they do not depend on
     each other, and returns the endpoints once all of them answer. The audit
-    log goes to `audit_log` (default: DIR/logs/audit.log)."""
+    log goes to `audit_log` (default: DIR/logs/audit.log). With `floor`, the
+    API server is the one of the chart's kubeVersion floor, and no controller
+    manager runs: one newer than its API server is outside Kubernetes'
+    version skew policy, and what runs there (admission) needs none."""
     want_kube, want_aws = "kube" in wanted, "aws" in wanted
     bin_dir = control_plane_bin_dir()
-    check_prerequisites(want_kube, want_aws, bin_dir)
+    apiserver_dir = control_plane_bin_dir(floor=True) if floor else bin_dir
+    check_prerequisites(want_kube, want_aws, bin_dir, apiserver_dir)
 
     pki_dir, logs, etcd_data = workdir / "pki", workdir / "logs", workdir / "etcd"
     for directory in (pki_dir, logs):
@@ -590,7 +600,7 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
         audit = audit_argv(write_audit_policy(workdir), audit_log)
         apiserver = start(
             "kube-apiserver", 1,
-            lambda ports: apiserver_argv(bin_dir, etcd.ports[0], ports[0], pki, sa_private_key,
+            lambda ports: apiserver_argv(apiserver_dir, etcd.ports[0], ports[0], pki, sa_private_key,
                                          sa_public_key, issuer, audit),
             lambda ports: http_ok(f"https://127.0.0.1:{ports[0]}/readyz", as_admin))
         apiserver.wait_ready(stop, timeout=60)
@@ -598,18 +608,9 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
         kubeconfig = workdir / "kubeconfig"
         write_kubeconfig(kubeconfig, apiserver_url, pki, "ssm-operator-admin",
                          pki.admin_cert, pki.admin_key)
-        controller_manager_kubeconfig = workdir / "kube-controller-manager.kubeconfig"
-        write_kubeconfig(controller_manager_kubeconfig, apiserver_url, pki,
-                         "system:kube-controller-manager",
-                         pki.controller_manager_cert, pki.controller_manager_key)
-        controller_manager = start(
-            "kube-controller-manager", 1,
-            lambda ports: controller_manager_argv(bin_dir, controller_manager_kubeconfig, ports[0],
-                                                  pki, sa_private_key),
-            lambda ports: http_ok(f"https://127.0.0.1:{ports[0]}/healthz", as_admin))
-        controller_manager.wait_ready(stop, timeout=30)
-        wait_for_default_service_account(apiserver_url, as_admin, controller_manager, stop,
-                                         timeout=30)
+        if not floor:
+            start_controller_manager(start, bin_dir, workdir, apiserver_url, pki, as_admin,
+                                     sa_private_key, stop)
         endpoints.update(kubeconfig=str(kubeconfig), apiserver=apiserver_url,
                          audit_log=str(audit_log))
 
@@ -617,6 +618,22 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
         aws.wait_ready(stop, timeout=30)
         endpoints["aws_endpoint"] = f"http://127.0.0.1:{aws.ports[0]}"
     return endpoints
+
+
+def start_controller_manager(start, bin_dir: Path, workdir: Path, apiserver_url: str, pki: Pki,
+                             as_admin: ssl.SSLContext, sa_private_key: Path,
+                             stop: StopSignals) -> None:
+    kubeconfig = workdir / "kube-controller-manager.kubeconfig"
+    write_kubeconfig(kubeconfig, apiserver_url, pki, "system:kube-controller-manager",
+                     pki.controller_manager_cert, pki.controller_manager_key)
+    controller_manager = start(
+        "kube-controller-manager", 1,
+        lambda ports: controller_manager_argv(bin_dir, kubeconfig, ports[0], pki,
+                                              sa_private_key),
+        lambda ports: http_ok(f"https://127.0.0.1:{ports[0]}/healthz", as_admin))
+    controller_manager.wait_ready(stop, timeout=30)
+    wait_for_default_service_account(apiserver_url, as_admin, controller_manager, stop,
+                                     timeout=30)
 
 
 def wait_for_default_service_account(apiserver_url: str, as_admin: ssl.SSLContext,
@@ -644,6 +661,9 @@ def main() -> int:
     parser.add_argument("--audit-log", type=Path,
                         help="where the API server's audit log goes, e.g. to keep it past the "
                              "run (default: DIR/logs/audit.log)")
+    parser.add_argument("--floor", action="store_true",
+                        help="run the API server of the chart's kubeVersion floor "
+                             "(testenv/controlplane/floor), without a controller manager")
     parser.add_argument("--ignore-stdin", action="store_true",
                         help="stay up until a signal even if stdin is closed (for scripts and demos)")
     args = parser.parse_args()
@@ -658,7 +678,8 @@ def main() -> int:
     try:
         try:
             endpoints = run(args.workdir.resolve(), args.components, stop, components,
-                            args.audit_log.resolve() if args.audit_log else None)
+                            args.audit_log.resolve() if args.audit_log else None,
+                            floor=args.floor)
         except StartupError as error:
             print(json.dumps({"error": str(error)}), flush=True)
             return 1

@@ -179,6 +179,17 @@ def default_render(helm) -> list[dict]:
 # --- lint and schema -----------------------------------------------------------
 
 @pytest.mark.parametrize("values", ["default", "namespaced", "all-features"])
+def test_kube_version_floor_is_the_api_server_the_admission_cases_run_on():
+    """`make test` runs the CRD's admission cases on the kube-apiserver that
+    testenv/controlplane/floor pins: the chart claims no older Kubernetes."""
+    floor_go_mod = (ROOT / "testenv" / "controlplane" / "floor" / "go.mod").read_text()
+    pinned = next(line.split()[-1] for line in floor_go_mod.splitlines()
+                  if line.startswith("require k8s.io/kubernetes "))
+    major, minor = pinned.removeprefix("v").split(".")[:2]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={major}.{minor}.0-0"
+
+
 def test_lint_passes_strict(helm, values):
     helm.run("lint", "--strict", str(CHART), *values_file(values))
 

@@ -32,6 +32,9 @@ pub struct EnvInfo {
     /// One JSON line per write request the API server served, and per read
     /// of a ServiceAccount outside kube-system (the operator's).
     pub audit_log: PathBuf,
+    /// Certificates, kubeconfigs, etcd's data and logs: every process of
+    /// the environment names it on its command line.
+    pub workdir: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +134,43 @@ pub fn record_chart_install(namespace: &str, release: &str, service_account: &st
     }
 }
 
+/// Set to `floor`, the environment's API server is the one of the chart's
+/// kubeVersion floor (`testenv/controlplane/floor`) and no controller manager
+/// runs: `make test` runs the admission cases there too.
+pub const KUBE: &str = "SSM_OPERATOR_TESTENV_KUBE";
+
+/// Whether this process runs on the API server of the chart's floor.
+pub fn floor() -> bool {
+    match std::env::var(KUBE) {
+        Ok(kube) if kube == "floor" => true,
+        Ok(kube) if kube.is_empty() || kube == "current" => false,
+        Ok(other) => panic!("{KUBE}={other:?}: expected `floor` or `current`"),
+        Err(_) => false,
+    }
+}
+
+/// The Kubernetes version this process's API server should be: the one its
+/// `testenv/controlplane` module (or `floor/`) pins.
+pub fn kubernetes_version() -> String {
+    let module = if floor() {
+        "testenv/controlplane/floor/go.mod"
+    } else {
+        "testenv/controlplane/go.mod"
+    };
+    let go_mod = std::fs::read_to_string(repo().join(module))
+        .unwrap_or_else(|e| panic!("cannot read {module}: {e}"));
+    go_mod
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("require k8s.io/kubernetes "))
+        .or_else(|| {
+            go_mod
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("k8s.io/kubernetes "))
+        })
+        .map(|version| version.trim().to_owned())
+        .unwrap_or_else(|| panic!("{module} requires no k8s.io/kubernetes"))
+}
+
 fn start_supervisor() -> anyhow::Result<EnvInfo> {
     let workdir = tempfile::Builder::new()
         .prefix("ssm-operator-e2e-")
@@ -141,6 +181,9 @@ fn start_supervisor() -> anyhow::Result<EnvInfo> {
         .arg(repo().join("testenv/env.py"))
         .arg("--workdir")
         .arg(&workdir);
+    if floor() {
+        supervisor.arg("--floor");
+    }
     if let Some(run) = audit_run() {
         // One file per environment: a run may start several (one per test binary).
         let binary = std::env::current_exe()

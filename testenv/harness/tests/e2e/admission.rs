@@ -2,7 +2,20 @@
 //! `kubectl apply`, with a message naming the field — nothing is written.
 
 use ssm_operator_testenv::manifest::ssm_parameter_yaml;
-use ssm_operator_testenv::{Scenario, kubectl};
+use ssm_operator_testenv::{Scenario, env, kubectl};
+
+/// 100 parameters with names of 1100 characters (the schema's maxima) and
+/// distinct default keys, or with the last two sharing one.
+fn hundred_long_names(clash: bool) -> String {
+    let names: String = (0..100)
+        .map(|i| {
+            let last = if clash && i == 99 { 98 } else { i };
+            let stem = "s".repeat(1100 - 6);
+            format!("  - name: /{stem}/k{last:03}\n")
+        })
+        .collect();
+    format!("  parameters:\n{names}")
+}
 
 /// (what is wrong, spec, a fragment the error must contain)
 fn malformed() -> Vec<(&'static str, String, &'static str)> {
@@ -23,6 +36,26 @@ fn malformed() -> Vec<(&'static str, String, &'static str)> {
         (
             "duplicate default keys",
             "  parameters:\n  - name: /x/pass\n  - name: /y/pass\n".into(),
+            "distinct Secret key",
+        ),
+        (
+            "an explicit key that is another's default key",
+            "  parameters:\n  - name: /x/pass\n  - name: b\n    key: pass\n".into(),
+            "distinct Secret key",
+        ),
+        (
+            "one parameter extracted twice with one prefix",
+            "  parameters:\n  - name: /db\n    extract: true\n    keyPrefix: db-\n  - name: /db\n    extract: true\n    keyPrefix: db-\n".into(),
+            "distinct Secret key",
+        ),
+        (
+            "one parameter extracted twice without prefix",
+            "  parameters:\n  - name: /db\n    extract: true\n  - name: /db\n    extract: true\n".into(),
+            "distinct Secret key",
+        ),
+        (
+            "100 parameters of 1100 characters, two sharing a key",
+            hundred_long_names(true),
             "distinct Secret key",
         ),
         (
@@ -155,5 +188,49 @@ async fn kubectl_apply_accepts_the_contracts_example() {
         None,
     );
     assert!(String::from_utf8_lossy(&explain.stdout).contains("without decryption"));
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_accepts_distinct_keys_up_to_the_schemas_bounds() {
+    let s = Scenario::new("admission-keys").await;
+    let accepted = [
+        ("100 names of 1100 characters", hundred_long_names(false)),
+        (
+            "one parameter extracted with two prefixes, and its own key",
+            "  parameters:\n  - name: /db\n    extract: true\n  - name: /db\n    extract: true\n    keyPrefix: db-\n  - name: /db\n".into(),
+        ),
+        (
+            "same last segment, told apart by key",
+            "  parameters:\n  - name: /x/pass\n  - name: /y/pass\n    key: other\n".into(),
+        ),
+    ];
+    for (i, (what, spec)) in accepted.iter().enumerate() {
+        let out = kubectl(
+            s.env,
+            &["apply", "-n", &s.namespace, "-f", "-"],
+            Some(&ssm_parameter_yaml(&format!("ok-{i}"), spec)),
+        );
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    s.cleanup().await;
+}
+
+/// `make test` runs this file on the API server of the chart's kubeVersion
+/// floor too: this proves which server each run had.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_server_is_the_kubernetes_version_of_this_run() {
+    let s = Scenario::new("admission-version").await;
+    let info = s.kube.apiserver_version().await.expect("server version");
+    assert_eq!(
+        info.git_version,
+        env::kubernetes_version(),
+        "{}=floor runs on the floor's API server, otherwise on the current one",
+        env::KUBE
+    );
     s.cleanup().await;
 }
