@@ -1,6 +1,8 @@
 //! What a phase cost, from the outside: the emulator's call counters, the
 //! API server's audit log (the operator's writes) and its own metrics
-//! (answers by code), and the operator process (CPU, memory, reconciles).
+//! (answers by code), the CPU time of every process of the machine's share
+//! (the test environment's, the benchmark's), and the operator process (CPU,
+//! memory, reconciles).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,9 @@ pub struct Snapshot {
     pub writes: BTreeMap<String, u64>,
     /// The API server's answers to anyone, by status code.
     pub answers: BTreeMap<String, u64>,
+    /// CPU time so far, in clock ticks, by process (`kube-apiserver`,
+    /// `etcd`, `AWS emulator`, …, `benchmark`).
+    pub cpu_ticks: BTreeMap<String, u64>,
 }
 
 /// What happened between two snapshots.
@@ -27,6 +32,7 @@ pub struct Delta {
     pub aws: BTreeMap<(String, String), u64>,
     pub writes: BTreeMap<String, u64>,
     pub answers: BTreeMap<String, u64>,
+    pub cpu_ticks: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -35,6 +41,7 @@ impl Snapshot {
             aws: aws_calls(s.env, role).await,
             writes: writes(s),
             answers: answers(&s.kube).await,
+            cpu_ticks: cpu_ticks(s.env),
         }
     }
 
@@ -43,6 +50,7 @@ impl Snapshot {
             aws: minus(&self.aws, &before.aws),
             writes: minus(&self.writes, &before.writes),
             answers: minus(&self.answers, &before.answers),
+            cpu_ticks: minus(&self.cpu_ticks, &before.cpu_ticks),
         }
     }
 }
@@ -102,6 +110,11 @@ impl Delta {
             .filter(|(code, _)| code.starts_with(class))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// CPU seconds of the processes named `process`.
+    pub fn cpu_seconds(&self, process: &str) -> f64 {
+        self.cpu_ticks.get(process).copied().unwrap_or_default() as f64 / CLOCK_TICKS_PER_SECOND
     }
 
     /// The operator's writes of `resource`.
@@ -185,4 +198,67 @@ pub async fn reconciles(operator: &Operator) -> u64 {
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .map(|n| n as u64)
         .sum()
+}
+
+/// `USER_HZ`, the unit of `/proc/<pid>/stat`'s CPU times: 100 on Linux.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The processes that share the machine with the operator, by the name the
+/// report gives them: the test environment's (found by its work directory
+/// on their command line) and this benchmark.
+pub const PROCESSES: [&str; 5] = [
+    "kube-apiserver",
+    "etcd",
+    "AWS emulator",
+    "kube-controller-manager",
+    "benchmark",
+];
+
+fn cpu_ticks(env: &EnvInfo) -> BTreeMap<String, u64> {
+    let workdir = env.workdir.to_string_lossy().into_owned();
+    let mut ticks = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return ticks;
+    };
+    let me = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let name = if pid == me {
+            "benchmark"
+        } else if !argv.iter().any(|a| a.contains(&workdir)) {
+            continue;
+        } else if argv.iter().any(|a| a.ends_with("server.py")) {
+            "AWS emulator"
+        } else {
+            let program = argv.first().map(String::as_str).unwrap_or_default();
+            match program.rsplit('/').next().unwrap_or_default() {
+                "kube-apiserver" => "kube-apiserver",
+                "etcd" => "etcd",
+                "kube-controller-manager" => "kube-controller-manager",
+                _ => continue,
+            }
+        };
+        if let Some(used) = process_ticks(&pid) {
+            *ticks.entry(name.to_owned()).or_default() += used;
+        }
+    }
+    ticks
+}
+
+/// User and system time of process `pid`, in clock ticks.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }

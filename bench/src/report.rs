@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::measure::PROCESSES;
 use crate::run::{PROBES, Phase, Report};
 use crate::world::SETUP_CONCURRENCY;
 
@@ -263,6 +264,7 @@ pub fn print(r: &Report) {
             floor: String::new(),
             ratio: String::new(),
         });
+        rows.extend(machine_share(phase, &p));
     }
     for (figure, mib) in [
         ("peak RSS", r.peak_rss_mib),
@@ -282,4 +284,34 @@ pub fn print(r: &Report) {
             r.figure, r.measured, r.floor, r.ratio
         );
     }
+}
+
+/// What else ran on the machine during `phase`: the CPU time of each
+/// process, and how busy all of them kept the cores (100% is every core all
+/// the time: the phase was paced by the machine, not by what waits).
+fn machine_share(phase: &Phase, p: &impl Fn(&str) -> String) -> Vec<Row> {
+    let d = &phase.delta;
+    let mut rows: Vec<Row> = PROCESSES
+        .iter()
+        .filter(|process| d.cpu_seconds(process) > 0.0)
+        .map(|process| Row {
+            figure: p(&format!("{process} CPU")),
+            measured: format!("{:.1} s", d.cpu_seconds(process)),
+            floor: String::new(),
+            ratio: String::new(),
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // Only these phases measure their counts over the same span as their time.
+    let spans_match = matches!(phase.name, "cold start" | "spec change");
+    if let Some(took) = phase.took.filter(|t| spans_match && !t.is_zero()) {
+        let all = phase.cpu_seconds + PROCESSES.iter().map(|n| d.cpu_seconds(n)).sum::<f64>();
+        rows.push(Row {
+            figure: p("CPU of all of them, of the machine's cores"),
+            measured: format!("{:.0}%", 100.0 * all / (cores * took.as_secs_f64())),
+            floor: String::new(),
+            ratio: String::new(),
+        });
+    }
+    rows
 }
