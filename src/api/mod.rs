@@ -4,11 +4,13 @@
 mod filter;
 mod reason;
 mod ssm_parameter;
+mod string_map;
 mod value;
 
 pub use filter::{Filter, template_pattern, template_rule};
 pub use reason::*;
 pub use ssm_parameter::*;
+pub use string_map::StringMap;
 pub use value::SecretValue;
 
 use kube::CustomResourceExt;

@@ -4,12 +4,12 @@
 //! attributes and CEL rules are what the API server enforces at `kubectl
 //! apply`, so malformed input never reaches the operator.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use strum::VariantArray as _;
+
+use crate::api::StringMap;
 
 /// The CRD's rule that no two parameters fill one Secret key (see
 /// `SsmParameterSpec::parameters`): the keys are mapped once, and each must
@@ -122,7 +122,7 @@ pub struct IdentityRef {
 }
 
 /// Bulk import of the parameters under a path.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PathRef {
     /// The path, starting with `/` (e.g. `/prd/payments`).
@@ -192,7 +192,7 @@ pub enum WorkloadKind {
 }
 
 /// One parameter of Parameter Store and the Secret key it fills.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("!(has(self.version) && has(self.label))")
     .message("version and label are mutually exclusive"))]
@@ -299,11 +299,11 @@ pub struct SecretTarget {
 
     /// Labels copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub labels: Option<StringMap>,
 
     /// Annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
+    pub annotations: Option<StringMap>,
 
     /// Extra keys built by substituting `{{ key }}` with the value of that
     /// key, e.g. `DATABASE_URL: postgres://app:{{ password | urlpath }}@db/app`.
@@ -320,7 +320,7 @@ pub struct SecretTarget {
     }))]
     #[x_kube(validation = kube::core::Rule::new("self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))")
         .message("template keys must be valid Secret keys ([-._a-zA-Z0-9]+)"))]
-    pub template: Option<BTreeMap<String, String>>,
+    pub template: Option<StringMap>,
 
     /// Create an immutable Secret; a later change of its data replaces it
     /// (delete and create), announced by an Event. Default `false`.

@@ -141,7 +141,7 @@ impl Plan {
             secret_type: target.type_.unwrap_or_default(),
             entries,
             path,
-            template: target.template.unwrap_or_default(),
+            template: target.template.map(Into::into).unwrap_or_default(),
             creation: target.creation_policy.unwrap_or_default(),
             deletion: target.deletion_policy.unwrap_or_default(),
             immutable: target.immutable.unwrap_or(false),

@@ -243,7 +243,7 @@ mod tests {
                 identity: None,
                 rollout_restart: Vec::new(),
                 target: Some(SecretTarget {
-                    labels: Some([("team".to_owned(), "payments".to_owned())].into()),
+                    labels: Some([("team", "payments")].into()),
                     ..SecretTarget::default()
                 }),
                 refresh_interval: None,
