@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use ssm_operator::commands::{Cli, Command};
 
@@ -5,8 +7,10 @@ use ssm_operator::commands::{Cli, Command};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        // stdout is the SsmParameters, what did not convert goes to stderr.
+        Command::Convert(args) => return ssm_operator::commands::convert::run(args),
         Command::Crd => print!("{}", ssm_operator::api::crd_yaml()?),
         // No telemetry: stdout is the policy, notes go to stderr.
         Command::Policy(args) => ssm_operator::commands::policy::run(args).await?,
@@ -16,5 +20,5 @@ async fn main() -> anyhow::Result<()> {
             ssm_operator::runtime::run((*args).settings()).await?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! The command line. Every flag can also be set by an environment variable.
 
 pub mod check;
+pub mod convert;
 mod manifest;
 pub mod policy;
 
@@ -37,6 +38,10 @@ pub enum Command {
     /// Tell, before any Secret is written, whether an SsmParameter's identity
     /// can read and decrypt each of its parameters, and what is missing.
     Check(crate::commands::check::CheckArgs),
+    /// Print External Secrets Operator manifests (ExternalSecrets and their
+    /// stores, Parameter Store provider) as SsmParameters; report on stderr
+    /// what has no equivalent.
+    Convert(crate::commands::convert::ConvertArgs),
 }
 
 #[derive(clap::Args, Debug)]
