@@ -318,26 +318,9 @@ async fn probe_found(
         });
     }
     if let Some(path) = &plan.path {
-        // When every SecureString is to be decrypted anyway, the listing
-        // brings them decrypted: no second read of each follows. If KMS
-        // refuses one, the page fails whole and says no more than the path:
-        // listed again without decryption, the reads that follow name it.
-        let mut query = PathQuery {
-            decrypt: depth == Depth::Full,
-            ..path.query.clone()
-        };
-        let mut listed = match reader
-            .read_path(&path.scope, &query, priority, path_limit)
-            .await
-        {
-            Err(error) if query.decrypt && kms_refused(&error) => {
-                query.decrypt = false;
-                reader
-                    .read_path(&path.scope, &query, priority, path_limit)
-                    .await?
-            }
-            listed => listed?,
-        };
+        let mut listed = reader
+            .read_path(&path.scope, &path.query, priority, path_limit)
+            .await?;
         listed.retain(|p| path.selection.picks(&p.name));
         let listed = checked_listing(plan, path, listed, reader, priority, known).await?;
         for p in listed {
@@ -352,24 +335,11 @@ async fn probe_found(
                 decode: Decode::None,
                 extract: None,
                 probe: p,
-                decrypted: query.decrypt,
+                decrypted: false,
             });
         }
     }
     Ok(found)
-}
-
-/// Whether KMS refused to decrypt (the key's policy or state), as opposed
-/// to failing for a while.
-fn kms_refused(error: &SyncError) -> bool {
-    matches!(
-        error,
-        SyncError::KmsAccessDenied { .. }
-            | SyncError::KmsKeyDisabled { .. }
-            | SyncError::KmsKeyPendingDeletion { .. }
-            | SyncError::KmsKeyNotFound { .. }
-            | SyncError::KmsKeyUnusable { .. }
-    )
 }
 
 /// A path listing, checked against what the Secret holds from it: a name
