@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use kube::Client;
 use ssm_operator_testenv::aws::emulator::counters;
-use ssm_operator_testenv::operator::{Operator, admin_get, audited_writes};
+use ssm_operator_testenv::operator::{Operator, admin_get, audited_writes, cpu_seconds_of};
 use ssm_operator_testenv::{Scenario, env::EnvInfo};
 
 /// Counts at one moment.
@@ -21,9 +21,9 @@ pub struct Snapshot {
     pub writes: BTreeMap<String, u64>,
     /// The API server's answers to anyone, by status code.
     pub answers: BTreeMap<String, u64>,
-    /// CPU time so far, in clock ticks, by process (`kube-apiserver`,
-    /// `etcd`, `AWS emulator`, …, `benchmark`).
-    pub cpu_ticks: BTreeMap<String, u64>,
+    /// CPU seconds so far, by process (`kube-apiserver`, `etcd`, `AWS
+    /// emulator`, …, `benchmark`).
+    pub cpu: BTreeMap<String, f64>,
 }
 
 /// What happened between two snapshots.
@@ -32,7 +32,7 @@ pub struct Delta {
     pub aws: BTreeMap<(String, String), u64>,
     pub writes: BTreeMap<String, u64>,
     pub answers: BTreeMap<String, u64>,
-    pub cpu_ticks: BTreeMap<String, u64>,
+    pub cpu: BTreeMap<String, f64>,
 }
 
 impl Snapshot {
@@ -41,7 +41,7 @@ impl Snapshot {
             aws: aws_calls(s.env, role).await,
             writes: writes(s),
             answers: answers(&s.kube).await,
-            cpu_ticks: cpu_ticks(s.env),
+            cpu: cpu_seconds(s.env),
         }
     }
 
@@ -50,7 +50,12 @@ impl Snapshot {
             aws: minus(&self.aws, &before.aws),
             writes: minus(&self.writes, &before.writes),
             answers: minus(&self.answers, &before.answers),
-            cpu_ticks: minus(&self.cpu_ticks, &before.cpu_ticks),
+            cpu: (self.cpu.iter())
+                .map(|(process, seconds)| {
+                    let before = before.cpu.get(process).copied().unwrap_or_default();
+                    (process.clone(), seconds - before)
+                })
+                .collect(),
         }
     }
 }
@@ -114,7 +119,7 @@ impl Delta {
 
     /// CPU seconds of the processes named `process`.
     pub fn cpu_seconds(&self, process: &str) -> f64 {
-        self.cpu_ticks.get(process).copied().unwrap_or_default() as f64 / CLOCK_TICKS_PER_SECOND
+        self.cpu.get(process).copied().unwrap_or_default()
     }
 
     /// The operator's writes of `resource`.
@@ -200,9 +205,6 @@ pub async fn reconciles(operator: &Operator) -> u64 {
         .sum()
 }
 
-/// `USER_HZ`, the unit of `/proc/<pid>/stat`'s CPU times: 100 on Linux.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
 /// The processes that share the machine with the operator, by the name the
 /// report gives them: the test environment's (found by its work directory
 /// on their command line) and this benchmark.
@@ -214,11 +216,11 @@ pub const PROCESSES: [&str; 5] = [
     "benchmark",
 ];
 
-fn cpu_ticks(env: &EnvInfo) -> BTreeMap<String, u64> {
+fn cpu_seconds(env: &EnvInfo) -> BTreeMap<String, f64> {
     let workdir = env.workdir.to_string_lossy().into_owned();
-    let mut ticks = BTreeMap::new();
+    let mut seconds = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return ticks;
+        return seconds;
     };
     let me = std::process::id().to_string();
     for entry in entries.flatten() {
@@ -248,17 +250,9 @@ fn cpu_ticks(env: &EnvInfo) -> BTreeMap<String, u64> {
                 _ => continue,
             }
         };
-        if let Some(used) = process_ticks(&pid) {
-            *ticks.entry(name.to_owned()).or_default() += used;
+        if let Some(used) = pid.parse().ok().and_then(cpu_seconds_of) {
+            *seconds.entry(name.to_owned()).or_default() += used;
         }
     }
-    ticks
-}
-
-/// User and system time of process `pid`, in clock ticks.
-fn process_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    seconds
 }

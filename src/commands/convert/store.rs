@@ -56,36 +56,32 @@ pub fn read(store: &StoreRef, spec: Value) -> Store {
     }
     if let Some(mut provider) = spec.object("provider", problems) {
         match provider.object("aws", problems) {
-            Some(aws) => read_aws(store, aws, &mut out),
-            None => out.problems.push(format!(
-                "{store}: the provider is not aws: the operator reads AWS Parameter Store only"
-            )),
+            Some(aws) => read_aws(aws, &mut out),
+            None => out.problems.push(
+                "the provider is not aws: the operator reads AWS Parameter Store only".to_owned(),
+            ),
         }
         provider.done(&mut out.problems);
     } else {
-        out.problems
-            .push(format!("{store}: spec.provider is missing"));
+        out.problems.push("spec.provider is missing".to_owned());
     }
     spec.done(&mut out.problems);
     // Reported with each ExternalSecret that reads through the store: say
     // whose fields they are.
-    let id = store.to_string();
     for problem in &mut out.problems {
-        if !problem.starts_with(&id) {
-            *problem = format!("{id}: {problem}");
-        }
+        *problem = format!("{store}: {problem}");
     }
     out
 }
 
-fn read_aws(store: &StoreRef, mut aws: Fields, out: &mut Store) {
+fn read_aws(mut aws: Fields, out: &mut Store) {
     let problems = &mut out.problems;
     match aws.string("service", problems).as_deref() {
         Some("ParameterStore") => {}
         Some(other) => problems.push(format!(
-            "{store}: spec.provider.aws.service is {other}: the operator reads Parameter Store only"
+            "spec.provider.aws.service is {other}: the operator reads Parameter Store only"
         )),
-        None => problems.push(format!("{store}: spec.provider.aws.service is missing")),
+        None => problems.push("spec.provider.aws.service is missing".to_owned()),
     }
     out.region = aws.string("region", problems);
     out.role_arn = aws.string("role", problems);
@@ -104,15 +100,13 @@ fn read_aws(store: &StoreRef, mut aws: Fields, out: &mut Store) {
         };
         if set {
             problems.push(format!(
-                "{store}: spec.provider.aws.{chaining} has no equivalent: identity.roleArn chains one role, without an external ID or session tags"
+                "spec.provider.aws.{chaining} has no equivalent: identity.roleArn chains one role, without an external ID or session tags"
             ));
         }
     }
     if let Some(mut auth) = aws.object("auth", problems) {
         if auth.take("secretRef").is_some() {
-            problems.push(format!(
-                "{store}: spec.provider.aws.auth.secretRef (static access keys) has no equivalent: the operator reads with IRSA or Pod Identity roles only"
-            ));
+            problems.push("spec.provider.aws.auth.secretRef (static access keys) has no equivalent: the operator reads with IRSA or Pod Identity roles only".to_owned());
         }
         if let Some(mut jwt) = auth.object("jwt", problems) {
             if let Some(mut account) = jwt.object("serviceAccountRef", problems) {
@@ -123,17 +117,15 @@ fn read_aws(store: &StoreRef, mut aws: Fields, out: &mut Store) {
                         .as_array()
                         .is_some_and(|a| a.iter().all(|x| x == "sts.amazonaws.com"));
                     if !only_sts {
-                        problems.push(format!(
-                            "{store}: spec.provider.aws.auth.jwt.serviceAccountRef.audiences other than sts.amazonaws.com have no equivalent"
-                        ));
+                        problems.push("spec.provider.aws.auth.jwt.serviceAccountRef.audiences other than sts.amazonaws.com have no equivalent".to_owned());
                     }
                 }
                 account.done(problems);
                 match name {
                     Some(name) => out.service_account = Some((namespace, name)),
-                    None => problems.push(format!(
-                        "{store}: spec.provider.aws.auth.jwt.serviceAccountRef.name is missing"
-                    )),
+                    None => problems.push(
+                        "spec.provider.aws.auth.jwt.serviceAccountRef.name is missing".to_owned(),
+                    ),
                 }
             }
             jwt.done(problems);

@@ -97,12 +97,7 @@ impl Operator {
 
     /// The CPU time it used so far (user and system), while it runs.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()?)).ok()?;
-        // The fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / CLOCK_TICKS_PER_SECOND)
+        cpu_seconds_of(self.child.id()?)
     }
 
     fn status_kib(&self, field: &str) -> Option<f64> {
@@ -143,6 +138,15 @@ impl Drop for Operator {
 
 /// `USER_HZ`, the unit of `/proc/<pid>/stat`'s CPU times: 100 on Linux.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The CPU time process `pid` used so far (user and system), in seconds.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / CLOCK_TICKS_PER_SECOND)
+}
 
 const DEFAULT_LOG_LEVEL: &str = "debug,hyper=info,kube_client=info,aws_smithy_runtime=info,aws_config=info,h2=info,rustls=info,tower=info";
 
