@@ -2,6 +2,7 @@
 //! implementation behind it.
 
 pub mod arn;
+pub mod attempts;
 pub mod classify;
 pub mod credentials;
 pub mod describe;

@@ -8,6 +8,7 @@ use aws_sdk_ssm::types::Parameter;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::attempts::{Attempts, RetryGate};
 use super::classify::{self, AwsFailure};
 use super::credentials::{CachedProvider, Identities};
 use super::key_ids::KeyIds;
@@ -25,6 +26,8 @@ pub struct SsmParameterStore {
     /// to ask.
     key_ids: Option<KeyIds>,
     kms_clients: IdleMap<Scope, aws_sdk_kms::Client>,
+    /// What a retried read waits for: the read budget.
+    retry_gate: Option<Arc<dyn RetryGate>>,
 }
 
 impl SsmParameterStore {
@@ -37,7 +40,18 @@ impl SsmParameterStore {
             clients: IdleMap::new(),
             key_ids: None,
             kms_clients: IdleMap::new(),
+            retry_gate: None,
         }
+    }
+
+    /// Retried reads wait for `gate` too ([`super::attempts`]).
+    pub fn with_retry_gate(mut self, gate: Arc<dyn RetryGate>) -> Self {
+        self.retry_gate = Some(gate);
+        self
+    }
+
+    fn attempts<'a>(&'a self, scope: &'a Scope) -> Attempts<'a> {
+        Attempts::new(self.retry_gate.as_deref(), scope)
     }
 
     /// Decrypting reads also tell the KMS key of each SecureString.
@@ -91,34 +105,38 @@ impl SsmParameterStore {
         // what it is, not as a failed SSM call.
         let signing = self.identities.credentials(&scope.identity).await?;
         let first = names.first().map(String::as_str).unwrap_or_default();
-        let out = self
-            .client(scope)
-            .get_parameters()
-            .set_names(Some(names.to_vec()))
-            .with_decryption(decrypt)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                let mut found = fetched_all(out.parameters);
-                if let Some(key_ids) = self.key_ids.as_ref().filter(|_| decrypt) {
-                    let (ssm, kms) = (self.client(scope), self.kms_client(scope));
-                    key_ids.fill(scope, &ssm, &kms, &mut found).await;
+        let mut attempts = self.attempts(scope);
+        loop {
+            let out = self
+                .client(scope)
+                .get_parameters()
+                .set_names(Some(names.to_vec()))
+                .with_decryption(decrypt)
+                .customize()
+                .config_override(one_attempt())
+                .send()
+                .await;
+            let err = match out {
+                Ok(out) => {
+                    let mut found = fetched_all(out.parameters);
+                    if let Some(key_ids) = self.key_ids.as_ref().filter(|_| decrypt) {
+                        let (ssm, kms) = (self.client(scope), self.kms_client(scope));
+                        key_ids.fill(scope, &ssm, &kms, &mut found).await;
+                    }
+                    return Ok(ParametersPage {
+                        found,
+                        invalid: out.invalid_parameters.unwrap_or_default(),
+                    });
                 }
-                Ok(ParametersPage {
-                    found,
-                    invalid: out.invalid_parameters.unwrap_or_default(),
-                })
+                Err(err) => err,
+            };
+            let failure = AwsFailure::of(&err);
+            if !attempts.again(&failure).await {
+                let operation = "GetParameters";
+                return Err(self
+                    .failed(scope, &signing, failure, operation, first)
+                    .await);
             }
-            Err(err) => Err(self
-                .failed(
-                    scope,
-                    &signing,
-                    AwsFailure::of(&err),
-                    "GetParameters",
-                    first,
-                )
-                .await),
         }
     }
 
@@ -129,31 +147,32 @@ impl SsmParameterStore {
         next_token: Option<String>,
     ) -> Result<PathPage, SyncError> {
         let signing = self.identities.credentials(&scope.identity).await?;
-        let out = self
-            .client(scope)
-            .get_parameters_by_path()
-            .path(&query.prefix)
-            .recursive(query.recursive)
-            .with_decryption(query.decrypt)
-            .set_next_token(next_token)
-            .send()
-            .await;
-        match out {
-            Ok(out) => Ok(PathPage {
-                found: fetched_all(out.parameters),
-                next_token: out.next_token.filter(|t| !t.is_empty()),
-            }),
-            Err(err) => {
-                let failure = AwsFailure::of(&err);
-                Err(self
-                    .failed(
-                        scope,
-                        &signing,
-                        failure,
-                        "GetParametersByPath",
-                        &query.prefix,
-                    )
-                    .await)
+        let mut attempts = self.attempts(scope);
+        loop {
+            let out = self
+                .client(scope)
+                .get_parameters_by_path()
+                .path(&query.prefix)
+                .recursive(query.recursive)
+                .with_decryption(query.decrypt)
+                .set_next_token(next_token.clone())
+                .customize()
+                .config_override(one_attempt())
+                .send()
+                .await;
+            let err = match out {
+                Ok(out) => {
+                    return Ok(PathPage {
+                        found: fetched_all(out.parameters),
+                        next_token: out.next_token.filter(|t| !t.is_empty()),
+                    });
+                }
+                Err(err) => err,
+            };
+            let failure = AwsFailure::of(&err);
+            if !attempts.again(&failure).await {
+                let (operation, path) = ("GetParametersByPath", &query.prefix);
+                return Err(self.failed(scope, &signing, failure, operation, path).await);
             }
         }
     }
@@ -185,6 +204,13 @@ impl SsmParameterStore {
             other => other,
         }
     }
+}
+
+/// The parameter reads make their attempts themselves ([`Attempts`]); the
+/// SDK's retries stay on for every other call.
+fn one_attempt() -> aws_sdk_ssm::config::Builder {
+    aws_sdk_ssm::config::Builder::default()
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::standard().with_max_attempts(1))
 }
 
 fn fetched_all(parameters: Option<Vec<Parameter>>) -> Vec<FetchedParameter> {
@@ -258,16 +284,21 @@ mod replay_tests {
         status: u16,
         body: &str,
     ) -> (SdkConfig, Identities) {
-        let request = http::Request::builder()
-            .uri(uri)
-            .body(SdkBody::empty())
-            .unwrap();
-        let response = http::Response::builder()
-            .status(status)
-            .header("content-type", content_type)
-            .body(SdkBody::from(body.to_owned()))
-            .unwrap();
-        let http_client = StaticReplayClient::new(vec![ReplayEvent::new(request, response)]);
+        // As many answers as attempts: a retried failure meets the same one.
+        let answer = || {
+            let request = http::Request::builder()
+                .uri(uri)
+                .body(SdkBody::empty())
+                .unwrap();
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", content_type)
+                .body(SdkBody::from(body.to_owned()))
+                .unwrap();
+            ReplayEvent::new(request, response)
+        };
+        let attempts = crate::aws::attempts::MAX_ATTEMPTS;
+        let http_client = StaticReplayClient::new((0..attempts).map(|_| answer()).collect());
         let base = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("ap-northeast-1"))

@@ -11,9 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::aws::attempts::{Retry, RetryGate};
 use crate::aws::{OperatorAccount, Scope};
 
 /// Whose read it is.
@@ -119,6 +122,18 @@ impl Budgets {
             .rate
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A retry is a read like any other: it waits for the budget, ahead of
+/// routine reads (its reconcile has waited once already), and a throttled
+/// attempt halves the rate as a throttled answer does.
+impl RetryGate for Budgets {
+    fn before_retry<'a>(&'a self, scope: &'a Scope, why: Retry) -> BoxFuture<'a, ()> {
+        if why == Retry::Throttled {
+            self.throttled(scope);
+        }
+        self.acquire(scope, Priority::Interactive).boxed()
     }
 }
 
@@ -291,5 +306,26 @@ mod tests {
             budgets.succeeded(&scope());
         }
         assert_eq!(budgets.rate(&scope()), 32.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_for_the_budget_and_a_throttled_attempt_halves_its_rate() {
+        let budgets = Budgets::new(2.0);
+        // Use up the burst.
+        budgets.acquire(&scope(), Priority::Routine).await;
+        let start = Instant::now();
+        budgets.before_retry(&scope(), Retry::Transient).await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            budgets.rate(&scope()),
+            2.0,
+            "a transient failure is no throttle"
+        );
+        budgets.before_retry(&scope(), Retry::Throttled).await;
+        assert_eq!(budgets.rate(&scope()), 1.0);
     }
 }

@@ -94,12 +94,12 @@ async fn an_unchanged_refresh_decrypts_nothing_and_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn throttling_is_retried_by_the_sdk_and_reported_only_when_retries_run_out() {
+async fn throttling_is_retried_within_the_read_budget_and_reported_only_when_retries_run_out() {
     let mut s = Scenario::new("throttled").await;
     let (key, role) = s.with_operator().await;
     let name = format!("{}-pw", s.id);
     s.put_secure_string(&name, "v", &key).await;
-    // Two throttles: the SDK's third attempt goes through.
+    // Two throttles: the third attempt goes through.
     inject_fault(s.env, &role, "ssm:GetParameters", "throttle", 2)
         .await
         .unwrap();
