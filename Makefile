@@ -49,9 +49,13 @@ lint:
 
 ## crd: regenerate crds/ and the chart's copy from the Rust types
 crd:
-	cargo run --quiet -- crd > crds/.ssmparameters.yaml.new
-	mv crds/.ssmparameters.yaml.new crds/ssmparameters.ssm-operator.io.yaml
-	cp crds/ssmparameters.ssm-operator.io.yaml deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml
+	cargo build --quiet --bin ssm-operator
+	for kind in SsmParameter ClusterSsmParameter; do \
+	  file=$$(echo "$$kind" | tr A-Z a-z)s.ssm-operator.io.yaml; \
+	  "$(CARGO_TARGET_DIR)/debug/ssm-operator" crd --kind "$$kind" > "crds/.$$file.new" \
+	    && mv "crds/.$$file.new" "crds/$$file" \
+	    && cp "crds/$$file" "deploy/ssm-operator/crd/$$file" || exit 1; \
+	done
 
 ## bench: the scale benchmark (bench/README.md; not part of `make test`):
 ## the operator's release build on thousands of SsmParameters, a table of

@@ -10,6 +10,8 @@
 //! - [`batch`]: reads of many SsmParameters coalesced into few calls, under a rate budget.
 //! - [`reconcile`]: the path of one SsmParameter, one step per file; its
 //!   `mod.rs` is the pipeline.
+//! - [`cluster`]: ClusterSsmParameter — an SsmParameter kept in each chosen
+//!   namespace, and a status gathered from theirs.
 //! - [`runtime`]: the running process — controller, leader election, admin server.
 //! - [`commands`]: the command line, one file per subcommand.
 //! - [`failpoint`]: where test builds can be made to crash.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod aws;
 pub mod batch;
+pub mod cluster;
 pub mod commands;
 pub mod failpoint;
 pub mod names;

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         // stdout is the SsmParameters, what did not convert goes to stderr.
         Command::Convert(args) => return ssm_operator::commands::convert::run(args),
-        Command::Crd => print!("{}", ssm_operator::api::crd_yaml()?),
+        Command::Crd { kind } => print!("{}", ssm_operator::api::crd_yaml(kind)?),
         // No telemetry: stdout is the policy, notes go to stderr.
         Command::Policy(args) => ssm_operator::commands::policy::run(args).await?,
         Command::Check(args) => ssm_operator::commands::check::run(args).await?,

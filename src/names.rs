@@ -40,6 +40,12 @@ pub const FINALIZER: &str = "ssm-operator.io/orphan-on-crd-deletion";
 /// The SsmParameter CRD, whose deletion the operator watches out for.
 pub const CRD_NAME: &str = "ssmparameters.ssm-operator.io";
 
+/// Label on the SsmParameters a ClusterSsmParameter keeps, naming it.
+pub const CLUSTER_LABEL: &str = "ssm-operator.io/cluster-ssm-parameter";
+/// The ClusterSsmParameter CRD: its deletion deletes the SsmParameters
+/// kept for it, whose Secrets are then orphaned as for [`CRD_NAME`].
+pub const CLUSTER_CRD_NAME: &str = "clusterssmparameters.ssm-operator.io";
+
 /// SsmParameter annotation: a new value makes the operator read AWS now.
 pub const FORCE_SYNC_ANNOTATION: &str = "ssm-operator.io/force-sync";
 

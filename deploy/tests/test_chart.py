@@ -28,8 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "ssm-operator"
 CI_VALUES = CHART / "ci"
-REPOSITORY_CRD = ROOT / "crds" / "ssmparameters.ssm-operator.io.yaml"
-CHART_CRD = CHART / "crd" / "ssmparameters.ssm-operator.io.yaml"
+# The CRDs, each in crds/ and copied into the chart's crd/.
+CRD_NAMES = ["ssmparameters.ssm-operator.io", "clusterssmparameters.ssm-operator.io"]
 ENV_PY = ROOT / "testenv" / "env.py"
 
 RELEASE_NAMESPACE = "ssm-operator"
@@ -58,6 +58,18 @@ SERVICE_ACCOUNT_IDENTITY_RULES = [
     {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
 ]
 NAMESPACE_RULE = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+# Serving every namespace, the operator also serves ClusterSsmParameters: it
+# keeps an SsmParameter in each namespace they choose, by the namespaces' labels.
+CLUSTER_WIDE_RULES = [
+    {"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
+     "verbs": ["list", "watch", "patch", "create", "delete"]},
+    *COMMON_RULES[1:],
+    {"apiGroups": ["ssm-operator.io"], "resources": ["clusterssmparameters"],
+     "verbs": ["list", "watch"]},
+    {"apiGroups": ["ssm-operator.io"], "resources": ["clusterssmparameters/status"],
+     "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+]
 
 
 def own_namespace_rule(namespace: str) -> dict:
@@ -69,9 +81,9 @@ VIEW_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
                "verbs": ["get", "list", "watch"]}]
 EDIT_RULES = [{"apiGroups": ["ssm-operator.io"], "resources": ["ssmparameters"],
                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
-# In every scope: whether the CRD is being deleted (then Secrets are orphaned).
+# In every scope: whether a CRD is being deleted (then Secrets are orphaned).
 CRD_RULE = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-            "resourceNames": ["ssmparameters.ssm-operator.io"], "verbs": ["get"]}
+            "resourceNames": CRD_NAMES, "verbs": ["get"]}
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 FULLNAME = "ssm-operator"  # the release "ssm-operator" of the chart of that name
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
@@ -220,6 +232,12 @@ def test_schema_refuses_namespace_scope_without_watched_namespaces(helm):
     assert "/watchNamespaces" in error
 
 
+def test_schema_refuses_cluster_role_arns_that_are_not_a_list(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1",
+                         "--set", "clusterRoleArns=arn:aws:iam::111122223333:role/platform")
+    assert "/clusterRoleArns" in error and "want array" in error
+
+
 def test_region_is_required(helm):
     assert "region is required" in helm.refusal()
 
@@ -289,7 +307,7 @@ def test_schema_describes_exactly_the_values_of_values_yaml():
 
 def test_default_render_has_exactly_the_expected_objects(default_render):
     assert kinds(default_render) == sorted([
-        "ServiceAccount", "CustomResourceDefinition",
+        "ServiceAccount", "CustomResourceDefinition", "CustomResourceDefinition",
         "ClusterRole", "ClusterRoleBinding",  # the operator's
         "ClusterRole", "ClusterRoleBinding",  # its tenant identities
         "ClusterRole", "ClusterRole",  # aggregated to view, edit and admin
@@ -347,6 +365,8 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_SERVICE_ACCOUNT_IDENTITIES": "true",
         # Shared with no namespace unless the admin lists some.
         "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "",
+        # ClusterSsmParameters chain to no role unless the admin lists some.
+        "SSM_OPERATOR_CLUSTER_ROLE_ARNS": "",
         "SSM_OPERATOR_AWS_SESSION_DURATION": "1h",
         "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
         "SSM_OPERATOR_LEADER_ELECT": "true",
@@ -386,6 +406,14 @@ def test_settings_reach_the_operator_environment(helm):
     names = [var["name"] for var in operator_container(documents)["env"]]
     assert names[-2:] == ["AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY"], "extraEnv comes last and wins"
     assert operator_container(documents)["args"] == ["run", "--log-level=debug"]
+
+
+def test_cluster_role_arns_are_joined_with_commas(helm):
+    documents = helm.template(*values_file("default"), "--set", "clusterRoleArns="
+                              "{arn:aws:iam::111122223333:role/platform-*,"
+                              "arn:aws:iam::444455556666:role/ssm-reader}")
+    assert environment_of(documents)["SSM_OPERATOR_CLUSTER_ROLE_ARNS"] \
+        == "arn:aws:iam::111122223333:role/platform-*,arn:aws:iam::444455556666:role/ssm-reader"
 
 
 def test_watch_namespaces_are_joined_with_commas(helm):
@@ -432,8 +460,7 @@ def test_serving_every_namespace_binds_the_operator_rules_cluster_wide(default_r
                           ("ClusterRoleBinding", None, f"{FULLNAME}-crd"),
                           ("RoleBinding", RELEASE_NAMESPACE, f"{FULLNAME}-leader-election")}
     assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-crd")], [CRD_RULE])
-    assert same_rules(bound[("ClusterRoleBinding", None, FULLNAME)],
-                      COMMON_RULES + [NAMESPACE_RULE])
+    assert same_rules(bound[("ClusterRoleBinding", None, FULLNAME)], CLUSTER_WIDE_RULES)
     assert same_rules(bound[("ClusterRoleBinding", None, f"{FULLNAME}-tenant-identities")],
                       SERVICE_ACCOUNT_IDENTITY_RULES)
 
@@ -453,6 +480,32 @@ def test_watched_namespaces_are_bound_one_by_one_and_nothing_cluster_wide(helm):
     # Cluster-scoped besides: the aggregated ClusterRoles, bound to no one.
     assert sorted(doc["metadata"]["name"] for doc in documents if doc["kind"] == "ClusterRole") \
         == [f"{FULLNAME}-crd", f"{FULLNAME}-edit", f"{FULLNAME}-view"]
+
+
+def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in rules for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+# What serving ClusterSsmParameters takes, beyond serving SsmParameters.
+CLUSTER_SSM_PARAMETER_GRANTS = {
+    ("ssm-operator.io", "ssmparameters", "create"), ("ssm-operator.io", "ssmparameters", "delete"),
+    ("ssm-operator.io", "clusterssmparameters", "list"),
+    ("ssm-operator.io", "clusterssmparameters", "watch"),
+    ("ssm-operator.io", "clusterssmparameters/status", "patch"),
+    ("", "namespaces", "list"), ("", "namespaces", "watch"),
+}
+
+
+def test_cluster_ssm_parameters_are_served_only_cluster_wide(helm, default_render):
+    cluster_wide = granted(bound_rules(default_render)[("ClusterRoleBinding", None, FULLNAME)])
+    assert CLUSTER_SSM_PARAMETER_GRANTS <= cluster_wide
+    for values in (["--set", "watchNamespaces={payments,orders}"], values_file("namespaced")):
+        documents = helm.template(*values_file("default"), *values)
+        everything = set().union(*map(granted, bound_rules(documents).values()))
+        assert not CLUSTER_SSM_PARAMETER_GRANTS & everything, values
+        assert "clusterssmparameters" not in str(
+            [doc for doc in documents if doc["kind"] == "Role"])
 
 
 def test_tenant_identities_are_bound_only_in_the_namespaces_named(helm):
@@ -601,15 +654,24 @@ def test_common_and_pod_labels_never_repeat_a_key(helm):
     assert labels["app.kubernetes.io/name"] == "ssm-operator", "selector labels are the chart's"
 
 
-def test_chart_crd_is_a_copy_of_the_repository_crd():
-    assert CHART_CRD.read_bytes() == REPOSITORY_CRD.read_bytes(), (
-        "deploy/ssm-operator/crd/ is stale: cp crds/ssmparameters.ssm-operator.io.yaml "
-        "deploy/ssm-operator/crd/")
+@pytest.mark.parametrize("name", CRD_NAMES)
+def test_chart_crd_is_a_copy_of_the_repository_crd(name):
+    chart_crd = CHART / "crd" / f"{name}.yaml"
+    assert chart_crd.read_bytes() == (ROOT / "crds" / f"{name}.yaml").read_bytes(), (
+        f"deploy/ssm-operator/crd/ is stale: cp crds/{name}.yaml deploy/ssm-operator/crd/")
 
 
-def test_crd_template_renders_the_repository_crd_and_is_kept(default_render):
-    rendered = find(default_render, "CustomResourceDefinition")
-    repository = yaml.safe_load(REPOSITORY_CRD.read_text())
+def test_the_chart_installs_every_crd_of_the_repository():
+    assert sorted(path.name for path in (ROOT / "crds").glob("*.yaml")) \
+        == sorted(f"{name}.yaml" for name in CRD_NAMES)
+    assert sorted(path.name for path in (CHART / "crd").iterdir()) \
+        == sorted(f"{name}.yaml" for name in CRD_NAMES)
+
+
+@pytest.mark.parametrize("name", CRD_NAMES)
+def test_crd_template_renders_the_repository_crd_and_is_kept(default_render, name):
+    rendered = find(default_render, "CustomResourceDefinition", name)
+    repository = yaml.safe_load((ROOT / "crds" / f"{name}.yaml").read_text())
     assert rendered["spec"] == repository["spec"]
     assert rendered["metadata"]["name"] == repository["metadata"]["name"]
     assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
@@ -619,9 +681,11 @@ def test_crd_template_renders_the_repository_crd_and_is_kept(default_render):
 def test_crd_switches(helm):
     assert "CustomResourceDefinition" not in kinds(
         helm.template(*values_file("default"), "--set", "crds.install=false"))
-    unkept = find(helm.template(*values_file("default"), "--set", "crds.keep=false"),
-                  "CustomResourceDefinition")
-    assert "annotations" not in unkept["metadata"]
+    unkept = [doc for doc in helm.template(*values_file("default"), "--set", "crds.keep=false")
+              if doc["kind"] == "CustomResourceDefinition"]
+    assert sorted(crd["metadata"]["name"] for crd in unkept) == sorted(CRD_NAMES)
+    for crd in unkept:
+        assert "annotations" not in crd["metadata"]
 
 
 # --- against a real API server -----------------------------------------------
@@ -742,7 +806,7 @@ def test_a_weakened_pod_is_refused_in_a_restricted_namespace(helm, cluster):
     assert "allowPrivilegeEscalation" in messages[0]
 
 
-def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
+def test_install_and_uninstall_leave_only_the_kept_crds(helm, cluster):
     namespace = cluster.create_namespace(unique_name("install"))
     release = "lifecycle"
     fullname = f"{release}-ssm-operator"
@@ -766,8 +830,22 @@ def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
     for kind, name, in_namespace in installed:
         scope = ["-n", in_namespace] if in_namespace else []
         assert cluster.get(kind, name, *scope), f"{kind} {name} was not installed"
-    crd = cluster.get("crd", "ssmparameters.ssm-operator.io")
-    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+    for name in CRD_NAMES:
+        crd = cluster.get("crd", name)
+        assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+    operator = f"system:serviceaccount:{namespace}:{fullname}"
+
+    def allowed(*question: str) -> bool:
+        answer = cluster.kubectl("auth", "can-i", *question, "--as", operator, check=False)
+        return answer.stdout.strip() == "yes"
+
+    # Serving every namespace, it serves ClusterSsmParameters too.
+    for verb in ("create", "patch", "delete"):
+        assert allowed(verb, "ssmparameters.ssm-operator.io", "-n", "payments"), verb
+    assert allowed("watch", "clusterssmparameters.ssm-operator.io")
+    assert allowed("patch", "clusterssmparameters.ssm-operator.io", "--subresource=status")
+    assert not allowed("patch", "clusterssmparameters.ssm-operator.io")
+    assert allowed("watch", "namespaces")
 
     cluster.helm(helm, "uninstall", release, "--namespace", namespace, "--wait",
                  "--timeout", f"{CONTROLLER_DEADLINE_SECONDS}s")
@@ -775,8 +853,8 @@ def test_install_and_uninstall_leave_only_the_kept_crd(helm, cluster):
         scope = ["-n", in_namespace] if in_namespace else []
         poll(lambda kind=kind, name=name, scope=scope: cluster.get(kind, name, *scope) is None,
              CONTROLLER_DEADLINE_SECONDS, f"the deletion of {kind} {name}")
-    assert cluster.get("crd", "ssmparameters.ssm-operator.io"), \
-        "crds.keep leaves the CRD (and every SsmParameter) in place"
+    for name in CRD_NAMES:
+        assert cluster.get("crd", name), f"crds.keep leaves {name} (and its objects) in place"
     listed = json.loads(cluster.helm(helm, "list", "--namespace", namespace,
                                      "--output", "json").stdout)
     assert listed == []
@@ -817,6 +895,10 @@ def test_namespaced_install_grants_only_the_watched_namespaces(helm, cluster):
     assert allowed("update", "leases.coordination.k8s.io", "-n", RELEASE_NAMESPACE)
     assert not allowed("update", "leases.coordination.k8s.io", "-n", "payments")
     assert not allowed("delete", "ssmparameters.ssm-operator.io", "-n", "payments")
+    # No ClusterSsmParameters: they take cluster-wide permissions.
+    assert not allowed("create", "ssmparameters.ssm-operator.io", "-n", "payments")
+    assert not allowed("list", "clusterssmparameters.ssm-operator.io")
+    assert not allowed("watch", "namespaces")
 
 
 def test_watched_namespaces_install_grants_only_them(helm, cluster):

@@ -542,26 +542,34 @@ mod tests {
 
 #[cfg(test)]
 mod drift {
+    use crate::api::CrdKind;
+
     /// `crds/` and the chart's copy are what users apply; they must be what
     /// the types generate.
     #[test]
     fn committed_crds_match_the_rust_types() {
-        let generated = crate::api::crd_yaml().unwrap();
         let committed = [
             (
-                "crds/",
+                CrdKind::SsmParameter,
                 include_str!("../../crds/ssmparameters.ssm-operator.io.yaml"),
-            ),
-            (
-                "the chart",
                 include_str!("../../deploy/ssm-operator/crd/ssmparameters.ssm-operator.io.yaml"),
             ),
+            (
+                CrdKind::ClusterSsmParameter,
+                include_str!("../../crds/clusterssmparameters.ssm-operator.io.yaml"),
+                include_str!(
+                    "../../deploy/ssm-operator/crd/clusterssmparameters.ssm-operator.io.yaml"
+                ),
+            ),
         ];
-        for (place, crd) in committed {
-            assert!(
-                crd == generated,
-                "the CRD in {place} is stale: run `make crd`"
-            );
+        for (kind, repository, chart) in committed {
+            let generated = crate::api::crd_yaml(Some(kind)).unwrap();
+            for (place, crd) in [("crds/", repository), ("the chart", chart)] {
+                assert!(
+                    crd == generated,
+                    "the {kind:?} CRD in {place} is stale: run `make crd`"
+                );
+            }
         }
     }
 }

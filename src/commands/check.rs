@@ -52,6 +52,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let tenancy = Tenancy {
         service_account_identities: true,
         operator_identity_namespaces: vec!["*".to_owned()],
+        cluster_role_arns: vec!["*".to_owned()],
     };
     let base = aws::base_config(&args.region).await;
     let operator = aws::operator_identity(&args.region).await;
@@ -70,7 +71,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         obj.name_any()
     );
     let mut findings = Vec::new();
-    let identity = match tenancy::resolve(&obj, &tenancy, &client).await {
+    let identity = match tenancy::resolve(&obj, &tenancy, &client, &tenancy::NoKeepers).await {
         Ok(identity) => identity,
         Err(Halt::Failed { error, .. }) => return report(vec![refused("identity", error)]),
         Err(other) => anyhow::bail!("could not resolve the identity: {other:?}"),

@@ -30,8 +30,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator.
     Run(Box<RunArgs>),
-    /// Print the SsmParameter CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (SsmParameter, ClusterSsmParameter)
+    /// as YAML documents.
+    Crd {
+        /// Only this one: `SsmParameter` or `ClusterSsmParameter`.
+        #[arg(long)]
+        kind: Option<crate::api::CrdKind>,
+    },
     /// Print the least-privilege IAM permissions and IRSA trust policies an
     /// SsmParameter's identity needs.
     Policy(crate::commands::policy::PolicyArgs),
@@ -53,6 +58,11 @@ pub struct RunArgs {
     /// Namespaces to watch, comma-separated; empty watches every namespace.
     #[arg(long, env = "SSM_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
+
+    /// Serve ClusterSsmParameters (which takes cluster-wide permissions).
+    /// Default: when watching every namespace.
+    #[arg(long, env = "SSM_OPERATOR_CLUSTER_SSM_PARAMETERS")]
+    pub cluster_ssm_parameters: Option<bool>,
 
     /// How long a batch of reads waits at most for reconciles still on their
     /// way to share its GetParameters calls (it goes out as soon as they have
@@ -102,6 +112,12 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub operator_identity_namespaces: Vec<String>,
+
+    /// Role ARNs (comma-separated globs) that ClusterSsmParameters may chain
+    /// to from the operator's identity with `template.identity.roleArn`.
+    /// Default: none.
+    #[arg(long, env = "SSM_OPERATOR_CLUSTER_ROLE_ARNS", value_delimiter = ',')]
+    pub cluster_role_arns: Vec<String>,
 
     /// Lifetime asked of STS for every identity's credentials: 15m to 12h,
     /// and no more than the roles' MaxSessionDuration. Chained
@@ -158,6 +174,8 @@ impl RunArgs {
         let lease = LeaseConfig::new(self.lease_namespace, self.lease_name, self.pod_name);
         Settings {
             region: self.region,
+            cluster_ssm_parameters: (self.cluster_ssm_parameters)
+                .unwrap_or(self.watch_namespaces.is_empty()),
             watch_namespaces: self.watch_namespaces,
             batch_window: self.batch_window,
             aws_read_rate: self.aws_read_rate,
@@ -173,6 +191,9 @@ impl RunArgs {
                 operator_identity_namespaces: self
                     .operator_identity_namespaces
                     .into_iter()
+                    .filter(|glob| !glob.is_empty())
+                    .collect(),
+                cluster_role_arns: (self.cluster_role_arns.into_iter())
                     .filter(|glob| !glob.is_empty())
                     .collect(),
             },

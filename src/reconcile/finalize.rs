@@ -17,8 +17,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::{CreationPolicy, SsmParameter};
-use crate::names::{CRD_NAME, FIELD_MANAGER, FINALIZER};
-use crate::reconcile::plan;
+use crate::names::{CLUSTER_CRD_NAME, CRD_NAME, FIELD_MANAGER, FINALIZER};
+use crate::reconcile::{plan, tenancy};
 
 /// Whether `obj` needs the finalizer and lacks it.
 pub fn missing(obj: &SsmParameter) -> bool {
@@ -49,7 +49,7 @@ pub async fn finalize(
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    if let Some(why) = keep_secret(client).await? {
+    if let Some(why) = keep_secret(client, obj).await? {
         orphan(obj, client).await?;
         announce(obj, recorder, why).await;
     }
@@ -67,23 +67,38 @@ pub async fn finalize(
 }
 
 /// Why the Secret must outlive this deletion, if it must: the CRD is being
-/// deleted, or the operator may not read it to tell.
-async fn keep_secret(client: &kube::Client) -> Result<Option<&'static str>, kube::Error> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.get_opt(CRD_NAME).await {
-        Ok(Some(crd)) if crd.metadata.deletion_timestamp.is_none() => Ok(None),
-        Ok(_) => Ok(Some("the SsmParameter CRD is being deleted")),
-        Err(kube::Error::Api(e)) if e.code == 403 => {
-            tracing::warn!(
-                crd = CRD_NAME,
-                "may not read the CRD, so cannot tell whether it is being deleted; the Secret is kept"
-            );
-            Ok(Some(
-                "the operator may not read the SsmParameter CRD to tell whether it is being deleted",
-            ))
-        }
-        Err(error) => Err(error),
+/// deleted — for an SsmParameter a ClusterSsmParameter keeps, either CRD,
+/// since deleting the ClusterSsmParameters deletes theirs — or the operator
+/// may not read it to tell.
+async fn keep_secret(
+    client: &kube::Client,
+    obj: &SsmParameter,
+) -> Result<Option<&'static str>, kube::Error> {
+    let mut crds = vec![(CRD_NAME, "SsmParameter")];
+    if tenancy::claimed_keeper(obj).is_some() {
+        crds.push((CLUSTER_CRD_NAME, "ClusterSsmParameter"));
     }
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (crd, kind) in crds {
+        match api.get_opt(crd).await {
+            Ok(Some(found)) if found.metadata.deletion_timestamp.is_none() => {}
+            Ok(_) if kind == "SsmParameter" => {
+                return Ok(Some("the SsmParameter CRD is being deleted"));
+            }
+            Ok(_) => return Ok(Some("the ClusterSsmParameter CRD is being deleted")),
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(
+                    crd,
+                    "may not read the CRD, so cannot tell whether it is being deleted; the Secret is kept"
+                );
+                return Ok(Some(
+                    "the operator may not read a CRD to tell whether it is being deleted",
+                ));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(None)
 }
 
 /// Takes `obj`'s ownerReference off its Secret, touching nothing else.

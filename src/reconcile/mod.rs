@@ -69,6 +69,8 @@ pub struct Context {
     pub own_status: OwnStatus,
     /// The refreshes booked, by object.
     pub refreshes: Arc<Refreshes>,
+    /// Who keeps the SsmParameters of ClusterSsmParameters.
+    pub keepers: Arc<dyn tenancy::Keepers>,
 }
 
 impl Context {
@@ -153,6 +155,14 @@ async fn sync(attempt: &mut Attempt<'_>, reader: Reader) -> Result<Synced, Halt>
     attempt.guard().await?;
     let read = attempt.read(&plan, depth, reader).await?;
     attempt.apply(&plan, read).await
+}
+
+/// The refresh beat of the SsmParameters of the ClusterSsmParameter `uid`:
+/// the same in every process.
+fn beat_of(uid: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(uid.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 /// One SsmParameter's reconcile: what it found, and what it learnt on the way.
@@ -271,12 +281,22 @@ impl<'a> Attempt<'a> {
 
     /// The identity to read with, and what to read.
     async fn plan(&mut self) -> Result<Plan, Halt> {
-        let identity = tenancy::resolve(self.obj, &self.ctx.tenancy, &self.ctx.client).await?;
+        let ctx = self.ctx;
+        let identity = tenancy::resolve(self.obj, &ctx.tenancy, &ctx.client, &*ctx.keepers).await?;
         let plan = Plan::of(self.obj, &self.ctx.default_region, identity)?;
         self.planned = true;
         self.refresh = plan.refresh;
         self.rollout_restart = plan.rollout_restart.clone();
         self.lane = plan.lane();
+        // The SsmParameters of one ClusterSsmParameter refresh together.
+        if let Some((_, uid)) = tenancy::claimed_keeper(self.obj) {
+            let lane = self.lane.get_or_insert(Lane {
+                key: 0,
+                names: 0,
+                beat: None,
+            });
+            lane.beat = Some(beat_of(uid));
+        }
         Ok(plan)
     }
 

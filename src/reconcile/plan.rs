@@ -85,6 +85,7 @@ impl Plan {
         Some(Lane {
             key: hasher.finish(),
             names: self.entries.len(),
+            beat: None,
         })
     }
 

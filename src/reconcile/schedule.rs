@@ -12,6 +12,7 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use crate::api::{Retry, SsmParameter, SyncError};
@@ -68,6 +69,10 @@ pub struct Lane {
     /// Reads of the same key share calls (the scope and decryption mode).
     pub key: u64,
     pub names: usize,
+    /// Objects of one beat (the SsmParameters of one ClusterSsmParameter,
+    /// which read the same names) refresh at the same instants, whenever
+    /// each synced, so that their reads go out as one.
+    pub beat: Option<u64>,
 }
 
 /// Refreshes booked ahead, per lane: the instant and the names booked on it.
@@ -229,6 +234,9 @@ impl Schedule {
         let next_due = refresh.map(|interval| {
             let target = now + jitter(interval);
             match lane {
+                Some(Lane {
+                    beat: Some(beat), ..
+                }) => now + on_beat(interval, *beat, SystemTime::now()),
                 Some(lane) => self
                     .departures
                     .lock()
@@ -300,6 +308,19 @@ pub fn next_attempt(error: &SyncError, refresh: Option<Duration>, backoff: Durat
         (Retry::AtRefresh, Some(refresh)) => Action::requeue(jitter(refresh)),
         (Retry::AtRefresh, None) | (Retry::OnSpecChange, _) => Action::await_change(),
     }
+}
+
+/// The wait from `now` to the next instant of `beat`: beats of one value
+/// fall on the same wall-clock instants, `interval` apart; those of other
+/// values are spread over the interval.
+fn on_beat(interval: Duration, beat: u64, now: SystemTime) -> Duration {
+    let period = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    let since = (now % period + period - beat % period) % period;
+    Duration::from_millis(period - since)
 }
 
 /// The jitter's range: ±10% of the interval.
@@ -497,7 +518,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refreshes_of_one_lane_go_out_ten_names_at_a_time_however_their_syncs_were_spread() {
         let schedule = Schedule::default();
-        let lane = Lane { key: 7, names: 1 };
+        let lane = Lane {
+            key: 7,
+            names: 1,
+            beat: None,
+        };
         let interval = Duration::from_secs(3600);
         let mut departures = std::collections::BTreeSet::new();
         for n in 0..1000 {
@@ -515,7 +540,11 @@ mod tests {
         }
         assert!(departures.len() <= 101, "{} departures", departures.len());
         // Another lane does not share them.
-        let other = Lane { key: 8, names: 1 };
+        let other = Lane {
+            key: 8,
+            names: 1,
+            beat: None,
+        };
         let wait = schedule
             .synced(object(), basis(1), Some(interval), Some(&other))
             .unwrap();
@@ -562,5 +591,21 @@ mod tests {
             let j = jitter(Duration::from_secs(100));
             assert!(j >= Duration::from_secs(90) && j <= Duration::from_secs(110));
         }
+    }
+
+    #[test]
+    fn objects_of_one_beat_refresh_at_the_same_instants_whenever_they_synced() {
+        let interval = Duration::from_secs(3600);
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+        let beat = 12_345_678;
+        let first = at(10) + on_beat(interval, beat, at(10));
+        let second = at(1000) + on_beat(interval, beat, at(1000));
+        assert_eq!(first, second);
+        let wait = on_beat(interval, beat, at(10));
+        assert!(wait > Duration::ZERO && wait <= interval, "{wait:?}");
+        // Right on the beat: the next one, a whole interval on.
+        assert_eq!(on_beat(interval, beat, first), interval);
+        let other = at(10) + on_beat(interval, beat + 60_000, at(10));
+        assert_ne!(first, other, "another beat falls elsewhere");
     }
 }

@@ -99,7 +99,9 @@ pub fn next(
     }
 }
 
-fn condition(
+/// The condition of `type_`, keeping the old one's transition time while its
+/// status holds.
+pub fn condition(
     old: &[Condition],
     type_: &str,
     (status, reason, message): (bool, &str, String),

@@ -12,8 +12,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use crate::api::SsmParameter;
-use crate::api::SyncError;
+use futures::future::BoxFuture;
+use kube::Resource;
+
+use crate::api::{ClusterSsmParameter, SsmParameter, SyncError};
 use crate::aws::{Identity, IdentitySource};
 use crate::names::{ALLOW_SSM_PARAMETERS, ALLOWED_ROLE_ARNS, ROLE_ARN_ANNOTATION};
 use crate::reconcile::halt::Halt;
@@ -25,6 +27,8 @@ pub struct Tenancy {
     pub service_account_identities: bool,
     /// Globs of the namespaces that may use the operator's own identity.
     pub operator_identity_namespaces: Vec<String>,
+    /// Globs of the role ARNs ClusterSsmParameters may chain to.
+    pub cluster_role_arns: Vec<String>,
 }
 
 /// The identity `obj` reads with, or why it may not read.
@@ -32,8 +36,20 @@ pub async fn resolve(
     obj: &SsmParameter,
     tenancy: &Tenancy,
     client: &Client,
+    keepers: &dyn Keepers,
 ) -> Result<Identity, Halt> {
     let namespace = obj.namespace().unwrap_or_default();
+    match keepers.keeper(obj).await {
+        Keeper::Nobody => {}
+        Keeper::Kept(owner) => return kept(obj, &owner, tenancy),
+        Keeper::Unkept(why) => {
+            return Err(Halt::from(SyncError::RoleNotAllowed {
+                role: "a ClusterSsmParameter's identity".to_owned(),
+                namespace,
+                remedy: format!("this SsmParameter is {why}"),
+            }));
+        }
+    }
     let wanted = obj.spec.identity.clone().unwrap_or_default();
     let source = match &wanted.service_account_name {
         None if tenancy
@@ -94,6 +110,87 @@ pub async fn resolve(
         source,
         chained_role: wanted.role_arn,
         chained_for,
+    })
+}
+
+/// Who keeps an SsmParameter.
+#[derive(Debug)]
+pub enum Keeper {
+    /// It claims no ClusterSsmParameter.
+    Nobody,
+    /// It is exactly what this ClusterSsmParameter keeps in its namespace.
+    Kept(std::sync::Arc<ClusterSsmParameter>),
+    /// It claims one, but is not what that one keeps there: why.
+    Unkept(String),
+}
+
+/// Tells who keeps an SsmParameter (the ClusterSsmParameter controller,
+/// [`crate::cluster`]).
+pub trait Keepers: Send + Sync {
+    fn keeper<'a>(&'a self, obj: &'a SsmParameter) -> BoxFuture<'a, Keeper>;
+}
+
+/// Where no ClusterSsmParameter is served: an SsmParameter claiming one
+/// is not kept.
+pub struct NoKeepers;
+
+impl Keepers for NoKeepers {
+    fn keeper<'a>(&'a self, obj: &'a SsmParameter) -> BoxFuture<'a, Keeper> {
+        let keeper = match claimed_keeper(obj) {
+            None => Keeper::Nobody,
+            Some((name, _)) => Keeper::Unkept(format!(
+                "not kept by ClusterSsmParameter {name}: this operator serves none"
+            )),
+        };
+        Box::pin(std::future::ready(keeper))
+    }
+}
+
+/// The ClusterSsmParameter `obj` says it is kept by (its controller
+/// reference): its name and uid.
+pub fn claimed_keeper(obj: &SsmParameter) -> Option<(&str, &str)> {
+    let kind = ClusterSsmParameter::kind(&());
+    let api_version = ClusterSsmParameter::api_version(&());
+    obj.owner_references()
+        .iter()
+        .find(|r| r.controller == Some(true) && r.kind == kind && r.api_version == api_version)
+        .map(|r| (r.name.as_str(), r.uid.as_str()))
+}
+
+/// The identity of an SsmParameter a ClusterSsmParameter keeps: the
+/// operator's own, chained to a role only if the operator allows that role
+/// for ClusterSsmParameters (a cluster admin's object: no namespace's
+/// consent applies).
+fn kept(
+    obj: &SsmParameter,
+    owner: &ClusterSsmParameter,
+    tenancy: &Tenancy,
+) -> Result<Identity, Halt> {
+    let role = owner
+        .spec
+        .template
+        .identity
+        .as_ref()
+        .and_then(|i| i.role_arn.clone());
+    if let Some(role) = &role
+        && !tenancy
+            .cluster_role_arns
+            .iter()
+            .any(|glob| glob_match(glob, role))
+    {
+        return Err(Halt::from(SyncError::RoleNotAllowed {
+            role: format!("role {role}"),
+            namespace: obj.namespace().unwrap_or_default(),
+            remedy: format!(
+                "ClusterSsmParameter {} may chain to it only if the operator's admin allows it with --cluster-role-arns (chart value clusterRoleArns)",
+                owner.name_any()
+            ),
+        }));
+    }
+    Ok(Identity {
+        source: IdentitySource::Operator,
+        chained_for: role.is_some().then(|| obj.namespace().unwrap_or_default()),
+        chained_role: role,
     })
 }
 

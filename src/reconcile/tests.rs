@@ -27,6 +27,7 @@ impl World {
         Self::with_tenancy(Tenancy {
             service_account_identities: true,
             operator_identity_namespaces: vec!["*".to_owned()],
+            cluster_role_arns: Vec::new(),
         })
     }
 
@@ -84,6 +85,7 @@ impl World {
             seen: SeenSecrets::default(),
             own_status: OwnStatus::default(),
             refreshes: Default::default(),
+            keepers: Arc::new(crate::reconcile::tenancy::NoKeepers),
         });
         Self { api, store, ctx }
     }
@@ -638,6 +640,7 @@ async fn a_namespace_without_the_operators_identity_is_role_not_allowed_without_
     let w = World::with_tenancy(Tenancy {
         service_account_identities: true,
         operator_identity_namespaces: vec!["platform-*".to_owned()],
+        cluster_role_arns: Vec::new(),
     });
     w.store.put("prd-db-pass", "s3cr3t");
     w.apply("db", db_password());
@@ -952,6 +955,7 @@ async fn by_default_no_namespace_reads_with_the_operators_identity_and_the_messa
     let w = World::with_tenancy(Tenancy {
         service_account_identities: true,
         operator_identity_namespaces: Vec::new(),
+        cluster_role_arns: Vec::new(),
     });
     w.store.put("prd-db-pass", "s3cr3t");
     w.apply("db", db_password());

@@ -33,8 +33,10 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
     /// Set once every watched scope's cache is synced.
     pub ready: Arc<tokio::sync::watch::Sender<bool>>,
-    /// The account of the operator's own credentials, once known.
-    pub operator_account: crate::aws::OperatorAccount,
+    /// The SSM read budgets, which the store's retries wait for too.
+    pub budgets: Arc<Budgets>,
+    /// The ClusterSsmParameter controller's caches, once it runs.
+    pub fanout: Arc<crate::cluster::Fanout>,
 }
 
 impl Wiring {
@@ -50,10 +52,7 @@ impl Wiring {
         Arc::new(Context {
             batcher: Batcher::start(
                 store,
-                Arc::new(
-                    Budgets::new(settings.aws_read_rate)
-                        .with_operator_account(self.operator_account.clone()),
-                ),
+                self.budgets.clone(),
                 self.metrics.clone(),
                 settings.batch_window,
                 usize::from(settings.max_concurrent_reconciles),
@@ -68,6 +67,7 @@ impl Wiring {
             seen: Default::default(),
             own_status: Default::default(),
             refreshes: Arc::new(Refreshes::new(!settings.watch_namespaces.is_empty())),
+            keepers: self.fanout.clone(),
             client: client.clone(),
         })
     }
@@ -108,7 +108,9 @@ pub async fn run(
             (watched, backlog)
         })
         .collect();
-    join_all(controllers.into_iter().map(|(controller, backlog)| {
+    let clusters = (wiring.settings.cluster_ssm_parameters)
+        .then(|| super::cluster::run(client.clone(), &wiring.fanout, shutdown.clone()));
+    let parameters = join_all(controllers.into_iter().map(|(controller, backlog)| {
         // Each reconcile of a listed object makes room for the next.
         let reconcile = move |obj: Arc<SsmParameter>, ctx: Arc<Context>| {
             let backlog = backlog.clone();
@@ -127,8 +129,11 @@ pub async fn run(
                     tracing::debug!(%error, "reconcile did not complete");
                 }
             })
-    }))
-    .await;
+    }));
+    match clusters {
+        Some(clusters) => drop(futures::join!(parameters, clusters)),
+        None => drop(parameters.await),
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

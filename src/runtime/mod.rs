@@ -6,6 +6,7 @@ pub mod admin;
 pub mod backlog;
 pub mod campaign;
 pub mod client;
+pub mod cluster;
 pub mod controller;
 pub mod guard;
 pub mod held;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aws;
+use crate::batch::budget::Budgets;
 use crate::reconcile::tenancy::Tenancy;
 use crate::telemetry::metrics::Metrics;
 use leader::LeaseConfig;
@@ -31,6 +33,8 @@ pub struct Settings {
     pub region: String,
     /// Empty: every namespace.
     pub watch_namespaces: Vec<String>,
+    /// Whether to serve ClusterSsmParameters.
+    pub cluster_ssm_parameters: bool,
     /// The longest a batch of reads waits for reconciles still on their way.
     pub batch_window: Duration,
     /// SSM reads per second per account and region.
@@ -75,9 +79,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .with_source_identity(settings.chained_source_identity)
     .with_operator_account(operator_account.clone());
+    let budgets = Arc::new(
+        Budgets::new(settings.aws_read_rate).with_operator_account(operator_account.clone()),
+    );
     let store = Arc::new(
         aws::SsmParameterStore::new(base, Arc::new(identities))
-            .with_key_ids(settings.report_key_ids),
+            .with_key_ids(settings.report_key_ids)
+            .with_retry_gate(budgets.clone()),
     );
 
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
@@ -94,7 +102,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings,
         metrics,
         ready: Arc::new(ready),
-        operator_account,
+        budgets,
+        fanout: Default::default(),
     };
     let ctx = wiring.context(&client, store);
     match wiring.settings.leader_election.clone() {

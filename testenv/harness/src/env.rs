@@ -13,9 +13,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
 use serde::Deserialize;
-use ssm_operator::api::SsmParameter;
 use tokio::sync::OnceCell;
 
 pub const REGION: &str = "ap-northeast-1";
@@ -243,8 +242,14 @@ pub async fn admin_client(info: &EnvInfo) -> anyhow::Result<Client> {
 }
 
 async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    for kind in ssm_operator::api::CrdKind::ALL {
+        install_one_crd(client, kind.crd()).await?;
+    }
+    Ok(())
+}
+
+async fn install_one_crd(client: &Client, crd: CustomResourceDefinition) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = SsmParameter::crd();
     let name = crd.metadata.name.clone().unwrap_or_default();
     crds.patch(
         &name,
@@ -257,7 +262,7 @@ async fn install_crd(client: &Client) -> anyhow::Result<()> {
         await_condition(crds, &name, conditions::is_crd_established()),
     )
     .await
-    .context("the CRD was not established within 30 s")??;
+    .with_context(|| format!("the CRD {name} was not established within 30 s"))??;
     Ok(())
 }
 

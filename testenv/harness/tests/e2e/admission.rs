@@ -234,3 +234,73 @@ async fn the_api_server_is_the_kubernetes_version_of_this_run() {
     );
     s.cleanup().await;
 }
+
+/// A ClusterSsmParameter named `name` whose spec is YAML text, indented by
+/// two spaces.
+fn cluster_ssm_parameter_yaml(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ssm-operator.io/v1alpha1\nkind: ClusterSsmParameter\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_judges_cluster_ssm_parameters_by_the_same_rules() {
+    let s = Scenario::new("admission-cluster").await;
+    let template = "  template:\n    parameters:\n    - name: /ci/registry\n";
+    let refused = [
+        ("no namespace chosen", template.to_owned(), "choose namespaces"),
+        (
+            "a ServiceAccount identity",
+            format!("  namespaces: [a]\n{template}    identity:\n      serviceAccountName: reader\n"),
+            "never a namespace's ServiceAccount",
+        ),
+        (
+            "the template's own rules",
+            "  namespaces: [a]\n  template:\n    parameters:\n    - name: /x/pass\n    - name: /y/pass\n".to_owned(),
+            "distinct Secret key",
+        ),
+        (
+            "a namespace name that is none",
+            format!("  namespaces: [\"Not A Namespace\"]\n{template}"),
+            "spec.namespaces[0]",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (what, spec, expected)) in refused.iter().enumerate() {
+        let manifest = cluster_ssm_parameter_yaml(&format!("{}-bad-{i}", s.id), spec);
+        let out = kubectl(s.env, &["apply", "-f", "-"], Some(&manifest));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains(expected) {
+            failures.push(format!("{what}: expected {expected:?} in: {stderr}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "accepted or unclear:\n{}",
+        failures.join("\n")
+    );
+
+    let name = format!("{}-ok", s.id);
+    let spec = format!(
+        "  namespaceSelector:\n    matchLabels:\n      registry: \"yes\"\n  namespaces: [a, b]\n{template}    identity:\n      roleArn: arn:aws:iam::111122223333:role/registry-reader\n"
+    );
+    let out = kubectl(
+        s.env,
+        &["apply", "-f", "-"],
+        Some(&cluster_ssm_parameter_yaml(&name, &spec)),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let explain = kubectl(s.env, &["explain", "cssmp.spec.template"], None);
+    assert!(
+        String::from_utf8_lossy(&explain.stdout).contains("kept in each namespace"),
+        "{}",
+        String::from_utf8_lossy(&explain.stdout)
+    );
+    let deleted = kubectl(s.env, &["delete", "cssmp", &name], None);
+    assert!(deleted.status.success());
+    s.cleanup().await;
+}

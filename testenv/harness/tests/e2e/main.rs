@@ -8,6 +8,7 @@ mod apiserver_faults;
 mod aws_faults;
 mod bounds;
 mod check;
+mod cluster;
 mod convert;
 mod crash;
 mod cross_account;

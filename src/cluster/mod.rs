@@ -1,0 +1,176 @@
+//! ClusterSsmParameter: one Secret in many namespaces.
+//!
+//! A ClusterSsmParameter keeps an SsmParameter of its name in every
+//! namespace it chooses ([`choose`]), its spec the template ([`children`]);
+//! those SsmParameters do the reading and writing as any other, with two
+//! differences:
+//! - they read with the operator's own identity (or a role it allows for
+//!   ClusterSsmParameters) whatever the namespace — but only while they are
+//!   exactly what their ClusterSsmParameter keeps there ([`Fanout`]),
+//!   so that a tenant can neither forge one nor edit one into another read;
+//! - they refresh on one beat, so that their reads go out together and the
+//!   batcher asks AWS once for all of them.
+//!
+//! The status gathers theirs ([`status`]).
+
+pub mod children;
+pub mod choose;
+pub mod status;
+pub mod write;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{ClusterSsmParameter, SsmParameter};
+use crate::reconcile::ReconcileError;
+use crate::reconcile::tenancy::{Keeper, Keepers};
+use futures::future::BoxFuture;
+
+/// The caches of the ClusterSsmParameter controller.
+#[derive(Clone)]
+pub struct Caches {
+    pub owners: Store<ClusterSsmParameter>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The labelled SsmParameters, in every namespace.
+    pub children: Store<SsmParameter>,
+}
+
+impl Caches {
+    /// Every namespace, as [`choose`] looks at them.
+    fn namespaces(&self) -> Vec<choose::Namespace> {
+        (self.namespaces.state().iter())
+            .map(|ns| choose::Namespace {
+                name: ns.name_any(),
+                labels: ns.labels().clone(),
+                terminating: ns.metadata.deletion_timestamp.is_some(),
+            })
+            .collect()
+    }
+
+    /// The labelled SsmParameters of `owner`'s name.
+    fn children_of(&self, owner: &ClusterSsmParameter) -> Vec<Arc<SsmParameter>> {
+        let name = owner.name_any();
+        (self.children.state().into_iter())
+            .filter(|c| c.name_any() == name)
+            .collect()
+    }
+}
+
+/// The ClusterSsmParameter controller's caches, once it runs: shared with
+/// the SsmParameter reconciles, which ask it who keeps an SsmParameter.
+#[derive(Default)]
+pub struct Fanout(RwLock<Option<Caches>>);
+
+impl Fanout {
+    /// The controller's caches, from now on.
+    pub fn set(&self, caches: Caches) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(caches);
+    }
+
+    fn caches(&self) -> Option<Caches> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Who keeps `child`: the ClusterSsmParameter of its controller
+    /// reference, if that one (by uid) chooses its namespace and has its
+    /// spec as template.
+    async fn keeper_of(&self, child: &SsmParameter) -> Keeper {
+        let Some((name, uid)) = children::owner_of(child) else {
+            return Keeper::Nobody;
+        };
+        let unkept = |why: &str| {
+            Keeper::Unkept(format!(
+                "not what ClusterSsmParameter {name} keeps in this namespace: {why}"
+            ))
+        };
+        let Some(caches) = self.caches() else {
+            return unkept(
+                "this operator serves no ClusterSsmParameters (it watches only some namespaces)",
+            );
+        };
+        // A fresh operator's caches list first.
+        if caches.owners.wait_until_ready().await.is_err()
+            || caches.namespaces.wait_until_ready().await.is_err()
+        {
+            return unkept("the operator is stopping");
+        }
+        let Some(owner) = caches.owners.get(&ObjectRef::new(name)) else {
+            return unkept("it does not exist");
+        };
+        if owner.uid().as_deref() != Some(uid) {
+            return unkept("the reference is to another object of that name");
+        }
+        let namespace = child.namespace().unwrap_or_default();
+        let chosen = choose::chosen(&owner, &caches.namespaces()).unwrap_or_default();
+        if !chosen.contains(&namespace) {
+            return unkept("it does not choose this namespace");
+        }
+        if child.spec != owner.spec.template || child.name_any() != owner.name_any() {
+            return unkept("its spec is not the template");
+        }
+        Keeper::Kept(owner)
+    }
+}
+
+impl Keepers for Fanout {
+    fn keeper<'a>(&'a self, obj: &'a SsmParameter) -> BoxFuture<'a, Keeper> {
+        Box::pin(self.keeper_of(obj))
+    }
+}
+
+/// One ClusterSsmParameter's reconcile: the SsmParameters it keeps brought
+/// in line with the namespaces it chooses, then its status from theirs.
+pub async fn reconcile(
+    owner: Arc<ClusterSsmParameter>,
+    ctx: Arc<ClusterContext>,
+) -> Result<Action, ReconcileError> {
+    // Its SsmParameters go with it (garbage collection, by their references).
+    if owner.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let caches = &ctx.caches;
+    let kept = caches.children_of(&owner);
+    let next = match choose::chosen(&owner, &caches.namespaces()) {
+        Ok(chosen) => {
+            let changes = children::changes(&owner, &chosen, &kept);
+            let conflicts = write::apply(&ctx.client, changes).await?;
+            gather(&owner, &chosen, &kept, &conflicts)
+        }
+        Err(why) => status::next(owner.status.as_ref(), Err((&owner, why)), &now()),
+    };
+    if owner.status.as_ref() != Some(&next) {
+        write::status(&ctx.client, &owner, &next).await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn gather(
+    owner: &ClusterSsmParameter,
+    chosen: &BTreeSet<String>,
+    kept: &[Arc<SsmParameter>],
+    conflicts: &[String],
+) -> crate::api::ClusterSsmParameterStatus {
+    let observed = status::Observed {
+        owner,
+        chosen,
+        children: kept,
+        conflicts,
+    };
+    status::next(owner.status.as_ref(), Ok(observed), &now())
+}
+
+fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    crate::reconcile::status::now()
+}
+
+/// What every ClusterSsmParameter reconcile shares.
+pub struct ClusterContext {
+    pub client: kube::Client,
+    pub caches: Caches,
+}
