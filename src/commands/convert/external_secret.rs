@@ -22,17 +22,19 @@ pub struct Converted {
 }
 
 /// The ExternalSecret `namespace/name` with `spec`, reading through
-/// `stores`.
+/// `stores`. Without a namespace, `spec` is a ClusterExternalSecret's
+/// `externalSecretSpec` (at `path`), made the template of a
+/// ClusterSsmParameter.
 pub fn convert(
     namespace: Option<&str>,
     name: &str,
     labels: Option<BTreeMap<String, String>>,
-    spec: Value,
+    (path, spec): (&str, Value),
     stores: &BTreeMap<StoreRef, Store>,
 ) -> Result<Converted, Problems> {
     let mut problems = Problems::new();
     let mut notes = Vec::new();
-    let mut spec_fields = Fields::of("spec", spec, &mut problems);
+    let mut spec_fields = Fields::of(path, spec, &mut problems);
     let mut out = SsmParameterSpec::default();
 
     let store = store_of(namespace, &mut spec_fields, stores, &mut problems);
@@ -133,6 +135,22 @@ fn identity(
     notes: &mut Vec<String>,
 ) -> Option<IdentityRef> {
     let mut identity = IdentityRef::default();
+    if namespace.is_none() {
+        // A ClusterSsmParameter's template.
+        if let Some((_, account)) = &store.service_account {
+            problems.push(format!(
+                "the store reads as ServiceAccount {account}: a ClusterSsmParameter reads with the operator's own role (or a role it chains to), never a namespace's ServiceAccount"
+            ));
+        }
+        notes.push("reads with the operator's own role, in every namespace it chooses".to_owned());
+        if let Some(role) = &store.role_arn {
+            identity.role_arn = Some(role.clone());
+            notes.push(format!(
+                "the chained role {role} must be allowed: the operator's --cluster-role-arns (chart value clusterRoleArns)"
+            ));
+        }
+        return (identity != IdentityRef::default()).then_some(identity);
+    }
     if let Some((account_namespace, account)) = &store.service_account {
         if let Some(other) = account_namespace
             .as_deref()

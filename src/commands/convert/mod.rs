@@ -7,6 +7,7 @@
 //! Nothing is dropped unseen: a field the conversion does not know is a
 //! reason too.
 
+mod cluster_external_secret;
 mod duration;
 mod external_secret;
 mod fields;
@@ -25,7 +26,7 @@ use serde_json::Value;
 use fields::{Fields, Problems};
 use store::StoreRef;
 
-use crate::api::SsmParameter;
+use crate::api::{ClusterSsmParameter, SsmParameter};
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
@@ -38,6 +39,7 @@ pub struct ConvertArgs {
 #[derive(Debug, Default)]
 pub struct Conversion {
     pub objects: Vec<SsmParameter>,
+    pub clusters: Vec<ClusterSsmParameter>,
     /// Per object that did not convert (`ExternalSecret payments/db`), why.
     pub refused: Vec<(String, Problems)>,
     /// What the users of converted objects should know.
@@ -77,8 +79,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut yaml = Vec::new();
-    for object in &conversion.objects {
-        let mut text = serde_saphyr::to_string(object)?;
+    let objects = (conversion.objects.iter().map(serde_saphyr::to_string))
+        .chain(conversion.clusters.iter().map(serde_saphyr::to_string));
+    for text in objects {
+        let mut text = text?;
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -97,6 +101,7 @@ pub fn convert(documents: Vec<Value>) -> Conversion {
     let mut stores = BTreeMap::new();
     let mut out = Conversion::default();
     let mut external_secrets = Vec::new();
+    let mut cluster_external_secrets = Vec::new();
     for document in documents {
         let Some(object) = Object::of(document) else {
             out.refused.push((
@@ -128,13 +133,12 @@ pub fn convert(documents: Vec<Value>) -> Conversion {
                 stores.insert(reference.clone(), store::read(&reference, object.spec));
             }
             "ExternalSecret" => external_secrets.push(object),
-            "ClusterExternalSecret" => out.refused.push((
-                id,
-                vec!["ClusterExternalSecret has no equivalent in this version: convert the ExternalSecret of each namespace".to_owned()],
-            )),
+            "ClusterExternalSecret" => cluster_external_secrets.push(object),
             "PushSecret" | "ClusterPushSecret" => out.refused.push((
                 id,
-                vec!["PushSecret writes to AWS: the operator only reads Parameter Store".to_owned()],
+                vec![
+                    "PushSecret writes to AWS: the operator only reads Parameter Store".to_owned(),
+                ],
             )),
             other => out
                 .refused
@@ -147,13 +151,24 @@ pub fn convert(documents: Vec<Value>) -> Conversion {
             object.namespace.as_deref(),
             &object.name,
             object.labels,
-            object.spec,
+            ("spec", object.spec),
             &stores,
         ) {
             Ok(converted) => {
                 out.notes
                     .extend(converted.notes.into_iter().map(|n| format!("{id}: {n}")));
                 out.objects.push(converted.object);
+            }
+            Err(problems) => out.refused.push((id, problems)),
+        }
+    }
+    for object in cluster_external_secrets {
+        let id = object.id();
+        match cluster_external_secret::convert(&object.name, object.labels, object.spec, &stores) {
+            Ok(converted) => {
+                out.notes
+                    .extend(converted.notes.into_iter().map(|n| format!("{id}: {n}")));
+                out.clusters.push(converted.object);
             }
             Err(problems) => out.refused.push((id, problems)),
         }
@@ -355,7 +370,107 @@ mod tests {
         let refused: Vec<&str> = out.refused.iter().map(|(o, _)| o.as_str()).collect();
         assert_eq!(
             refused,
-            ["ConfigMap c", "ClusterExternalSecret all", "a document"]
+            ["ConfigMap c", "a document", "ClusterExternalSecret all"]
+        );
+    }
+
+    fn cluster_external_secret(spec: Value) -> Value {
+        json!({"apiVersion": "external-secrets.io/v1", "kind": "ClusterExternalSecret",
+               "metadata": {"name": "registry"}, "spec": spec})
+    }
+
+    #[test]
+    fn a_cluster_external_secret_becomes_a_cluster_ssm_parameter() {
+        let out = convert(vec![
+            store(
+                "ClusterSecretStore",
+                json!({"service": "ParameterStore", "prefix": "/ci",
+                       "role": "arn:aws:iam::111122223333:role/registry"}),
+            ),
+            cluster_external_secret(json!({
+                "externalSecretName": "registry-credentials",
+                "namespaceSelectors": [{"matchLabels": {"registry": "yes"}}],
+                "namespaces": ["build"],
+                "refreshTime": "1m",
+                "externalSecretSpec": {
+                    "secretStoreRef": {"name": "store", "kind": "ClusterSecretStore"},
+                    "refreshInterval": "15m",
+                    "data": [{"secretKey": "password", "remoteRef": {"key": "/registry/password"}}],
+                },
+            })),
+        ]);
+        assert!(out.refused.is_empty(), "{:?}", out.refused);
+        let [object] = out.clusters.as_slice() else {
+            panic!("{:?}", out.clusters)
+        };
+        assert_eq!(
+            object.metadata.name.as_deref(),
+            Some("registry-credentials")
+        );
+        let spec = &object.spec;
+        let labels = spec
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(labels["registry"], "yes");
+        assert_eq!(spec.namespaces, ["build"]);
+        let template = &spec.template;
+        assert_eq!(template.parameters[0].name, "/ci/registry/password");
+        assert_eq!(template.refresh_interval.as_deref(), Some("15m"));
+        let identity = template.identity.as_ref().unwrap();
+        assert_eq!(identity.service_account_name, None);
+        assert_eq!(
+            identity.role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/registry")
+        );
+        assert!(
+            out.notes.iter().any(|n| n.contains("--cluster-role-arns")),
+            "{:?}",
+            out.notes
+        );
+    }
+
+    #[test]
+    fn a_cluster_external_secret_without_an_equivalent_is_refused_with_every_reason() {
+        let out = convert(vec![
+            store(
+                "ClusterSecretStore",
+                json!({"service": "ParameterStore",
+                       "auth": {"jwt": {"serviceAccountRef": {"name": "reader", "namespace": "ops"}}}}),
+            ),
+            cluster_external_secret(json!({
+                "namespaceSelectors": [{"matchLabels": {"a": "1"}}, {"matchLabels": {"b": "1"}}],
+                "externalSecretMetadata": {"labels": {"x": "y"}},
+                "externalSecretSpec": {
+                    "secretStoreRef": {"name": "store", "kind": "ClusterSecretStore"},
+                    "data": [{"secretKey": "a", "remoteRef": {"key": "/a"}}],
+                },
+            })),
+            cluster_external_secret(json!({
+                "namespaces": ["a"],
+                "externalSecretSpec": {"secretStoreRef": {"name": "local"},
+                                       "data": [{"secretKey": "a", "remoteRef": {"key": "/a"}}]},
+            })),
+        ]);
+        assert!(out.clusters.is_empty());
+        let [(_, first), (_, second)] = out.refused.as_slice() else {
+            panic!("{:?}", out.refused)
+        };
+        for why in [
+            "2 selectors",
+            "externalSecretMetadata.labels",
+            "never a namespace's ServiceAccount",
+        ] {
+            assert!(first.iter().any(|p| p.contains(why)), "{why}: {first:?}");
+        }
+        assert!(
+            second
+                .iter()
+                .any(|p| p.contains("a SecretStore is one per namespace")),
+            "{second:?}"
         );
     }
 }

@@ -2,8 +2,8 @@
 //! once per refresh, with the same identity rules.
 //!
 //! An operator serving ClusterSsmParameters serves every one in the cluster,
-//! so these tests take turns ([`ONE_AT_A_TIME`]): two such operators would
-//! both keep the other test's.
+//! so the tests that start one take turns ([`ONE_AT_A_TIME`]): two such
+//! operators would both keep the other test's.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use ssm_operator_testenv::manifest::ssm_parameter;
 use ssm_operator_testenv::wait::{self, eventually};
 use ssm_operator_testenv::{OperatorOptions, Scenario};
 
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

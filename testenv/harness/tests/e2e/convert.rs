@@ -95,8 +95,19 @@ fn convert(manifests: &str) -> (Option<i32>, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn converted_external_secrets_sync_to_the_secret_data_eso_gives() {
+    // A ClusterExternalSecret converts to a ClusterSsmParameter, which only
+    // an operator serving them all syncs.
+    let _turn = crate::cluster::ONE_AT_A_TIME.lock().await;
     let mut s = Scenario::new("convert").await;
-    let (key, _) = s.with_operator().await;
+    let key = s.create_key().await;
+    let policy = ssm_operator_testenv::aws::setup::read_prefix_policy(&s.id, &key);
+    let role = s.create_operator_role(&policy).await;
+    let options = ssm_operator_testenv::OperatorOptions {
+        args: vec!["--cluster-ssm-parameters=true".into()],
+        ..Default::default()
+    };
+    s.start_operator_with(&role, options).await;
+    let mut clusters = Vec::new();
     let mut expected = Vec::new();
     for file in corpus() {
         let (case, manifests) = case(&file, &s);
@@ -113,7 +124,7 @@ async fn converted_external_secrets_sync_to_the_secret_data_eso_gives() {
         let (code, stdout, stderr) = convert(&manifests);
         assert_eq!(code, Some(0), "{}: {stderr}", file.display());
         assert!(
-            stdout.contains("kind: SsmParameter"),
+            stdout.contains("kind: SsmParameter") || stdout.contains("kind: ClusterSsmParameter"),
             "{}: {stdout}",
             file.display()
         );
@@ -134,8 +145,13 @@ async fn converted_external_secrets_sync_to_the_secret_data_eso_gives() {
             .find_map(|l| l.trim().strip_prefix("name: "))
             .unwrap()
             .to_owned();
+        if stdout.contains("kind: ClusterSsmParameter") {
+            clusters.push(object.clone());
+        }
+        // A ClusterSsmParameter's SsmParameter in the namespace has its name.
         expected.push((file, object, secret));
     }
+    assert!(!clusters.is_empty(), "a ClusterExternalSecret case");
     assert!(expected.len() >= 8, "{} convertible cases", expected.len());
     for (file, object, secret) in expected {
         s.wait_for_condition(&object, "Ready", "True", "Synced")
@@ -145,6 +161,14 @@ async fn converted_external_secrets_sync_to_the_secret_data_eso_gives() {
             secret.data,
             "{}: the Secret's data",
             file.display()
+        );
+    }
+    for name in clusters {
+        let deleted = kubectl(s.env, &["delete", "clusterssmparameter", &name], None);
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
         );
     }
     s.cleanup().await;
@@ -163,7 +187,7 @@ async fn what_has_no_equivalent_is_reported_per_object_and_printed_nowhere() {
         let (code, stdout, stderr) = convert(&manifests);
         assert_eq!(code, Some(1), "{}: {stderr}", file.display());
         assert!(
-            !stdout.contains("kind: SsmParameter"),
+            !stdout.contains("kind: SsmParameter") && !stdout.contains("kind: ClusterSsmParameter"),
             "{}: printed {stdout}",
             file.display()
         );
