@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared, join_all};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -63,6 +64,7 @@ pub struct Batcher {
     requests: mpsc::UnboundedSender<Request>,
     aws: Aws,
     readers: Arc<Readers>,
+    listings: Listings,
 }
 
 /// One reconcile's way to read: batches wait for it while it is on its way.
@@ -107,6 +109,7 @@ impl Batcher {
             requests,
             aws,
             readers,
+            listings: Listings::default(),
         }
     }
 
@@ -154,7 +157,9 @@ impl Reader {
     }
 
     /// Reads every parameter under a path, all pages, up to `limit`: a path
-    /// holding more is refused after the page that passes it.
+    /// holding more is refused after the page that passes it. Readers of
+    /// the same path at the same time (the SsmParameters a
+    /// ClusterSsmParameter keeps, refreshed on one beat) share one listing.
     pub async fn read_path(
         &self,
         scope: &Scope,
@@ -164,16 +169,58 @@ impl Reader {
     ) -> Result<Vec<FetchedParameter>, SyncError> {
         // Not batched, but busy with AWS: nobody should wait for it meanwhile.
         let _busy = self.ticket.busy();
-        let aws = &self.batcher.aws;
+        let key = (scope.clone(), query.clone(), limit);
+        let listing = {
+            let mut listings = lock(&self.batcher.listings);
+            match listings.get(&key) {
+                Some(listing) => listing.clone(),
+                None => {
+                    let aws = self.batcher.aws.clone();
+                    let in_flight = self.batcher.listings.clone();
+                    let key_done = key.clone();
+                    let listing = async move {
+                        let (scope, query, limit) = &key_done;
+                        let listed = aws.list(scope, query, priority, *limit).await;
+                        lock(&in_flight).remove(&key_done);
+                        listed
+                    }
+                    .boxed()
+                    .shared();
+                    listings.insert(key, listing.clone());
+                    listing
+                }
+            }
+        };
+        listing.await
+    }
+}
+
+/// Path listings in flight, by scope, query and limit.
+type Listings = Arc<std::sync::Mutex<HashMap<(Scope, PathQuery, usize), SharedListing>>>;
+type SharedListing = Shared<BoxFuture<'static, Result<Vec<FetchedParameter>, SyncError>>>;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Aws {
+    /// Every page of the listing of `query`.
+    async fn list(
+        &self,
+        scope: &Scope,
+        query: &PathQuery,
+        priority: Priority,
+        limit: usize,
+    ) -> Result<Vec<FetchedParameter>, SyncError> {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
-            aws.budgets.acquire(scope, priority).await;
-            let page = aws
+            self.budgets.acquire(scope, priority).await;
+            let page = self
                 .store
                 .get_parameters_by_path(scope, query, next_token.clone())
                 .await;
-            let page = aws.account(scope, "GetParametersByPath", page)?;
+            let page = self.account(scope, "GetParametersByPath", page)?;
             found.extend(page.found);
             if found.len() > limit {
                 return Err(SyncError::InvalidSpec {
@@ -199,9 +246,7 @@ impl Reader {
             }
         }
     }
-}
 
-impl Aws {
     /// Tells the budget and the metrics how AWS answered.
     fn account<T>(
         &self,
@@ -777,5 +822,46 @@ mod tests {
         assert!(matches!(fetch_of(&page, "/db"), Fetch::Found(_)));
         assert!(matches!(fetch_of(&page, "db"), Fetch::Found(_)));
         assert!(matches!(fetch_of(&page, "/prd/db"), Fetch::Failed(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_of_one_path_at_the_same_time_share_its_listing() {
+        let store = Arc::new(FakeStore::with(&["/p/a", "/p/b", "/q/c"]));
+        let batcher = start(store.clone(), 50);
+        let query = |prefix: &str| PathQuery {
+            prefix: prefix.to_owned(),
+            recursive: false,
+            decrypt: false,
+        };
+        let (p, q) = (query("/p"), query("/q"));
+        let readers: Vec<Reader> = (0..4).map(|_| batcher.reader()).collect();
+        let listed = join_all(readers.iter().enumerate().map(|(i, reader)| {
+            let query = if i < 3 { p.clone() } else { q.clone() };
+            async move {
+                reader
+                    .read_path(&scope(), &query, Priority::Routine, 100)
+                    .await
+            }
+        }))
+        .await;
+        let names = |i: usize| -> Vec<String> {
+            listed[i]
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect()
+        };
+        assert_eq!(names(0), ["/p/a", "/p/b"]);
+        assert_eq!(names(2), names(0));
+        assert_eq!(names(3), ["/q/c"]);
+        assert_eq!(store.path_calls(), 2, "one listing per path");
+
+        // Once done, the next reader lists again.
+        readers[0]
+            .read_path(&scope(), &p, Priority::Routine, 100)
+            .await
+            .unwrap();
+        assert_eq!(store.path_calls(), 3);
     }
 }
