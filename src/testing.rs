@@ -246,6 +246,18 @@ impl ParameterStore for FakeStore {
                 .map(|(name, p)| Self::fetched(name, None, p, query.decrypt))
                 .collect();
             let start: usize = next_token.and_then(|t| t.parse().ok()).unwrap_or(0);
+            let page_names: Vec<String> = (all.iter().skip(start).take(PAGE))
+                .map(|p| p.name.clone())
+                .collect();
+            let parameters = lock(&self.parameters).clone();
+            if query.decrypt && page_names.iter().any(|n| parameters[n].denied) {
+                // One refusal fails the whole page, which names no parameter.
+                return Err(SyncError::KmsAccessDenied {
+                    parameter: query.prefix.clone(),
+                    key: None,
+                    principal: None,
+                });
+            }
             let found: Vec<FetchedParameter> = all.iter().skip(start).take(PAGE).cloned().collect();
             let next = start + found.len();
             Ok(PathPage {

@@ -318,9 +318,32 @@ async fn probe_found(
         });
     }
     if let Some(path) = &plan.path {
-        let mut listed = reader
-            .read_path(&path.scope, &path.query, priority, path_limit)
-            .await?;
+        // At a first sync (nothing recorded, every SecureString to be
+        // decrypted) of a path that leaves out no name (one that does would
+        // have KMS decrypt what it leaves out), the listing brings them
+        // decrypted: no second read of each follows. Later full reads (a
+        // spec change, a forced sync) list without decryption and decrypt
+        // by name, as refreshes do, so that they need the same permissions.
+        // If KMS refuses one, the page fails whole and says no more than the
+        // path: listed again without decryption, the reads that follow name
+        // it.
+        let first = depth == Depth::Full && known.recorded.is_empty();
+        let mut query = PathQuery {
+            decrypt: first && path.selection.picks_all(),
+            ..path.query.clone()
+        };
+        let mut listed = match reader
+            .read_path(&path.scope, &query, priority, path_limit)
+            .await
+        {
+            Err(error) if query.decrypt && kms_refused(&error) => {
+                query.decrypt = false;
+                reader
+                    .read_path(&path.scope, &query, priority, path_limit)
+                    .await?
+            }
+            listed => listed?,
+        };
         listed.retain(|p| path.selection.picks(&p.name));
         let listed = checked_listing(plan, path, listed, reader, priority, known).await?;
         for p in listed {
@@ -335,11 +358,24 @@ async fn probe_found(
                 decode: Decode::None,
                 extract: None,
                 probe: p,
-                decrypted: false,
+                decrypted: query.decrypt,
             });
         }
     }
     Ok(found)
+}
+
+/// Whether KMS refused to decrypt (the key's policy or state), as opposed
+/// to failing for a while.
+fn kms_refused(error: &SyncError) -> bool {
+    matches!(
+        error,
+        SyncError::KmsAccessDenied { .. }
+            | SyncError::KmsKeyDisabled { .. }
+            | SyncError::KmsKeyPendingDeletion { .. }
+            | SyncError::KmsKeyNotFound { .. }
+            | SyncError::KmsKeyUnusable { .. }
+    )
 }
 
 /// A path listing, checked against what the Secret holds from it: a name

@@ -11,7 +11,7 @@ use super::*;
 use crate::batch::budget::Budgets;
 use crate::names::{OWNER_ANNOTATION, WATCH_LABEL};
 use crate::reconcile::status::{READY, SYNCED};
-use crate::testing::{ApiCall, FakeApi, FakeStore, foreign_secret, ssm_parameter};
+use crate::testing::{ApiCall, FakeApi, FakeStore, StoreCall, foreign_secret, ssm_parameter};
 
 const NS: &str = "payments";
 
@@ -126,6 +126,15 @@ impl World {
         let status = obj.and_then(|o| o.status);
         status::find(status.as_ref(), type_)
             .map(|c| (c.status.clone(), c.reason.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The message of a condition.
+    fn condition_message(&self, name: &str, type_: &str) -> String {
+        let obj = self.api.ssm_parameter(NS, name);
+        let status = obj.and_then(|o| o.status);
+        status::find(status.as_ref(), type_)
+            .map(|c| c.message.clone())
             .unwrap_or_default()
     }
 
@@ -1292,6 +1301,79 @@ async fn an_empty_path_listing_deletes_nothing_even_under_delete() {
         w.condition("app", SYNCED),
         ("False".into(), "AwsUnavailable".into())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_sync_lists_a_path_decrypted_and_reads_no_value_a_second_time() {
+    let w = World::new();
+    for i in 0..12 {
+        w.store.put(&format!("/prd/app/p{i:02}"), &format!("v{i}"));
+    }
+    w.apply(
+        "app",
+        json!({"path": {"prefix": "/prd/app"}, "refreshInterval": "10s"}),
+    );
+    w.reconcile("app").await;
+    assert_eq!(w.value("app", "p11").as_deref(), Some("v11"));
+    assert_eq!(w.store.path_calls(), 2);
+    assert_eq!(w.store.all_calls(), vec![], "no GetParameters call follows");
+
+    // A refresh lists without decryption, and decrypts only what changed.
+    w.store.put("/prd/app/p03", "new");
+    refresh_comes_round().await;
+    w.reconcile("app").await;
+    assert_eq!(w.value("app", "p03").as_deref(), Some("new"));
+    let decrypting: Vec<StoreCall> = (w.store.all_calls().into_iter())
+        .filter(|c| c.decrypt)
+        .collect();
+    assert_eq!(
+        decrypting,
+        [StoreCall {
+            names: vec!["/prd/app/p03".to_owned()],
+            decrypt: true
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_that_leaves_names_out_is_listed_without_decryption_even_at_a_first_sync() {
+    let w = World::new();
+    for name in ["db-user", "db-pass", "legacy"] {
+        w.store.put(&format!("/prd/app/{name}"), "v");
+    }
+    w.apply(
+        "app",
+        json!({"path": {"prefix": "/prd/app", "exclude": ["/prd/app/legacy"]}}),
+    );
+    w.reconcile("app").await;
+    assert_eq!(w.value("app", "db-pass").as_deref(), Some("v"));
+    assert_eq!(w.value("app", "legacy"), None);
+    let decrypted: Vec<String> = (w.store.all_calls().into_iter())
+        .filter(|c| c.decrypt)
+        .flat_map(|c| c.names)
+        .collect();
+    assert_eq!(
+        decrypted,
+        ["/prd/app/db-pass", "/prd/app/db-user"],
+        "only the picked names are decrypted, one read for them"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kms_refusal_in_a_decrypted_listing_names_the_parameter_not_the_path() {
+    let w = World::new();
+    w.store.put("/prd/app/a", "va");
+    w.store.put("/prd/app/b", "vb");
+    w.store.deny("/prd/app/b");
+    w.apply("app", json!({"path": {"prefix": "/prd/app"}}));
+    w.reconcile("app").await;
+    assert_eq!(
+        w.condition("app", SYNCED),
+        ("False".into(), "KmsAccessDenied".into())
+    );
+    let message = w.condition_message("app", SYNCED);
+    assert!(message.contains("/prd/app/b"), "{message}");
+    assert!(w.api.secret(NS, "app").is_none());
 }
 
 #[tokio::test(start_paused = true)]

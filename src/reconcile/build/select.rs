@@ -23,6 +23,11 @@ impl Selection {
 
     /// Whether parameter `name` is picked: it matches an `include` pattern
     /// (or there is none) and no `exclude` pattern.
+    /// Whether every name is picked: no include or exclude.
+    pub fn picks_all(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
     pub fn picks(&self, name: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|p| matches(p, name)))
             && !self.exclude.iter().any(|p| matches(p, name))
