@@ -194,13 +194,18 @@ async fn dispatch(
             filled_at = now;
         }
         tokens -= 1.0;
-        // An interactive read that arrived while we waited overtakes.
-        let grant = match (is_routine, interactive.try_recv()) {
-            (true, Ok(urgent)) => {
-                held = Some(next);
-                urgent
-            }
-            _ => next,
+        // An interactive read that arrived while a routine one waited
+        // overtakes it. (Only then is the queue looked at: a grant taken
+        // from it and not handed out would let its read go unpaced.)
+        let grant = match is_routine {
+            true => match interactive.try_recv() {
+                Ok(urgent) => {
+                    held = Some(next);
+                    urgent
+                }
+                Err(_) => next,
+            },
+            false => next,
         };
         let _ = grant.send(());
     }
@@ -327,5 +332,28 @@ mod tests {
         );
         budgets.before_retry(&scope(), Retry::Throttled).await;
         assert_eq!(budgets.rate(&scope()), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_interactive_reads_are_paced_like_sequential_ones() {
+        let budgets = Arc::new(Budgets::new(32.0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let budgets = budgets.clone();
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        budgets.acquire(&scope(), Priority::Interactive).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // 8 in the first burst, then 32 per second: 92 / 32 = 2.875 s.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(2850), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(3000), "{elapsed:?}");
     }
 }
