@@ -197,6 +197,22 @@ mod tests {
         names.iter().map(|n| (*n).to_owned()).collect()
     }
 
+    /// The status, from nothing, of `children` in `chosen` namespaces.
+    fn first_status(
+        owner: &ClusterSsmParameter,
+        chosen: &BTreeSet<String>,
+        children: &[Arc<SsmParameter>],
+        conflicts: &[String],
+    ) -> ClusterSsmParameterStatus {
+        let observed = Observed {
+            owner,
+            chosen,
+            children,
+            conflicts,
+        };
+        next(None, Ok(observed), &status::now())
+    }
+
     fn condition<'a>(status: &'a ClusterSsmParameterStatus, type_: &str) -> (&'a str, &'a str) {
         let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
         (c.status.as_str(), c.reason.as_str())
@@ -207,13 +223,7 @@ mod tests {
         let owner = owner();
         let children = [child(&owner, "a", synced()), child(&owner, "b", synced())];
         let chosen = chosen(&["a", "b"]);
-        let observed = Observed {
-            owner: &owner,
-            chosen: &chosen,
-            children: &children,
-            conflicts: &[],
-        };
-        let status = next(None, Ok(observed), &status::now());
+        let status = first_status(&owner, &chosen, &children, &[]);
         assert_eq!(status.ready.as_deref(), Some("True"));
         assert_eq!(status.namespaces, Some(2));
         assert_eq!(condition(&status, READY), ("True", SYNCED_REASON));
@@ -232,13 +242,7 @@ mod tests {
         ];
         let chosen = chosen(&["a", "b", "c", "d", "taken"]);
         let conflicts = ["taken".to_owned()];
-        let observed = Observed {
-            owner: &owner,
-            chosen: &chosen,
-            children: &children,
-            conflicts: &conflicts,
-        };
-        let status = next(None, Ok(observed), &status::now());
+        let status = first_status(&owner, &chosen, &children, &conflicts);
         let failed: Vec<_> = (status.failed_namespaces.iter())
             .map(|f| (f.name.as_str(), f.reason.as_str()))
             .collect();
@@ -262,13 +266,7 @@ mod tests {
         let owner = owner();
         let children = [child(&owner, "a", None)];
         let chosen = chosen(&["a", "b"]);
-        let observed = Observed {
-            owner: &owner,
-            chosen: &chosen,
-            children: &children,
-            conflicts: &[],
-        };
-        let status = next(None, Ok(observed), &status::now());
+        let status = first_status(&owner, &chosen, &children, &[]);
         assert_eq!(condition(&status, READY), ("False", PENDING_REASON));
         assert_eq!(condition(&status, SYNCED), ("True", SYNCED_REASON));
     }
