@@ -10,6 +10,8 @@
 //! - [`batch`]: reads of many SsmParameters coalesced into few calls, under a rate budget.
 //! - [`reconcile`]: the path of one SsmParameter, one step per file; its
 //!   `mod.rs` is the pipeline.
+//! - [`events`]: Parameter Store change events, and which SsmParameters
+//!   read the changed parameter.
 //! - [`cluster`]: ClusterSsmParameter — an SsmParameter kept in each chosen
 //!   namespace, and a status gathered from theirs.
 //! - [`runtime`]: the running process — controller, leader election, admin server.
@@ -21,6 +23,7 @@ pub mod aws;
 pub mod batch;
 pub mod cluster;
 pub mod commands;
+pub mod events;
 pub mod failpoint;
 pub mod names;
 pub mod reconcile;

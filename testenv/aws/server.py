@@ -1,4 +1,4 @@
-"""Serve SSM, KMS, STS and IAM on one loopback port: moto, behind the
+"""Serve SSM, KMS, STS, IAM and SQS on one loopback port: moto, behind the
 project's AWS fidelity layer (see README.md).
 
     python testenv/aws/server.py --port PORT [--host 127.0.0.1]
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity.app import FidelityMiddleware  # noqa: E402
 from fidelity.web_identity import WebIdentityVerifier  # noqa: E402
 
-SERVICES = ("ssm", "kms", "sts", "iam")
+SERVICES = ("ssm", "kms", "sts", "iam", "sqs")
 
 
 def load_public_key(path: str):
@@ -40,7 +40,7 @@ def load_public_key(path: str):
 
 
 def moto_app() -> DomainDispatcherApplication:
-    """moto's server app, with the four services' apps built before the port
+    """moto's server app, with the five services' apps built before the port
     opens rather than on their first request, so that health means ready."""
     app = DomainDispatcherApplication(create_backend_app)
     for service in SERVICES:

@@ -1,7 +1,8 @@
 """The WSGI middleware: every AWS call goes through faults, rate ceilings and
-the service's guard before moto answers it, and is counted. The layer's
-control endpoints and the EKS Pod Identity agent's endpoint are served
-beside them."""
+the service's guard before moto answers it, and is counted; a Parameter
+Store change moto made sends its EventBridge event to the registered SQS
+queues. The layer's control endpoints and the EKS Pod Identity agent's
+endpoint are served beside them."""
 
 import json
 
@@ -9,6 +10,7 @@ from . import answers, describe_parameters, kms_direct, shared_parameters
 from .answers import PoisonedTokens
 from .awsrequest import AwsRequest
 from .callers import identify
+from .change_events import ChangeEvents
 from .ciphertexts import VALUE_CARRYING_READS, Ciphertexts
 from .control import PREFIX, ControlEndpoints
 from .counters import Counters
@@ -40,7 +42,10 @@ class FidelityMiddleware:
         self.sts_guard = StsGuard(web_identity)
         self.poisoned_tokens = PoisonedTokens()
         self.associations = Associations()
-        self.control = ControlEndpoints(self.counters, self.faults, self.rates, self.associations)
+        self.change_events = ChangeEvents()
+        self.control = ControlEndpoints(
+            self.counters, self.faults, self.rates, self.associations, self.change_events
+        )
         self.pod_identity_agent = PodIdentityAgent(
             EksAuth(web_identity.signatures, self.associations),
             self.sessions,
@@ -67,9 +72,11 @@ class FidelityMiddleware:
             status, headers, body = error.render(request)
             outcome = error.code
         else:
+            deleting = self.change_events.before(request, caller.account)
             status, headers, body = self._answer(environ, request, caller)
             if status == 200:
                 body = self._broken(breaking, request, body)
+                self.change_events.publish(request, caller.account, deleting, body)
             outcome = "ok" if status < 400 else error_code_of(status, body)
         self.counters.add(request.operation, caller.name, outcome)
         start_response(status_line(status), headers + [("Content-Length", str(len(body)))])

@@ -5,6 +5,7 @@ import json
 from werkzeug.wrappers import Request, Response
 
 from .callers import ROLE_ARN
+from .change_events import ChangeEvents, Target
 from .counters import Counters
 from .faults import DEFAULT_HANG_SECONDS, Faults
 from .kms_guard import set_key_state
@@ -16,12 +17,18 @@ PREFIX = "/_fidelity/"
 
 class ControlEndpoints:
     def __init__(
-        self, counters: Counters, faults: Faults, rates: RateCeilings, associations: Associations
+        self,
+        counters: Counters,
+        faults: Faults,
+        rates: RateCeilings,
+        associations: Associations,
+        change_events: ChangeEvents,
     ):
         self.counters = counters
         self.faults = faults
         self.rates = rates
         self.associations = associations
+        self.change_events = change_events
         self._routes = {
             ("GET", "/_fidelity/health"): lambda _: Response("ok", mimetype="text/plain"),
             ("GET", "/_fidelity/faults"): self._list_faults,
@@ -36,6 +43,9 @@ class ControlEndpoints:
             ("GET", "/_fidelity/pod-identity-association"): self._list_associations,
             ("PUT", "/_fidelity/pod-identity-association"): self._put_association,
             ("DELETE", "/_fidelity/pod-identity-association"): self._clear_associations,
+            ("GET", "/_fidelity/change-events"): self._list_change_events,
+            ("PUT", "/_fidelity/change-events"): self._put_change_events,
+            ("DELETE", "/_fidelity/change-events"): self._clear_change_events,
         }
 
     def __call__(self, environ, start_response):
@@ -103,6 +113,18 @@ class ControlEndpoints:
     def _clear_associations(self, request):
         self.associations.clear()
         return self._list_associations(request)
+
+    def _list_change_events(self, _):
+        return _json({"targets": self.change_events.all()})
+
+    def _put_change_events(self, request):
+        target = Target.from_json(_body(request))
+        self.change_events.put(target)
+        return _json(target.to_json())
+
+    def _clear_change_events(self, request):
+        self.change_events.clear()
+        return self._list_change_events(request)
 
     def _list_counters(self, _):
         return _json({"counters": self.counters.snapshot()})

@@ -138,18 +138,25 @@ def fresh_state(request):
     server.control("DELETE", "faults")
     server.control("DELETE", "rate")
     server.control("DELETE", "pod-identity-association")
+    server.control("DELETE", "change-events")
     server.control("POST", "counters/reset")
     yield
     # Let calls hanging on an injected fault go.
     server.control("DELETE", "faults")
 
 
-def client(server: Server, service: str, credentials: dict | None = None, config=NO_RETRIES):
+def client(
+    server: Server,
+    service: str,
+    credentials: dict | None = None,
+    config=NO_RETRIES,
+    region: str = REGION,
+):
     credentials = credentials or {"AccessKeyId": "AKIAADMINEXAMPLE0001", "SecretAccessKey": "admin"}
     return boto3.client(
         service,
         endpoint_url=server.url,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials.get("SessionToken"),
