@@ -77,6 +77,16 @@ where
     }
 }
 
+/// The message of the `Synced` condition of `status` (panics without one).
+pub fn synced_message(status: &SsmParameterStatus) -> &str {
+    &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .expect("a Synced condition")
+        .message
+}
+
 /// Whether condition `type_` of `status` has `value` and `reason`.
 pub fn has_condition(
     status: Option<&SsmParameterStatus>,

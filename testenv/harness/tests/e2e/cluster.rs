@@ -230,12 +230,7 @@ async fn an_ssm_parameter_claiming_a_cluster_ssm_parameter_it_is_not_kept_by_rea
     let status = s
         .wait_for_condition(&name, "Synced", "False", "RoleNotAllowed")
         .await;
-    let message = &status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .unwrap()
-        .message;
+    let message = ssm_operator_testenv::wait::synced_message(&status);
     assert!(
         message.contains("does not choose this namespace"),
         "{message}"

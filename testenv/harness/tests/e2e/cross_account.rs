@@ -3,12 +3,12 @@
 
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, ResourceTypeForTagging, Tag};
 use serde_json::{Value, json};
-use ssm_operator::api::SsmParameterStatus;
 
 use ssm_operator_testenv::Scenario;
 use ssm_operator_testenv::aws::admin_of_account;
 use ssm_operator_testenv::env::ACCOUNT;
 use ssm_operator_testenv::manifest::ssm_parameter;
+use ssm_operator_testenv::wait::synced_message;
 
 const OWNER: &str = "222233334444";
 const OWNER_REGION: &str = "us-west-2";
@@ -92,15 +92,6 @@ impl Owner {
             .expect("share parameter");
         format!("arn:aws:ssm:{OWNER_REGION}:{OWNER}:parameter{name}")
     }
-}
-
-fn synced_message(status: &SsmParameterStatus) -> &str {
-    &status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .expect("Synced condition")
-        .message
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -150,12 +150,7 @@ async fn merge_into_a_secret_that_does_not_list_it_writes_nothing() {
     let status = s
         .wait_for_condition("grabby", "Synced", "False", "SecretConflict")
         .await;
-    let message = &status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .unwrap()
-        .message;
+    let message = ssm_operator_testenv::wait::synced_message(&status);
     assert!(message.contains("ssm-operator.io/merge-from"), "{message}");
     s.apply(&ssm_parameter(
         "nowhere",

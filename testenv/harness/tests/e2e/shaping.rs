@@ -7,15 +7,7 @@ use serde_json::json;
 
 use ssm_operator_testenv::Scenario;
 use ssm_operator_testenv::manifest::ssm_parameter;
-
-fn synced_message(status: &ssm_operator::api::SsmParameterStatus) -> String {
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Synced")
-        .unwrap();
-    c.message.clone()
-}
+use ssm_operator_testenv::wait::synced_message;
 
 async fn bytes(s: &Scenario, secret: &str, key: &str) -> Vec<u8> {
     let secret: Secret = s.secrets().get(secret).await.unwrap();

@@ -61,12 +61,7 @@ async fn specs_the_api_server_would_refuse_are_invalid_spec_once_and_read_aws_no
         let status = s
             .wait_for_condition(name, "Synced", "False", "InvalidSpec")
             .await;
-        let message = &status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Synced")
-            .unwrap()
-            .message;
+        let message = ssm_operator_testenv::wait::synced_message(&status);
         assert!(message.contains(field), "{name}: {message}");
         assert!(
             !message.contains("not json"),
