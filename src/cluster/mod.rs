@@ -77,45 +77,61 @@ impl Fanout {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Who keeps `child`: the ClusterSsmParameter of its controller
-    /// reference, if that one (by uid) chooses its namespace and has its
-    /// spec as template.
+    /// Who keeps `child`, by the controller's caches.
     async fn keeper_of(&self, child: &SsmParameter) -> Keeper {
-        let Some((name, uid)) = children::owner_of(child) else {
+        let Some((name, _)) = children::owner_of(child) else {
             return Keeper::Nobody;
         };
-        let unkept = |why: &str| {
-            Keeper::Unkept(format!(
-                "not what ClusterSsmParameter {name} keeps in this namespace: {why}"
-            ))
-        };
         let Some(caches) = self.caches() else {
-            return unkept(
-                "this operator serves no ClusterSsmParameters (it watches only some namespaces)",
-            );
+            let why =
+                "this operator serves no ClusterSsmParameters (it watches only some namespaces)";
+            return unkept(name, why);
         };
         // A fresh operator's caches list first.
         if caches.owners.wait_until_ready().await.is_err()
             || caches.namespaces.wait_until_ready().await.is_err()
         {
-            return unkept("the operator is stopping");
+            return unkept(name, "the operator is stopping");
         }
-        let Some(owner) = caches.owners.get(&ObjectRef::new(name)) else {
-            return unkept("it does not exist");
-        };
-        if owner.uid().as_deref() != Some(uid) {
-            return unkept("the reference is to another object of that name");
-        }
+        let owner = caches.owners.get(&ObjectRef::new(name));
         let namespace = child.namespace().unwrap_or_default();
-        let chosen = choose::chosen(&owner, &caches.namespaces()).unwrap_or_default();
-        if !chosen.contains(&namespace) {
-            return unkept("it does not choose this namespace");
-        }
-        if child.spec != owner.spec.template || child.name_any() != owner.name_any() {
-            return unkept("its spec is not the template");
-        }
-        Keeper::Kept(owner)
+        let namespaces = caches.namespaces();
+        let found = namespaces.iter().find(|ns| ns.name == namespace);
+        verdict(child, owner, found)
     }
+}
+
+/// Who keeps `child`, given the ClusterSsmParameter its controller
+/// reference names (if it exists) and its namespace: that one, if the
+/// same uid, choosing the namespace, with the child's spec as template.
+pub fn verdict(
+    child: &SsmParameter,
+    owner: Option<Arc<ClusterSsmParameter>>,
+    namespace: Option<&choose::Namespace>,
+) -> Keeper {
+    let Some((name, uid)) = children::owner_of(child) else {
+        return Keeper::Nobody;
+    };
+    let Some(owner) = owner else {
+        return unkept(name, "it does not exist");
+    };
+    if owner.uid().as_deref() != Some(uid) {
+        return unkept(name, "the reference is to another object of that name");
+    }
+    let chosen = namespace.map(|ns| choose::chosen(&owner, std::slice::from_ref(ns)));
+    if !matches!(chosen, Some(Ok(chosen)) if !chosen.is_empty()) {
+        return unkept(name, "it does not choose this namespace");
+    }
+    if child.spec != owner.spec.template || child.name_any() != owner.name_any() {
+        return unkept(name, "its spec is not the template");
+    }
+    Keeper::Kept(owner)
+}
+
+fn unkept(name: &str, why: &str) -> Keeper {
+    Keeper::Unkept(format!(
+        "not what ClusterSsmParameter {name} keeps in this namespace: {why}"
+    ))
 }
 
 impl Keepers for Fanout {
@@ -173,4 +189,66 @@ fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
 pub struct ClusterContext {
     pub client: kube::Client,
     pub caches: Caches,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn owner(uid: &str) -> Arc<ClusterSsmParameter> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "ssm-operator.io/v1alpha1", "kind": "ClusterSsmParameter",
+                "metadata": {"name": "ca", "uid": uid},
+                "spec": {"namespaces": ["team-a"], "template": {"parameters": [{"name": "/ca"}]}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn namespace(name: &str) -> choose::Namespace {
+        choose::Namespace {
+            name: name.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn why(keeper: Keeper) -> String {
+        match keeper {
+            Keeper::Unkept(why) => why,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_what_its_owner_keeps_in_its_namespace_is_kept() {
+        let owner = owner("u1");
+        let kept = children::desired(&owner, "team-a");
+        let team_a = namespace("team-a");
+        assert!(matches!(
+            verdict(&kept, Some(owner.clone()), Some(&team_a)),
+            Keeper::Kept(_)
+        ));
+
+        let plain = crate::testing::ssm_parameter("ca", json!({"parameters": [{"name": "/ca"}]}));
+        assert!(matches!(verdict(&plain, None, None), Keeper::Nobody));
+        assert!(why(verdict(&kept, None, Some(&team_a))).ends_with("it does not exist"));
+        let namesake = self::owner("u2");
+        assert!(why(verdict(&kept, Some(namesake), Some(&team_a))).contains("another object"));
+        let elsewhere = children::desired(&owner, "team-b");
+        let team_b = namespace("team-b");
+        let refused = why(verdict(&elsewhere, Some(owner.clone()), Some(&team_b)));
+        assert!(
+            refused.contains("does not choose this namespace"),
+            "{refused}"
+        );
+        let mut edited = kept.clone();
+        edited.spec.refresh_interval = Some("10s".into());
+        let refused = why(verdict(&edited, Some(owner), Some(&team_a)));
+        assert_eq!(
+            refused,
+            "not what ClusterSsmParameter ca keeps in this namespace: its spec is not the template"
+        );
+    }
 }

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use clap::Args;
 use kube::ResourceExt;
 
-use crate::api::SsmParameter;
-use crate::api::SyncError;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+
+use crate::api::{ClusterSsmParameter, SsmParameter, SyncError};
 use crate::aws::arn::split_selector;
 use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
+use crate::cluster;
 use crate::commands::manifest;
 use crate::reconcile::Halt;
 use crate::reconcile::plan::Plan;
@@ -71,7 +75,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
         obj.name_any()
     );
     let mut findings = Vec::new();
-    let identity = match tenancy::resolve(&obj, &tenancy, &client, &tenancy::NoKeepers).await {
+    let identity = match tenancy::resolve(&obj, &tenancy, &client, &LookedUp(client.clone())).await
+    {
         Ok(identity) => identity,
         Err(Halt::Failed { error, .. }) => return report(vec![refused("identity", error)]),
         Err(other) => anyhow::bail!("could not resolve the identity: {other:?}"),
@@ -104,6 +109,48 @@ async fn ssm_parameter(args: &CheckArgs, client: &kube::Client) -> anyhow::Resul
         obj.metadata.namespace = Some(client.default_namespace().to_owned());
     }
     Ok(obj)
+}
+
+/// Who keeps an SsmParameter, asked of the API server: the
+/// ClusterSsmParameter its controller reference names (listed by name:
+/// the operator's role may list them, not get them) and its Namespace.
+struct LookedUp(kube::Client);
+
+impl tenancy::Keepers for LookedUp {
+    fn keeper<'a>(&'a self, obj: &'a SsmParameter) -> BoxFuture<'a, tenancy::Keeper> {
+        Box::pin(async move {
+            let Some((name, _)) = tenancy::claimed_keeper(obj) else {
+                return tenancy::Keeper::Nobody;
+            };
+            let owners: Api<ClusterSsmParameter> = Api::all(self.0.clone());
+            let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+            let owner = match owners.list(&by_name).await {
+                Ok(list) => list.items.into_iter().next().map(Arc::new),
+                Err(error) => {
+                    return tenancy::Keeper::Unkept(format!(
+                        "ClusterSsmParameter {name} could not be read: {error}"
+                    ));
+                }
+            };
+            let namespaces: Api<Namespace> = Api::all(self.0.clone());
+            let namespace = match namespaces
+                .get_opt(&obj.namespace().unwrap_or_default())
+                .await
+            {
+                Ok(found) => found.map(|ns| cluster::choose::Namespace {
+                    name: ns.name_any(),
+                    labels: ns.labels().clone(),
+                    terminating: ns.metadata.deletion_timestamp.is_some(),
+                }),
+                Err(error) => {
+                    return tenancy::Keeper::Unkept(format!(
+                        "its Namespace could not be read: {error}"
+                    ));
+                }
+            };
+            cluster::verdict(obj, owner, namespace.as_ref())
+        })
+    }
 }
 
 /// Why `request` was not found, as the operator tells it: a pinned version

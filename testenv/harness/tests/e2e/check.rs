@@ -1,7 +1,9 @@
 //! `ssm-operator check`: the missing permission, named before any Secret is
 //! written.
 
+use kube::Resource as _;
 use serde_json::json;
+use ssm_operator::api::{ClusterSsmParameter, SsmParameter};
 
 use ssm_operator_testenv::Scenario;
 use ssm_operator_testenv::aws::allow;
@@ -111,5 +113,68 @@ async fn check_tells_a_missing_version_from_a_missing_parameter_and_names_the_re
             && absent_line.contains(&format!("in region {}", ssm_operator_testenv::env::REGION)),
         "{stdout}"
     );
+    s.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_a_kept_ssm_parameter_as_its_cluster_ssm_parameter_would() {
+    // No operator serving ClusterSsmParameters may keep this one meanwhile.
+    let _turn = crate::cluster::ONE_AT_A_TIME.lock().await;
+    let s = Scenario::new("check-kept").await;
+    let key = s.create_key().await;
+    let parameter = format!("{}-ca", s.id);
+    s.put_secure_string(&parameter, "CANARY-CA", &key).await;
+    let policy = ssm_operator_testenv::aws::setup::read_prefix_policy(&s.id, &key);
+    let role = s.create_operator_role(&policy).await;
+    let template = json!({"parameters": [{"name": parameter, "key": "ca"}]});
+    let name = format!("{}-kept", s.id);
+    let owners: kube::Api<ClusterSsmParameter> = kube::Api::all(s.kube.clone());
+    let owner: ClusterSsmParameter = serde_json::from_value(json!({
+        "apiVersion": "ssm-operator.io/v1alpha1", "kind": "ClusterSsmParameter",
+        "metadata": {"name": name},
+        "spec": {"namespaces": [s.namespace], "template": template},
+    }))
+    .unwrap();
+    let owner = owners.create(&Default::default(), &owner).await.unwrap();
+    // Kept as the operator keeps one: its reference, its spec the template
+    // (a manifest: the operator's own role may not get SsmParameters).
+    let manifest = |spec: serde_json::Value| {
+        let mut kept: SsmParameter =
+            serde_json::from_str(&ssm_parameter_in(&name, &s.namespace, spec)).unwrap();
+        kept.metadata.owner_references = Some(vec![owner.controller_owner_ref(&()).unwrap()]);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), serde_json::to_string(&kept).unwrap()).unwrap();
+        file
+    };
+    let kept = manifest(template);
+    let out = s
+        .run_operator_command(&role, &["check", "-f", kept.path().to_str().unwrap()])
+        .await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("every parameter can be read and decrypted"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("CANARY") && !stderr.contains("CANARY"),
+        "a value was printed"
+    );
+
+    // Edited away from the template, it is no longer kept: it reads nothing.
+    let edited = manifest(json!({"parameters": [{"name": parameter, "key": "other"}]}));
+    let out = s
+        .run_operator_command(&role, &["check", "-f", edited.path().to_str().unwrap()])
+        .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("RoleNotAllowed") && stdout.contains("its spec is not the template"),
+        "{stdout}"
+    );
+    owners.delete(&name, &Default::default()).await.unwrap();
     s.cleanup().await;
 }
