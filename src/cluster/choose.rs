@@ -16,6 +16,17 @@ pub struct Namespace {
     pub terminating: bool,
 }
 
+impl Namespace {
+    /// The namespace of `meta` (a Namespace's metadata).
+    pub fn of(meta: &kube::api::ObjectMeta) -> Self {
+        Self {
+            name: meta.name.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            terminating: meta.deletion_timestamp.is_some(),
+        }
+    }
+}
+
 /// The names of the namespaces `owner` chooses among `namespaces`, or why
 /// its selector is no selector.
 pub fn chosen(

@@ -45,11 +45,7 @@ impl Caches {
     /// Every namespace, as [`choose`] looks at them.
     fn namespaces(&self) -> Vec<choose::Namespace> {
         (self.namespaces.state().iter())
-            .map(|ns| choose::Namespace {
-                name: ns.name_any(),
-                labels: ns.labels().clone(),
-                terminating: ns.metadata.deletion_timestamp.is_some(),
-            })
+            .map(|ns| choose::Namespace::of(&ns.metadata))
             .collect()
     }
 
@@ -94,10 +90,10 @@ impl Fanout {
             return unkept(name, "the operator is stopping");
         }
         let owner = caches.owners.get(&ObjectRef::new(name));
-        let namespace = child.namespace().unwrap_or_default();
-        let namespaces = caches.namespaces();
-        let found = namespaces.iter().find(|ns| ns.name == namespace);
-        verdict(child, owner, found)
+        let namespace = ObjectRef::new(&child.namespace().unwrap_or_default());
+        let namespace =
+            (caches.namespaces.get(&namespace)).map(|ns| choose::Namespace::of(&ns.metadata));
+        verdict(child, owner, namespace.as_ref())
     }
 }
 

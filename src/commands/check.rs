@@ -137,11 +137,7 @@ impl tenancy::Keepers for LookedUp {
                 .get_opt(&obj.namespace().unwrap_or_default())
                 .await
             {
-                Ok(found) => found.map(|ns| cluster::choose::Namespace {
-                    name: ns.name_any(),
-                    labels: ns.labels().clone(),
-                    terminating: ns.metadata.deletion_timestamp.is_some(),
-                }),
+                Ok(found) => found.map(|ns| cluster::choose::Namespace::of(&ns.metadata)),
                 Err(error) => {
                     return tenancy::Keeper::Unkept(format!(
                         "its Namespace could not be read: {error}"
