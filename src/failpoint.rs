@@ -10,6 +10,8 @@
 pub const AFTER_SECRET_WRITE: &str = "after-secret-write";
 /// Right after the status is written, before the Events.
 pub const AFTER_STATUS_WRITE: &str = "after-status-write";
+/// A change event received, before anything is done with it.
+pub const CHANGE_EVENT_RECEIVED: &str = "change-event-received";
 /// Between the restarts of two workloads.
 pub const BETWEEN_ROLLOUTS: &str = "between-rollouts";
 

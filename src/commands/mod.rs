@@ -138,6 +138,14 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_REPORT_KEY_IDS", default_value_t = false, action = clap::ArgAction::Set)]
     pub report_key_ids: bool,
 
+    /// SQS queues (URLs, comma-separated) an EventBridge rule sends
+    /// Parameter Store's change events to: the SsmParameters that read a
+    /// changed parameter read it again within seconds, whatever their
+    /// `refreshInterval`. Read with the operator's own identity
+    /// (`sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`).
+    #[arg(long, env = "SSM_OPERATOR_CHANGE_EVENT_QUEUES", value_delimiter = ',', value_parser = parse_queue)]
+    pub change_event_queues: Vec<Option<crate::events::queue::Queue>>,
+
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "SSM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -202,6 +210,8 @@ impl RunArgs {
             report_key_ids: self.report_key_ids,
             http_addr: self.http_addr,
             leader_election: self.leader_elect.then_some(lease),
+            // The chart passes an empty list as an empty variable.
+            change_event_queues: self.change_event_queues.into_iter().flatten().collect(),
         }
     }
 }
@@ -229,6 +239,14 @@ fn parse_session_duration(text: &str) -> Result<Duration, String> {
 
 const MIN_SESSION: Duration = Duration::from_secs(900);
 const MAX_SESSION: Duration = Duration::from_secs(43_200);
+
+/// A queue URL, or nothing for an empty item.
+fn parse_queue(text: &str) -> Result<Option<crate::events::queue::Queue>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        url => crate::events::queue::Queue::parse(url).map(Some),
+    }
+}
 
 fn parse_millis(text: &str) -> Result<Duration, String> {
     let millis = text.strip_suffix("ms").unwrap_or(text);

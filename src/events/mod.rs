@@ -3,13 +3,15 @@
 //! again within seconds rather than at their next refresh.
 
 pub mod change;
+pub mod consume;
+pub mod queue;
+pub mod sqs;
 
 use std::sync::Arc;
 
-use kube::runtime::reflector::ObjectRef;
-
 use crate::api::SsmParameter;
 use crate::aws::arn::Arn;
+use crate::reconcile::key::ObjectKey;
 use change::Change;
 
 /// The SsmParameters among `objects` that read the parameter `change` is
@@ -20,11 +22,11 @@ pub fn readers_of(
     objects: &[Arc<SsmParameter>],
     default_region: &str,
     operator_account: Option<&str>,
-) -> Vec<ObjectRef<SsmParameter>> {
+) -> Vec<ObjectKey> {
     objects
         .iter()
         .filter(|obj| reads(change, obj, default_region, operator_account))
-        .map(|obj| ObjectRef::from_obj(&**obj))
+        .map(|obj| ObjectKey::of(&**obj))
         .collect()
 }
 
@@ -104,7 +106,7 @@ mod tests {
             "ap-northeast-1",
             Some("111122223333"),
         );
-        let names: Vec<&str> = readers.iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<&str> = readers.iter().map(|r| r.parts().1).collect();
         assert_eq!(names, ["by-name", "by-path", "tenant"]);
         assert!(readers_of(&change("/nobody/reads"), &objects, "ap-northeast-1", None).is_empty());
     }

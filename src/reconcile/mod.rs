@@ -1,8 +1,10 @@
 //! The path of one SsmParameter, one step per file, and the pipeline that
 //! runs them: see [`reconcile`].
 
+pub mod announced;
 pub mod apply;
 pub mod build;
+pub mod cached;
 pub mod finalize;
 pub mod fingerprint;
 pub mod halt;
@@ -34,6 +36,7 @@ use crate::api::{DeletionPolicy, ParameterStatus, Reason, SsmParameter, SyncErro
 use crate::batch::budget::Priority;
 use crate::batch::{Batcher, Reader};
 use crate::names::FORCE_SYNC_ANNOTATION;
+use crate::reconcile::announced::Announcements;
 use crate::reconcile::apply::Written;
 use crate::reconcile::build::secret::{self, SecretData};
 use crate::reconcile::key::ObjectKey;
@@ -71,6 +74,10 @@ pub struct Context {
     pub refreshes: Arc<Refreshes>,
     /// Who keeps the SsmParameters of ClusterSsmParameters.
     pub keepers: Arc<dyn tenancy::Keepers>,
+    /// SsmParameters a change event said to read again now.
+    pub announcements: Announcements,
+    /// Every watched scope's SsmParameters.
+    pub cached: cached::Cached,
 }
 
 impl Context {
@@ -80,6 +87,7 @@ impl Context {
         self.own_status.forget(&ObjectRef::from_obj(obj));
         let key = ObjectKey::of(obj);
         self.refreshes.cancel(&key);
+        self.announcements.forget(&key);
         self.metrics.forget(key.as_str());
     }
 }
@@ -111,6 +119,8 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let _in_flight = InFlight::start(&ctx);
+    // Whoever announced a change learns when this reconcile ends.
+    let announced = ctx.announcements.take(&ObjectKey::of(&*obj));
     let obj = ctx.own_status.freshest(obj);
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(finalize::finalize(&obj, &ctx.client, &ctx.recorder).await?);
@@ -118,7 +128,7 @@ pub async fn reconcile(
     // From now on, batches of AWS reads wait for this one's.
     let reader = ctx.batcher.reader();
     let started = tokio::time::Instant::now();
-    let mut attempt = Attempt::start(&obj, &ctx).await?;
+    let mut attempt = Attempt::start(&obj, &ctx, announced.is_some()).await?;
     let synced = match sync(&mut attempt, reader).await {
         Ok(synced) => synced,
         Err(Halt::NotDue(action)) => return Ok(action),
@@ -194,12 +204,19 @@ pub struct Attempt<'a> {
     lane: Option<Lane>,
     /// What the status says the last good sync was based on.
     recorded: Option<SyncBasis>,
+    /// A change event named a parameter this object reads: AWS is read now,
+    /// whatever the schedule says, ahead of routine refreshes.
+    announced: bool,
 }
 
 impl<'a> Attempt<'a> {
     /// Finds the Secret the spec targets: by the metadata watch when that
     /// shows it as the last good sync left it, else by reading it.
-    async fn start(obj: &'a SsmParameter, ctx: &'a Context) -> Result<Self, kube::Error> {
+    async fn start(
+        obj: &'a SsmParameter,
+        ctx: &'a Context,
+        announced: bool,
+    ) -> Result<Self, kube::Error> {
         let namespace = obj.namespace().unwrap_or_default();
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
         let secret_name = plan::secret_name(obj);
@@ -231,6 +248,7 @@ impl<'a> Attempt<'a> {
             contested: None,
             lane: None,
             recorded,
+            announced,
         };
         if seen.is_none() || seen != left {
             attempt.fetch().await?;
@@ -258,6 +276,7 @@ impl<'a> Attempt<'a> {
             &self.basis,
             self.recorded.as_ref(),
         ) {
+            Due::Later(_) | Due::Refresh if self.announced => Ok(self.announced_depth()),
             // Triggered by our own write or a no-op event: nothing is due.
             Due::Later(wait) => Err(Halt::NotDue(self.refresh_after(wait))),
             // Merging SsmParameters change their shared Secret by design.
@@ -276,6 +295,17 @@ impl<'a> Attempt<'a> {
             }
             Due::Refresh => Ok(Depth::Changed),
             Due::Full => Ok(Depth::Full),
+        }
+    }
+
+    /// How to read a parameter a change event announced: one named
+    /// parameter at once with decryption (one call, one decrypt); more, or
+    /// a path, by a probe first, so that only what changed is decrypted.
+    fn announced_depth(&self) -> Depth {
+        let spec = &self.obj.spec;
+        match (spec.parameters.len(), &spec.path) {
+            (1, None) => Depth::Full,
+            _ => Depth::Changed,
         }
     }
 
@@ -347,6 +377,7 @@ impl<'a> Attempt<'a> {
     ) -> Result<Read, Halt> {
         let priority = match depth {
             Depth::Full => Priority::Interactive,
+            Depth::Changed if self.announced => Priority::Interactive,
             Depth::Changed => Priority::Routine,
         };
         let limit = self.ctx.max_path_parameters;

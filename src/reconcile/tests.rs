@@ -86,6 +86,8 @@ impl World {
             own_status: OwnStatus::default(),
             refreshes: Default::default(),
             keepers: Arc::new(crate::reconcile::tenancy::NoKeepers),
+            announcements: Default::default(),
+            cached: Default::default(),
         });
         Self { api, store, ctx }
     }
@@ -500,6 +502,54 @@ async fn a_reconcile_before_the_refresh_is_due_reads_nothing() {
         left > Duration::ZERO && left <= Duration::from_secs(11),
         "{left:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_announced_change_of_one_parameter_is_one_decrypting_call_before_the_refresh() {
+    let w = World::new();
+    w.store.put("prd-db-pass", "s3cr3t");
+    let mut hourly = db_password();
+    hourly["refreshInterval"] = json!("1h");
+    w.synced("db", hourly).await;
+
+    w.store.put("prd-db-pass", "rotated");
+    let finished = w.ctx.announcements.announce(ObjectKey::new(NS, "db"));
+    w.reconcile("db").await;
+
+    let calls = w.store.all_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].decrypt, "no probe first: {calls:?}");
+    assert_eq!(w.value("db", "password").as_deref(), Some("rotated"));
+    assert!(
+        finished.await.is_err(),
+        "the announcer learns the reconcile ended"
+    );
+    let left = w.refresh_booked("db").expect("a refresh is booked");
+    assert!(left > Duration::from_secs(3000), "{left:?}");
+
+    // The same change told again (a redelivery): read, nothing written.
+    w.api.forget_calls();
+    let _again = w.ctx.announcements.announce(ObjectKey::new(NS, "db"));
+    w.reconcile("db").await;
+    assert_eq!(w.store.all_calls().len(), 2);
+    assert_eq!(w.api.writes(), vec![]);
+    assert_eq!(w.value("db", "password").as_deref(), Some("rotated"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_announced_change_of_several_parameters_decrypts_only_the_changed_one() {
+    let w = World::new();
+    w.store.put("/prd/user", "app");
+    w.store.put("/prd/pass", "old");
+    let spec = json!({"parameters": [{"name": "/prd/user"}, {"name": "/prd/pass"}], "refreshInterval": "1h"});
+    w.synced("db", spec).await;
+
+    w.store.put("/prd/pass", "new");
+    let _finished = w.ctx.announcements.announce(ObjectKey::new(NS, "db"));
+    w.reconcile("db").await;
+
+    assert_eq!(w.store.decrypted(), vec!["/prd/pass"]);
+    assert_eq!(w.value("db", "pass").as_deref(), Some("new"));
 }
 
 #[tokio::test(start_paused = true)]

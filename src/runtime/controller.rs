@@ -37,6 +37,8 @@ pub struct Wiring {
     pub budgets: Arc<Budgets>,
     /// The ClusterSsmParameter controller's caches, once it runs.
     pub fanout: Arc<crate::cluster::Fanout>,
+    /// The queues of change events to read, if any.
+    pub change_events: Option<Arc<super::changes::ChangeEvents>>,
 }
 
 impl Wiring {
@@ -68,6 +70,8 @@ impl Wiring {
             own_status: Default::default(),
             refreshes: Arc::new(Refreshes::new(!settings.watch_namespaces.is_empty())),
             keepers: self.fanout.clone(),
+            announcements: Default::default(),
+            cached: Default::default(),
             client: client.clone(),
         })
     }
@@ -110,6 +114,8 @@ pub async fn run(
         .collect();
     let clusters = (wiring.settings.cluster_ssm_parameters)
         .then(|| super::cluster::run(client.clone(), &wiring.fanout, shutdown.clone()));
+    let change_events =
+        (wiring.change_events.as_ref()).map(|events| events.consume(ctx.clone(), shutdown.clone()));
     let parameters = join_all(controllers.into_iter().map(|(controller, backlog)| {
         // Each reconcile of a listed object makes room for the next.
         let reconcile = move |obj: Arc<SsmParameter>, ctx: Arc<Context>| {
@@ -130,10 +136,9 @@ pub async fn run(
                 }
             })
     }));
-    match clusters {
-        Some(clusters) => drop(futures::join!(parameters, clusters)),
-        None => drop(parameters.await),
-    }
+    let clusters = futures::future::OptionFuture::from(clusters);
+    let change_events = futures::future::OptionFuture::from(change_events);
+    futures::join!(parameters, clusters, change_events);
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -171,6 +176,7 @@ fn controller(
 ) -> Controller<SsmParameter> {
     let ns = namespace.as_deref();
     let (reader, writer) = reflector::store();
+    ctx.cached.watch(namespace.clone(), reader.clone());
     // Owned Secrets by metadata only, label-selected: the operator never
     // caches Secret data, and an edited or deleted Secret is repaired at once.
     let seen = Arc::new(SecretCache::default());

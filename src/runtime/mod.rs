@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod backlog;
 pub mod campaign;
+pub mod changes;
 pub mod client;
 pub mod cluster;
 pub mod controller;
@@ -21,8 +22,10 @@ use std::time::Duration;
 
 use crate::aws;
 use crate::batch::budget::Budgets;
+use crate::events::sqs::SqsMailbox;
 use crate::reconcile::tenancy::Tenancy;
 use crate::telemetry::metrics::Metrics;
+use changes::ChangeEvents;
 use leader::LeaseConfig;
 use pace::Pace;
 
@@ -56,6 +59,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Reconcile only while holding this Lease; `None`: always.
     pub leader_election: Option<LeaseConfig>,
+    /// SQS queues of Parameter Store change events to read.
+    pub change_event_queues: Vec<crate::events::queue::Queue>,
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
@@ -79,11 +84,29 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     )
     .with_source_identity(settings.chained_source_identity)
     .with_operator_account(operator_account.clone());
+    let identities = Arc::new(identities);
+    let change_events = (!settings.change_event_queues.is_empty()).then(|| {
+        let mailboxes = (settings.change_event_queues.iter())
+            .map(|queue| {
+                Arc::new(SqsMailbox::new(
+                    &base,
+                    identities.clone(),
+                    queue.clone(),
+                    &settings.region,
+                    metrics.clone(),
+                ))
+            })
+            .collect();
+        Arc::new(ChangeEvents {
+            mailboxes,
+            operator_account: operator_account.clone(),
+        })
+    });
     let budgets = Arc::new(
         Budgets::new(settings.aws_read_rate).with_operator_account(operator_account.clone()),
     );
     let store = Arc::new(
-        aws::SsmParameterStore::new(base, Arc::new(identities))
+        aws::SsmParameterStore::new(base, identities)
             .with_key_ids(settings.report_key_ids)
             .with_retry_gate(budgets.clone()),
     );
@@ -104,6 +127,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ready: Arc::new(ready),
         budgets,
         fanout: Default::default(),
+        change_events,
     };
     let ctx = wiring.context(&client, store);
     match wiring.settings.leader_election.clone() {

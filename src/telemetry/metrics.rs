@@ -69,6 +69,11 @@ struct SecretWriteLabels {
     action: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChangeEventLabels {
+    outcome: &'static str,
+}
+
 /// The metrics of one operator process; shared through an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -77,6 +82,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     aws_calls: Family<AwsCallLabels, Counter>,
     secret_writes: Family<SecretWriteLabels, Counter>,
+    change_events: Family<ChangeEventLabels, Counter>,
     queue_depth: Gauge,
     last_syncs: Arc<LastSyncs>,
 }
@@ -95,6 +101,7 @@ impl Metrics {
             reconcile_duration: Histogram::new(RECONCILE_BUCKETS),
             aws_calls: Family::default(),
             secret_writes: Family::default(),
+            change_events: Family::default(),
             queue_depth: Gauge::default(),
             last_syncs: Arc::default(),
         };
@@ -123,6 +130,11 @@ impl Metrics {
             "ssm_operator_secret_writes",
             "Writes of Secrets by action",
             self.secret_writes.clone(),
+        );
+        registry.register(
+            "ssm_operator_change_events",
+            "Parameter Store change events received, by what became of them",
+            self.change_events.clone(),
         );
         registry.register(
             "ssm_operator_queue_depth",
@@ -158,6 +170,13 @@ impl Metrics {
             action: action.to_owned(),
         };
         self.secret_writes.get_or_create(&labels).inc();
+    }
+
+    /// A change event was received; `outcome` is what became of it
+    /// (`events::consume::Outcome`).
+    pub fn change_event(&self, outcome: &'static str) {
+        let labels = ChangeEventLabels { outcome };
+        self.change_events.get_or_create(&labels).inc();
     }
 
     /// `n` reconciles are waiting or running.
