@@ -14,9 +14,12 @@ use kube::api::{Api, ListParams};
 
 use crate::api::{ClusterSsmParameter, SsmParameter, SyncError};
 use crate::aws::arn::split_selector;
+use crate::aws::credentials::Identities;
 use crate::aws::{self, ParameterStore, PathQuery, Scope, SsmParameterStore};
 use crate::cluster;
 use crate::commands::manifest;
+use crate::events::queue::Queue;
+use crate::events::sqs::SqsMailbox;
 use crate::reconcile::Halt;
 use crate::reconcile::plan::Plan;
 use crate::reconcile::read::selector_of;
@@ -40,12 +43,19 @@ pub struct CheckArgs {
     /// Region of parameters whose SsmParameter names none.
     #[arg(long, env = "AWS_REGION")]
     pub region: String,
+
+    /// SQS queues of change events the operator reads (its
+    /// `--change-event-queues`): also tell whether each answers the
+    /// operator's own identity.
+    #[arg(long, env = "SSM_OPERATOR_CHANGE_EVENT_QUEUES", value_delimiter = ',', value_parser = crate::commands::parse_queue)]
+    pub change_event_queues: Vec<Option<Queue>>,
 }
 
 /// One line of the report.
 struct Finding {
     subject: String,
-    problem: Option<SyncError>,
+    /// The reason it failed.
+    problem: Option<String>,
     detail: String,
 }
 
@@ -60,7 +70,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     };
     let base = aws::base_config(&args.region).await;
     let operator = aws::operator_identity(&args.region).await;
-    let identities = aws::credentials::Identities::new(
+    let identities = Identities::new(
         operator,
         base.clone(),
         Some(client.clone()),
@@ -97,7 +107,37 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     if let Some(path) = &plan.path {
         findings.extend(check_path(&store, &path.scope, &path.query).await);
     }
+    for queue in args.change_event_queues.iter().flatten() {
+        findings.push(check_queue(&identities, queue, &args.region).await);
+    }
     report(findings)
+}
+
+/// Whether `queue` answers GetQueueAttributes as the operator's own
+/// identity. ReceiveMessage and DeleteMessage are not tried: they would
+/// take messages from the operator.
+async fn check_queue(identities: &Arc<Identities>, queue: &Queue, region: &str) -> Finding {
+    let base = aws::base_config(region).await;
+    let metrics = Default::default();
+    let mailbox = SqsMailbox::new(&base, identities.clone(), queue.clone(), region, metrics);
+    let subject = format!("change events {queue}");
+    match mailbox.visibility_timeout().await {
+        Ok(timeout) => {
+            let timeout = timeout.map_or("unknown".to_owned(), |t| format!("{}s", t.as_secs()));
+            ok(
+                &subject,
+                format!(
+                    "reachable (visibility timeout {timeout}; sqs:ReceiveMessage and \
+                     sqs:DeleteMessage are not tried)"
+                ),
+            )
+        }
+        Err(why) => Finding {
+            subject,
+            problem: Some("ChangeEventQueueUnreachable".to_owned()),
+            detail: why,
+        },
+    }
 }
 
 /// The SsmParameter to check, placed in a namespace: the tenancy rules
@@ -248,7 +288,7 @@ fn refused(subject: &str, error: SyncError) -> Finding {
     Finding {
         subject: subject.to_owned(),
         detail: error.message(),
-        problem: Some(error),
+        problem: Some(error.reason().to_string()),
     }
 }
 
@@ -257,9 +297,9 @@ fn report(findings: Vec<Finding>) -> anyhow::Result<()> {
     for f in &findings {
         match &f.problem {
             None => println!("  ok      {}: {}", f.subject, f.detail),
-            Some(error) => {
+            Some(reason) => {
                 failed += 1;
-                println!("  FAILED  {}: {}: {}", f.subject, error.reason(), f.detail);
+                println!("  FAILED  {}: {reason}: {}", f.subject, f.detail);
             }
         }
     }

@@ -241,7 +241,7 @@ const MIN_SESSION: Duration = Duration::from_secs(900);
 const MAX_SESSION: Duration = Duration::from_secs(43_200);
 
 /// A queue URL, or nothing for an empty item.
-fn parse_queue(text: &str) -> Result<Option<crate::events::queue::Queue>, String> {
+pub(crate) fn parse_queue(text: &str) -> Result<Option<crate::events::queue::Queue>, String> {
     match text.trim() {
         "" => Ok(None),
         url => crate::events::queue::Queue::parse(url).map(Some),

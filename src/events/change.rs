@@ -55,9 +55,6 @@ pub enum Refused {
 #[derive(Deserialize)]
 struct Event {
     id: String,
-    source: String,
-    #[serde(rename = "detail-type")]
-    detail_type: String,
     account: String,
     region: String,
     #[serde(default)]
@@ -72,15 +69,44 @@ struct Detail {
     operation: String,
 }
 
+/// What serde found wrong, never the input: a missing field by name, else
+/// the kind of fault and where ("invalid type" messages quote the value).
+fn without_input(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    if message.starts_with("missing field") {
+        return message;
+    }
+    let kind = match error.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "a syntax error",
+        Category::Data => "a field of the wrong type",
+        Category::Eof => "it ends too soon",
+    };
+    format!("{kind} at line {} column {}", error.line(), error.column())
+}
+
 impl Change {
     /// The change a message body tells of.
     pub fn of(body: &str) -> Result<Self, Refused> {
-        let event: Event = serde_json::from_str(body)
-            // serde's message names the field, never quotes the input.
-            .map_err(|e| Refused::Malformed(format!("not a change event: {e}")))?;
-        if event.source != "aws.ssm" || event.detail_type != "Parameter Store Change" {
-            return Err(Refused::NotParameterStore);
+        let value: serde_json::Value = serde_json::from_str(body)
+            .map_err(|e| Refused::Malformed(format!("not JSON ({})", without_input(&e))))?;
+        let text = |field: &str| value.get(field).and_then(|v| v.as_str());
+        match (text("source"), text("detail-type")) {
+            (Some("aws.ssm"), Some("Parameter Store Change")) => {}
+            (Some(_), Some(_)) => return Err(Refused::NotParameterStore),
+            _ => {
+                return Err(Refused::Malformed(
+                    "not an EventBridge event (no source or detail-type)".to_owned(),
+                ));
+            }
         }
+        let event: Event = serde_json::from_value(value).map_err(|e| {
+            Refused::Malformed(format!(
+                "not a Parameter Store change event ({})",
+                without_input(&e)
+            ))
+        })?;
         // The name: `detail.name`, else the parameter ARN of `resources`.
         let from_arn = || {
             (event.resources.iter())
@@ -202,6 +228,19 @@ mod tests {
             Err(Refused::Malformed(why)) if !why.contains("hunter2")
         ));
         assert!(matches!(Change::of("[]"), Err(Refused::Malformed(_))));
+        // serde's own messages would quote a value of the wrong type.
+        for body in [
+            "\"hunter2\"".to_owned(),
+            event(json!({"operation": "Create", "name": "a"}))
+                .replace("\"6a7e8feb-b491-4cf7-a9f1-bf3703467718\"", "[\"hunter2\"]"),
+            event(json!({"operation": ["hunter2"], "name": "a"})),
+        ] {
+            let refused = Change::of(&body);
+            assert!(
+                matches!(&refused, Err(Refused::Malformed(why)) if !why.contains("hunter2")),
+                "{refused:?}"
+            );
+        }
         let other = event(json!({"operation": "Create", "name": "a"})).replace(
             "Parameter Store Change",
             "EC2 Instance State-change Notification",

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::aws::describe::{Encryption, KeyLookup};
 use crate::aws::partition::Partition;
+use crate::events::queue::Queue;
 use crate::reconcile::plan::Plan;
 
 /// What one SsmParameter's reads touch, collected before the document is
@@ -71,6 +72,24 @@ impl Grants {
         }
         json!({"Version": "2012-10-17", "Statement": statements})
     }
+}
+
+/// What reading change events from `queues` takes of the operator's own
+/// role: a long poll, the deletion of what it handled, and the queue's
+/// attributes (`check`). A queue of no region of its own is in `region`.
+pub fn change_events_statement(queues: &[Queue], region: &str) -> Value {
+    let arns: BTreeSet<String> = (queues.iter())
+        .map(|q| {
+            let region = q.region.as_deref().unwrap_or(region);
+            Partition::of(region).arn("sqs", region, &q.account, &q.name)
+        })
+        .collect();
+    json!({
+        "Sid": "ReadChangeEvents",
+        "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        "Resource": arns,
+    })
 }
 
 fn allow(sid: &str, action: &str, resources: BTreeSet<String>) -> Value {
@@ -240,6 +259,28 @@ mod tests {
             .iter()
             .map(|s| s["Sid"].as_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn reading_change_events_is_allowed_on_exactly_the_queues_named() {
+        let queues = [
+            Queue::parse("https://sqs.eu-west-1.amazonaws.com/111122223333/ssm-changes").unwrap(),
+            Queue::parse("http://127.0.0.1:4566/444455556666/local").unwrap(),
+            Queue::parse("https://sqs.cn-north-1.amazonaws.com.cn/111122223333/cn").unwrap(),
+        ];
+        let statement = change_events_statement(&queues, REGION);
+        assert_eq!(
+            statement,
+            json!({
+                "Sid": "ReadChangeEvents", "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": [
+                    "arn:aws-cn:sqs:cn-north-1:111122223333:cn",
+                    "arn:aws:sqs:ap-northeast-1:444455556666:local",
+                    "arn:aws:sqs:eu-west-1:111122223333:ssm-changes",
+                ],
+            })
+        );
     }
 
     #[tokio::test]

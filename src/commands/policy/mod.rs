@@ -72,6 +72,12 @@ pub struct PolicyArgs {
     /// exchanges itself (IRSA's trust).
     #[arg(long, conflicts_with = "oidc_issuer")]
     pub pod_identity: bool,
+
+    /// SQS queues of change events the operator reads (its
+    /// `--change-event-queues`): the permissions policy also allows reading
+    /// them, a statement for the operator's own role.
+    #[arg(long, env = "SSM_OPERATOR_CHANGE_EVENT_QUEUES", value_delimiter = ',', value_parser = crate::commands::parse_queue)]
+    pub change_event_queues: Vec<Option<crate::events::queue::Queue>>,
 }
 
 fn parse_account(text: &str) -> Result<String, String> {
@@ -98,7 +104,20 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<()> {
         .context("the SsmParameter names no region: pass --region or set AWS_REGION")?;
     // Whose identity reads does not change what it reads.
     let plan = Plan::of(&obj, &region, Identity::default())?;
-    let (account, permissions) = permissions(&args, &plan, &region).await?;
+    let (account, mut permissions) = permissions(&args, &plan, &region).await?;
+    let queues: Vec<_> = args.change_event_queues.iter().flatten().cloned().collect();
+    if !queues.is_empty() {
+        let statement = grants::change_events_statement(&queues, &region);
+        if let Some(statements) = permissions["Statement"].as_array_mut() {
+            statements.push(statement);
+        }
+        if obj.spec.identity.is_some() {
+            eprintln!(
+                "note: the ReadChangeEvents statement belongs on the operator's own role, which \
+                 reads the queues; the rest on the role the SsmParameter reads as"
+            );
+        }
+    }
     let (namespace, service_account) = reader(&args, &obj)?;
     let identity = obj.spec.identity.as_ref();
     if args.pod_identity && identity.is_some_and(|i| i.service_account_name.is_some()) {

@@ -224,7 +224,7 @@ pub async fn clear_faults(info: &EnvInfo, caller: &str) -> anyhow::Result<()> {
 }
 
 /// A plain HTTP/1.1 request to the emulator's control endpoints.
-async fn control(
+pub(crate) async fn control(
     info: &EnvInfo,
     method: &str,
     path: &str,

@@ -3,6 +3,7 @@
 //! emulator's control endpoints ([`emulator`]).
 
 pub mod emulator;
+pub mod events;
 pub mod setup;
 
 use anyhow::Context as _;
@@ -17,9 +18,14 @@ pub use emulator::{
 };
 pub use setup::Admin;
 
-async fn admin_config(info: &EnvInfo) -> aws_config::SdkConfig {
+pub(crate) async fn admin_config(info: &EnvInfo) -> aws_config::SdkConfig {
+    admin_in_region(info, REGION).await
+}
+
+/// The administrator of the emulator's default account, in `region`.
+pub async fn admin_in_region(info: &EnvInfo, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
+        .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(&info.aws_endpoint)
         .credentials_provider(Credentials::new(
             "AKIDADMINISTRATOR",

@@ -7,6 +7,7 @@ mod api;
 mod apiserver_faults;
 mod aws_faults;
 mod bounds;
+mod change_events;
 mod check;
 mod cluster;
 mod convert;
