@@ -402,3 +402,46 @@ async fn a_message_held_by_a_killed_operator_is_handled_after_its_restart() {
     .await;
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tells_whether_each_queue_answers_the_operator() {
+    let w = World::new("change-event-check", "eu-west-3", 30, Delivery::default()).await;
+    let name = w.parameter("pw");
+    w.put(&name, "CANARY-CHECK").await;
+    let manifest = ssm_operator_testenv::manifest::ssm_parameter_in(
+        "app",
+        &w.s.namespace,
+        w.spec(&name, json!({})),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), manifest).unwrap();
+    let path = file.path().to_str().unwrap();
+    let missing = format!("{}-missing", w.queue.url);
+    let queues = format!("{},{missing}", w.queue.url);
+
+    let args = ["check", "-f", path, "--change-event-queues", &queues];
+    let out = w.s.run_operator_command(&w.role, &args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line_of = |url: &str| {
+        (stdout.lines())
+            .find(|l| l.contains(&format!("change events {url}:")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line_of(&w.queue.url).trim_start().starts_with("ok")
+            && line_of(&w.queue.url).contains("reachable"),
+        "{stdout}"
+    );
+    let refused = line_of(&missing);
+    assert!(
+        refused.contains("FAILED") && refused.contains("ChangeEventQueueUnreachable"),
+        "{stdout}"
+    );
+    assert!(
+        !out.status.success(),
+        "a queue that does not answer fails the check"
+    );
+    assert!(!stdout.contains("CANARY"), "a value was printed");
+    w.cleanup().await;
+}
