@@ -238,6 +238,28 @@ def test_schema_refuses_cluster_role_arns_that_are_not_a_list(helm):
     assert "/clusterRoleArns" in error and "want array" in error
 
 
+@pytest.mark.parametrize("url", [
+    "arn:aws:sqs:ap-northeast-1:111122223333:ssm-changes",  # an ARN, not a URL
+    "sqs.ap-northeast-1.amazonaws.com/111122223333/ssm-changes",  # no scheme
+    "https://sqs.ap-northeast-1.amazonaws.com/ssm-changes",  # no account
+    "https://sqs.ap-northeast-1.amazonaws.com/1111/ssm-changes",  # not 12 digits
+    "https://sqs.ap-northeast-1.amazonaws.com/111122223333/ssm.changes",  # not a queue name
+    "https://sqs.ap-northeast-1.amazonaws.com/111122223333/ssm-changes/x",
+    f"https://sqs.ap-northeast-1.amazonaws.com/111122223333/{'q' * 81}",  # over 80
+    f"https://sqs.ap-northeast-1.amazonaws.com/111122223333/{'q' * 76}.fifo",  # over 80 with .fifo
+])
+def test_schema_refuses_change_event_queues_that_are_not_queue_urls(helm, url):
+    error = helm.refusal("--set", "region=ap-northeast-1",
+                         "--set-json", f"changeEventQueues={json.dumps([url])}")
+    assert "/changeEventQueues/0" in error and "does not match pattern" in error
+
+
+def test_schema_refuses_change_event_queues_that_are_not_a_list(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set",
+                         "changeEventQueues=https://sqs.ap-northeast-1.amazonaws.com/111122223333/q")
+    assert "/changeEventQueues" in error and "want array" in error
+
+
 def test_region_is_required(helm):
     assert "region is required" in helm.refusal()
 
@@ -367,6 +389,8 @@ def test_default_deployment_runs_the_operator_with_its_settings(default_render):
         "SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES": "",
         # ClusterSsmParameters chain to no role unless the admin lists some.
         "SSM_OPERATOR_CLUSTER_ROLE_ARNS": "",
+        # No change events unless the admin names their queues.
+        "SSM_OPERATOR_CHANGE_EVENT_QUEUES": "",
         "SSM_OPERATOR_AWS_SESSION_DURATION": "1h",
         "SSM_OPERATOR_HTTP_ADDR": "0.0.0.0:8080",
         "SSM_OPERATOR_LEADER_ELECT": "true",
@@ -402,6 +426,8 @@ def test_settings_reach_the_operator_environment(helm):
     assert environment["SSM_OPERATOR_AWS_READ_RATE"] == "16"
     assert environment["SSM_OPERATOR_OPERATOR_IDENTITY_NAMESPACES"] == "platform,platform-*"
     assert environment["SSM_OPERATOR_AWS_SESSION_DURATION"] == "30m"
+    assert environment["SSM_OPERATOR_CHANGE_EVENT_QUEUES"] \
+        == "https://sqs.eu-central-1.amazonaws.com/111122223333/ssm-changes"
     assert environment["AWS_ENDPOINT_URL_SSM"] == "https://ssm.eu-central-1.amazonaws.com"
     names = [var["name"] for var in operator_container(documents)["env"]]
     assert names[-2:] == ["AWS_ENDPOINT_URL_SSM", "HTTPS_PROXY"], "extraEnv comes last and wins"
@@ -414,6 +440,15 @@ def test_cluster_role_arns_are_joined_with_commas(helm):
                               "arn:aws:iam::444455556666:role/ssm-reader}")
     assert environment_of(documents)["SSM_OPERATOR_CLUSTER_ROLE_ARNS"] \
         == "arn:aws:iam::111122223333:role/platform-*,arn:aws:iam::444455556666:role/ssm-reader"
+
+
+def test_change_event_queues_are_joined_with_commas(helm):
+    queues = ["https://sqs.ap-northeast-1.amazonaws.com/111122223333/ssm-changes",
+              "https://sqs.eu-west-1.amazonaws.com/444455556666/ssm-changes.fifo",
+              "http://127.0.0.1:4566/111122223333/ssm_changes"]
+    documents = helm.template(*values_file("default"),
+                              "--set-json", f"changeEventQueues={json.dumps(queues)}")
+    assert environment_of(documents)["SSM_OPERATOR_CHANGE_EVENT_QUEUES"] == ",".join(queues)
 
 
 def test_watch_namespaces_are_joined_with_commas(helm):
