@@ -6,6 +6,7 @@
 //! beside its floor. Numbers to read, not assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod changes;
 mod measure;
 mod report;
 mod run;
@@ -23,7 +24,11 @@ const USAGE: &str = "usage: ssm-operator-bench [--parameters 1000,10000] [--vari
                        objects (default: as many as parameters, single runs only)
   --operator-args      more `ssm-operator run` flags, space-separated
                        (e.g. \"--kube-api-qps 500 --batch-window 1000ms\")
-  --cold-only          stop each run after its cold start (for profiling it)";
+  --cold-only          stop each run after its cold start (for profiling it)
+  --change-events C    instead: C changes of distinct parameters over N
+                       single-parameter objects refreshed hourly, read from
+                       change events (latency PutParameter → Secret, cost)
+  --change-rate R      changes per second of that run (default 4)";
 
 struct Args {
     parameters: Vec<usize>,
@@ -31,6 +36,8 @@ struct Args {
     unrelated: Option<usize>,
     operator_args: Vec<String>,
     cold_only: bool,
+    change_events: Option<usize>,
+    change_rate: f64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -40,6 +47,8 @@ fn parse_args() -> anyhow::Result<Args> {
         unrelated: None,
         operator_args: Vec::new(),
         cold_only: false,
+        change_events: None,
+        change_rate: 4.0,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -66,6 +75,8 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.operator_args = value()?.split_whitespace().map(str::to_owned).collect();
             }
             "--cold-only" => args.cold_only = true,
+            "--change-events" => args.change_events = Some(value()?.parse()?),
+            "--change-rate" => args.change_rate = value()?.parse()?,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -80,6 +91,14 @@ fn parse_args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     report::machine(&args.operator_args);
+    if let Some(changes) = args.change_events {
+        for &objects in &args.parameters {
+            let measured =
+                changes::run(objects, changes, args.change_rate, &args.operator_args).await;
+            report::print_changes(&measured);
+        }
+        return Ok(());
+    }
     for &variant in &args.variants {
         for &parameters in &args.parameters {
             let unrelated = match (args.unrelated, variant) {

@@ -65,6 +65,21 @@ fn time_row(figure: impl Into<String>, took: Option<Duration>, floor: Option<Dur
     }
 }
 
+/// A latency well under a second, in milliseconds.
+fn millis_row(figure: &str, took: Option<Duration>, goal: Option<Duration>) -> Row {
+    let ms = |d: Duration| format!("{} ms", d.as_millis());
+    let ratio = match (took, goal) {
+        (Some(t), Some(g)) => format!("{:.3}", t.as_secs_f64() / g.as_secs_f64()),
+        _ => String::new(),
+    };
+    Row {
+        figure: figure.to_owned(),
+        measured: took.map_or_else(|| "—".to_owned(), ms),
+        floor: goal.map_or_else(String::new, ms),
+        ratio,
+    }
+}
+
 /// The `p`th percentile of sorted `values` (nearest rank).
 fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
     if values.is_empty() {
@@ -277,6 +292,10 @@ pub fn print(r: &Report) {
             ratio: format!("{:.2}", mib / 64.0),
         });
     }
+    print_rows(rows);
+}
+
+fn print_rows(rows: Vec<Row>) {
     println!("\n| figure | measured | floor (goal) | ratio |\n|---|---:|---:|---:|");
     for r in rows {
         println!(
@@ -314,4 +333,42 @@ fn machine_share(phase: &Phase, p: &impl Fn(&str) -> String) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// The change-events run: latency from PutParameter to the Secret, and the
+/// cost of each change, beside the goals (p99 5 s; one SSM call and one
+/// decrypt per change).
+pub fn print_changes(c: &crate::changes::Changes) {
+    println!(
+        "\n## Change events: {} changes of {} single-parameter SsmParameters (refreshInterval 1h), {}/s",
+        c.changes, c.objects, c.rate
+    );
+    let goal = Some(Duration::from_secs(5));
+    let arrived = c.latencies.len();
+    let changes = c.changes as f64;
+    let d = &c.delta;
+    let rows = vec![
+        row("changes in their Secret", arrived as f64, changes),
+        millis_row(
+            "PutParameter → Secret p50",
+            percentile(&c.latencies, 50.0),
+            goal,
+        ),
+        millis_row(
+            "PutParameter → Secret p99",
+            percentile(&c.latencies, 99.0),
+            goal,
+        ),
+        millis_row(
+            "PutParameter → Secret max",
+            c.latencies.last().copied(),
+            goal,
+        ),
+        row("SSM reads (GetParameters)", d.ssm_reads() as f64, changes),
+        row("SSM reads throttled", d.throttled() as f64, 0.0),
+        row("KMS decrypts", d.calls("kms:Decrypt") as f64, changes),
+        row("STS calls", d.sts() as f64, 0.0),
+        row("Secret writes", d.written("secrets") as f64, changes),
+    ];
+    print_rows(rows);
 }

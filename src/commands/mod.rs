@@ -321,4 +321,36 @@ mod tests {
         assert_eq!(args.batch_window, Duration::from_millis(20));
         assert_eq!(args.log_format, LogFormat::Text);
     }
+
+    #[test]
+    fn change_event_queues_are_read_from_the_flag_and_a_bad_url_stops_the_start() {
+        let run = |queues: &str| {
+            Cli::try_parse_from([
+                "ssm-operator",
+                "run",
+                "--region",
+                "ap-northeast-1",
+                "--change-event-queues",
+                queues,
+            ])
+        };
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = run("https://sqs.eu-west-1.amazonaws.com/111122223333/changes,")
+        else {
+            panic!("expected run");
+        };
+        let queues = args.settings().change_event_queues;
+        let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["changes"],
+            "the empty item of an empty chart value is no queue"
+        );
+        let refused = run("arn:aws:sqs:eu-west-1:111122223333:changes").unwrap_err();
+        assert!(
+            refused.to_string().contains("not an SQS queue URL"),
+            "{refused}"
+        );
+    }
 }
