@@ -1,5 +1,6 @@
 //! A test's objects in the API server, as the administrator sees them:
-//! namespaces, SsmParameters, their Secrets and Events.
+//! namespaces, SsmParameters, their Secrets and Events, and the workloads
+//! they restart.
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -18,6 +19,28 @@ pub async fn create_namespace(kube: &Client, name: &str) {
         )
         .await
         .expect("create namespace");
+}
+
+/// Creates Deployment `name` in namespace `ns`: one container, whose Pods
+/// no node runs; what a rollout restart patches is its template.
+pub async fn create_deployment(kube: &Client, ns: &str, name: &str) {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(kube.clone(), ns);
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": name, "image": "app:1"}]}},
+        },
+    });
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(deployment).unwrap(),
+        )
+        .await
+        .expect("create Deployment");
 }
 
 /// Deletes namespace `name` (and so everything in it), if it can.

@@ -319,6 +319,11 @@ impl Scenario {
             .calls(action, caller)
     }
 
+    /// Creates Deployment `name` in this scenario's namespace.
+    pub async fn create_deployment(&self, name: &str) {
+        cluster::create_deployment(&self.kube, &self.namespace, name).await;
+    }
+
     /// Makes the operator read AWS now.
     pub async fn force_sync(&self, name: &str) {
         cluster::force_sync(&self.kube, &self.namespace, name).await;

@@ -9,7 +9,7 @@
 //! the changes of that region only: no other test's changes reach it.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 
 use ssm_operator::failpoint;
@@ -77,6 +77,32 @@ impl World {
         .await;
     }
 
+    /// An operator reading the queue, and SsmParameter `app` reading
+    /// parameter `<id>-pw` (value `one`) as `w.spec` with `extra` makes it,
+    /// synced, every message of that handled. Returns the parameter's name.
+    async fn synced(&mut self, extra: Value) -> String {
+        let name = self.parameter("pw");
+        self.put(&name, "one").await;
+        self.start_operator(OperatorOptions::default()).await;
+        let spec = self.spec(&name, extra);
+        self.s.apply(&ssm_parameter("app", spec)).await;
+        self.s
+            .wait_for_condition("app", "Ready", "True", "Synced")
+            .await;
+        self.wait_first_reconcile().await;
+        self.wait_drained().await;
+        name
+    }
+
+    /// Waits until the first operator's log says a reconcile of `app`
+    /// finished: its writes are all made.
+    async fn wait_first_reconcile(&self) {
+        eventually("a reconcile of app to finish", DEADLINE, || async {
+            (self.s.finished_reconciles("app", "Synced") >= 1).then_some(())
+        })
+        .await;
+    }
+
     /// Parameter `<id>-<suffix>` of the test's region.
     fn parameter(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.s.id)
@@ -116,6 +142,15 @@ impl World {
         spec
     }
 
+    /// Waits until the Secret of `app` holds `value`; `what` says why.
+    async fn wait_for_value(&self, value: &str, what: &str) {
+        eventually(what, DEADLINE, || async {
+            let held = self.s.secret_value("app", "pw").await;
+            (held.as_deref() == Some(value)).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until every message is handled: none waits, none is held.
     async fn wait_drained(&self) {
         eventually("the queue to be drained", DEADLINE, || async {
@@ -141,23 +176,6 @@ impl World {
     }
 }
 
-async fn create_deployment(s: &Scenario, name: &str) {
-    let deployments: Api<Deployment> = Api::namespaced(s.kube.clone(), &s.namespace);
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": name, "image": "app:1"}]}},
-        },
-    });
-    let deployment = serde_json::from_value(deployment).unwrap();
-    deployments
-        .create(&PostParams::default(), &deployment)
-        .await
-        .unwrap();
-}
-
 /// The rollout annotation the operator put on Deployment `name`, if any.
 async fn restarted_for(s: &Scenario, name: &str, ssm_parameter: &str) -> Option<String> {
     let deployments: Api<Deployment> = Api::namespaced(s.kube.clone(), &s.namespace);
@@ -171,26 +189,16 @@ async fn restarted_for(s: &Scenario, name: &str, ssm_parameter: &str) -> Option<
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_value_reaches_the_secret_in_seconds_while_the_refresh_is_an_hour() {
     let mut w = World::new("change-event", "eu-north-1", 30, Delivery::default()).await;
-    let name = w.parameter("pw");
-    w.put(&name, "before-rotation").await;
-    create_deployment(&w.s, "web").await;
-    w.start_operator(OperatorOptions::default()).await;
+    w.s.create_deployment("web").await;
     let restart = json!({"rolloutRestart": [{"kind": "Deployment", "name": "web"}]});
-    w.s.apply(&ssm_parameter("app", w.spec(&name, restart)))
-        .await;
-    w.s.wait_for_condition("app", "Ready", "True", "Synced")
-        .await;
-    w.wait_drained().await;
+    let name = w.synced(restart).await;
     let reads = w.s.aws_calls("ssm:GetParameters", &w.role).await;
     let decrypts = w.s.aws_calls("kms:Decrypt", &w.role).await;
     let prompted = w.outcomes(0, "prompted").await;
 
     w.put(&name, "after-rotation").await;
-    eventually("the rotated value in the Secret", DEADLINE, || async {
-        let value = w.s.secret_value("app", "pw").await;
-        (value.as_deref() == Some("after-rotation")).then_some(())
-    })
-    .await;
+    w.wait_for_value("after-rotation", "the rotated value in the Secret")
+        .await;
     eventually(
         "the workload restarted for the change",
         DEADLINE,
@@ -256,15 +264,7 @@ async fn a_deleted_parameter_follows_the_deletion_policy_in_seconds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_event_is_caught_by_the_periodic_refresh() {
     let mut w = World::new("change-event-lost", "ca-central-1", 30, Delivery::default()).await;
-    let name = w.parameter("pw");
-    w.put(&name, "one").await;
-    w.start_operator(OperatorOptions::default()).await;
-    let every_10s = json!({"refreshInterval": "10s"});
-    w.s.apply(&ssm_parameter("app", w.spec(&name, every_10s)))
-        .await;
-    w.s.wait_for_condition("app", "Ready", "True", "Synced")
-        .await;
-    w.wait_drained().await;
+    let name = w.synced(json!({"refreshInterval": "10s"})).await;
     let lose_one = Delivery {
         drop_next: 1,
         ..Delivery::default()
@@ -274,11 +274,8 @@ async fn a_lost_event_is_caught_by_the_periodic_refresh() {
 
     w.put(&name, "two").await;
     assert_eq!(w.queue.delivered().await.unwrap(), (0, 1), "the event lost");
-    eventually("the refresh to bring the new value", DEADLINE, || async {
-        let value = w.s.secret_value("app", "pw").await;
-        (value.as_deref() == Some("two")).then_some(())
-    })
-    .await;
+    w.wait_for_value("two", "the refresh to bring the new value")
+        .await;
     assert_eq!(w.outcomes(0, "prompted").await, prompted, "no event came");
     w.cleanup().await;
 }
@@ -290,14 +287,7 @@ async fn a_duplicate_or_malformed_message_changes_nothing() {
         ..Delivery::default()
     };
     let mut w = World::new("change-event-duplicate", "sa-east-1", 30, twice).await;
-    let name = w.parameter("pw");
-    w.put(&name, "one").await;
-    w.start_operator(OperatorOptions::default()).await;
-    w.s.apply(&ssm_parameter("app", w.spec(&name, json!({}))))
-        .await;
-    w.s.wait_for_condition("app", "Ready", "True", "Synced")
-        .await;
-    w.wait_drained().await;
+    let name = w.synced(json!({})).await;
     let writes = w.s.operator_writes();
     let reads = w.s.aws_calls("ssm:GetParameters", &w.role).await;
     let malformed = w.outcomes(0, "malformed").await;
@@ -326,11 +316,7 @@ async fn a_duplicate_or_malformed_message_changes_nothing() {
 
     // A change delivered twice: read once, written once.
     w.put(&name, "two").await;
-    eventually("the new value", DEADLINE, || async {
-        let value = w.s.secret_value("app", "pw").await;
-        (value.as_deref() == Some("two")).then_some(())
-    })
-    .await;
+    w.wait_for_value("two", "the new value").await;
     w.wait_drained().await;
     assert_eq!(
         w.outcomes(0, "duplicate").await - duplicates,
@@ -342,24 +328,16 @@ async fn a_duplicate_or_malformed_message_changes_nothing() {
         1,
         "the duplicate read nothing"
     );
-    assert!(
-        !w.s.operator_log().contains(canary),
-        "a message is never quoted in the log"
-    );
+    let log = w.s.operator_log();
+    let quoted: Vec<&str> = log.lines().filter(|l| l.contains(canary)).collect();
+    assert!(quoted.is_empty(), "a message quoted in the log: {quoted:?}");
     w.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_held_by_a_killed_operator_is_handled_after_its_restart() {
     let mut w = World::new("change-event-killed", "af-south-1", 3, Delivery::default()).await;
-    let name = w.parameter("pw");
-    w.put(&name, "one").await;
-    w.start_operator(OperatorOptions::default()).await;
-    w.s.apply(&ssm_parameter("app", w.spec(&name, json!({}))))
-        .await;
-    w.s.wait_for_condition("app", "Ready", "True", "Synced")
-        .await;
-    w.wait_drained().await;
+    let name = w.synced(json!({})).await;
     w.s.operators().clear();
     let armed = OperatorOptions {
         env: vec![(
@@ -370,6 +348,8 @@ async fn a_message_held_by_a_killed_operator_is_handled_after_its_restart() {
         ..OperatorOptions::default()
     };
     w.start_operator(armed).await;
+    // Its start-up read of AWS done, only the event can bring the change.
+    w.wait_first_reconcile().await;
 
     w.put(&name, "two").await;
     let status = eventually("the operator to die holding the message", DEADLINE, || {
@@ -389,11 +369,8 @@ async fn a_message_held_by_a_killed_operator_is_handled_after_its_restart() {
     );
 
     w.start_operator(OperatorOptions::default()).await;
-    eventually("the new value after the restart", DEADLINE, || async {
-        let value = w.s.secret_value("app", "pw").await;
-        (value.as_deref() == Some("two")).then_some(())
-    })
-    .await;
+    w.wait_for_value("two", "the new value after the restart")
+        .await;
     // SQS gives the message again once its visibility timeout (3 s) ends.
     eventually("the message handled and deleted", DEADLINE, || async {
         let handled = w.outcomes(1, "prompted").await >= 1.0;

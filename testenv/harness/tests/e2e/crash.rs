@@ -4,7 +4,7 @@
 //! the change, and one `Updated` Event says so.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 
 use ssm_operator::failpoint;
@@ -24,23 +24,8 @@ fn restarts(s: &Scenario, name: &str) -> usize {
 }
 
 async fn create_deployments(s: &Scenario) {
-    let deployments: Api<Deployment> = Api::namespaced(s.kube.clone(), &s.namespace);
     for name in WORKLOADS {
-        let deployment = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {
-                "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}},
-                             "spec": {"containers": [{"name": name, "image": "app:1"}]}},
-            },
-        });
-        deployments
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(deployment).unwrap(),
-            )
-            .await
-            .unwrap();
+        s.create_deployment(name).await;
     }
 }
 
