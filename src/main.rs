@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Check(args) => ssm_operator::commands::check::run(args).await?,
         Command::Run(args) => {
             ssm_operator::telemetry::logs::init(args.log_format, &args.log_level);
-            ssm_operator::runtime::run((*args).settings()).await?;
+            ssm_operator::runtime::run((*args).settings()?).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -270,6 +272,32 @@ def test_more_than_one_replica_requires_leader_election(helm):
     assert "requires leaderElection.enabled" in error
 
 
+def test_schema_refuses_a_duration_prometheus_cannot_parse(helm):
+    error = helm.refusal("--set", "region=ap-northeast-1", "--set", "prometheusRule.enabled=true",
+                         "--set", "prometheusRule.notSyncedFor=1.5m")
+    assert "/prometheusRule/notSyncedFor" in error and "does not match pattern" in error
+
+
+def test_global_values_are_accepted(helm):
+    """Helm passes `global` to every subchart: a schema that refused it would
+    make the chart unusable as a dependency."""
+    documents = helm.template(*values_file("default"), "--set", "global.foo=bar")
+    assert find(documents, "Deployment")
+
+
+def test_the_chart_renders_as_a_subchart(helm, tmp_path):
+    parent = tmp_path / "platform"
+    shutil.copytree(CHART, parent / "charts" / "ssm-operator", ignore=shutil.ignore_patterns("ci"))
+    (parent / "Chart.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v2", "name": "platform", "version": "1.0.0"}))
+    (parent / "values.yaml").write_text(yaml.safe_dump(
+        {"global": {"imageRegistry": "registry.example.com"},
+         "ssm-operator": {"region": "ap-northeast-1"}}))
+    out = helm.run("template", "platform", str(parent), "--namespace", RELEASE_NAMESPACE).stdout
+    documents = [doc for doc in yaml.safe_load_all(out) if doc]
+    assert find(documents, "Deployment")["metadata"]["name"] == "platform-ssm-operator"
+
+
 def test_service_monitor_requires_the_metrics_service(helm):
     error = helm.refusal(*values_file("default"), "--set", "metrics.serviceMonitor.enabled=true",
                          "--set", "metrics.service.enabled=false")
@@ -278,13 +306,18 @@ def test_service_monitor_requires_the_metrics_service(helm):
 
 # Objects whose fields are Kubernetes' own; the README describes them whole.
 KUBERNETES_OBJECT_VALUES = {"resources", "podSecurityContext", "securityContext", "affinity"}
+# Maps of any keys, described whole too (grafanaDashboard.labels has a default key).
+FREE_FORM_VALUES = {"labels", "annotations"}
+# Values Helm itself passes (to a subchart): in the schema, not in values.yaml.
+HELM_VALUES = {"global"}
 
 
 def value_paths(values: dict, prefix: str = "") -> list[str]:
     paths = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key not in KUBERNETES_OBJECT_VALUES:
+        if isinstance(value, dict) and value \
+                and key not in KUBERNETES_OBJECT_VALUES | FREE_FORM_VALUES:
             paths += value_paths(value, f"{path}.")
         else:
             paths.append(path)
@@ -298,6 +331,33 @@ def test_readme_documents_every_value():
     assert not missing, f"deploy/ssm-operator/README.md has no row for {missing}"
 
 
+def shell_commands(markdown: str, program: str) -> list[str]:
+    """The commands of ```sh blocks that start with `program`, continuation
+    lines joined."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, re.DOTALL):
+        for command in re.split(r"(?<!\\)\n", block):
+            command = re.sub(r"\\\n\s*", "", command)
+            if command.startswith(program + " "):
+                commands.append(command)
+    return commands
+
+
+@pytest.mark.parametrize("readme", ["README.md", "deploy/ssm-operator/README.md"])
+def test_readme_installs_the_image_it_builds_and_pushes(readme):
+    """The default image.repository is in no registry: each `helm install`
+    names the image that the commands before it build and push."""
+    markdown = (ROOT / readme).read_text()
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    image = "$registry/ssm-operator"
+    assert f"docker build -t {image}:{version} ." in shell_commands(markdown, "docker")
+    assert f"docker push {image}:{version}" in shell_commands(markdown, "docker")
+    installs = shell_commands(markdown, "helm install")
+    assert installs
+    for command in installs:
+        assert f"--set image.repository={image} --set image.tag={version}" in command, command
+
+
 def test_schema_describes_exactly_the_values_of_values_yaml():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
@@ -308,7 +368,8 @@ def test_schema_describes_exactly_the_values_of_values_yaml():
         their defaults)."""
         assert schema.get("additionalProperties") is False, f"{path or 'the root'} allows any key"
         if exact:
-            assert set(values) == set(schema["properties"]), path
+            helm_values = HELM_VALUES if not path else set()
+            assert set(values) == set(schema["properties"]) - helm_values, path
         else:
             assert set(values) <= set(schema["properties"]), path
         for key, value in values.items():
@@ -646,7 +707,8 @@ def test_the_crd_is_readable_by_name_only_in_every_scope(helm):
 
 
 def test_optional_objects_are_off_by_default(default_render):
-    optional = {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy"}
+    optional = {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy", "PrometheusRule",
+                "ConfigMap"}
     assert not optional & set(kinds(default_render))
 
 
@@ -660,6 +722,15 @@ def test_every_optional_switch_renders_its_object(helm):
     service_labels = find(documents, "Service")["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
 
+    rule = find(documents, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    assert sorted(alert_rules(documents)) == sorted(ALERTS)
+
+    dashboard = find(documents, "ConfigMap", f"{FULLNAME}-dashboard", namespace="monitoring")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Platform"}
+    assert json.loads(dashboard["data"]["ssm-operator.json"])["uid"] == "ssm-operator"
+
     budget = find(documents, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
@@ -671,6 +742,151 @@ def test_every_optional_switch_renders_its_object(helm):
                     for rule in policy["spec"]["egress"] for port in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (3128, "TCP")} == egress_ports
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+
+
+ALERTS = ["SsmOperatorDown", "SsmParametersNotSynced", "SsmParametersStale",
+          "SsmOperatorThrottled", "SsmOperatorReconcileErrors"]
+DASHBOARD_PANELS = [
+    "SsmParameters by Ready status and reason", "SsmParameters by Synced status and reason",
+    "Reconciles by outcome", "Reconcile duration p50 / p99", "AWS calls by operation and outcome",
+    "Throttled AWS calls", "Secret writes by action", "Queue depth", "Oldest sync age",
+    "Change events by outcome",
+]
+
+
+def alert_rules(documents: list[dict]) -> dict[str, dict]:
+    groups = find(documents, "PrometheusRule")["spec"]["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"]}
+
+
+def dashboard_of(documents: list[dict]) -> dict:
+    config_map = find(documents, "ConfigMap", f"{FULLNAME}-dashboard")
+    assert list(config_map["data"]) == ["ssm-operator.json"]
+    return json.loads(config_map["data"]["ssm-operator.json"])
+
+
+def metric_names(expressions: list[str]) -> set[str]:
+    """The operator's metrics an expression reads (a histogram's by its name)."""
+    return {re.sub(r"_bucket$", "", name)
+            for expression in expressions for name in re.findall(r"ssm_operator_\w+", expression)}
+
+
+def documented_metrics() -> set[str]:
+    observability = (ROOT / "README.md").read_text().split("## Observability", 1)[1]
+    return set(re.findall(r"`(ssm_operator_\w+)", observability.split("\n## ", 1)[0]))
+
+
+def test_prometheus_rule_alerts_say_what_to_look_at(helm):
+    rules = alert_rules(helm.template(*values_file("default"), "--set", "prometheusRule.enabled=true"))
+    assert list(rules) == ALERTS
+    assert {name: rule["labels"]["severity"] for name, rule in rules.items()} == {
+        "SsmOperatorDown": "critical", "SsmParametersNotSynced": "warning",
+        "SsmParametersStale": "warning", "SsmOperatorThrottled": "warning",
+        "SsmOperatorReconcileErrors": "warning"}
+    for name, rule in rules.items():
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+    for name in ALERTS[1:]:
+        assert "kubectl get ssmparameters -A" in rules[name]["annotations"]["description"], name
+    assert "message" in rules["SsmParametersNotSynced"]["annotations"]["description"]
+    assert "{{ $labels.reason }}" in rules["SsmParametersNotSynced"]["annotations"]["summary"]
+    assert "kubectl -n ssm-operator logs deployment/ssm-operator" \
+        in rules["SsmOperatorDown"]["annotations"]["description"]
+
+
+def test_prometheus_rule_thresholds_are_the_defaults_or_the_values(helm):
+    defaults = alert_rules(helm.template(*values_file("default"),
+                                         "--set", "prometheusRule.enabled=true"))
+    assert defaults["SsmOperatorDown"]["for"] == "10m"
+    assert defaults["SsmParametersNotSynced"]["for"] == "15m"
+    assert defaults["SsmParametersStale"]["expr"].endswith(") > 10800")
+    assert defaults["SsmParametersStale"]["for"] == "10m"
+    assert defaults["SsmOperatorThrottled"]["for"] == "15m"
+    assert defaults["SsmOperatorReconcileErrors"]["expr"].endswith("> 10")
+    assert defaults["SsmOperatorReconcileErrors"]["for"] == "15m"
+
+    rules = alert_rules(helm.template(*values_file("all-features")))
+    assert rules["SsmParametersNotSynced"]["for"] == "30m"
+    assert rules["SsmParametersStale"]["expr"].endswith(") > 21600")
+    assert "21600 s" in rules["SsmParametersStale"]["annotations"]["description"]
+    assert rules["SsmOperatorThrottled"]["for"] == "1h"
+    assert rules["SsmOperatorReconcileErrors"]["expr"].endswith("> 25")
+    assert rules["SsmOperatorReconcileErrors"]["for"] == "30m"
+
+
+def test_prometheus_rule_expressions_read_what_they_alert_on(helm):
+    rules = alert_rules(helm.template(*values_file("default"), "--set", "prometheusRule.enabled=true"))
+    assert rules["SsmOperatorDown"]["expr"].startswith("absent(ssm_operator_build_info{")
+    not_synced = rules["SsmParametersNotSynced"]["expr"]
+    # The gauge's labels are the condition's, not the objects' namespaces.
+    assert not_synced.startswith("sum by (reason) (ssm_operator_ssm_parameters{")
+    assert 'condition="Synced",status="False"}' in not_synced and not_synced.endswith(" > 0")
+    assert rules["SsmParametersStale"]["expr"].startswith(
+        "max(ssm_operator_oldest_sync_age_seconds{")
+    throttled = rules["SsmOperatorThrottled"]["expr"]
+    assert "[5m]" in throttled and throttled.endswith(" > 0")
+    # PromQL's regular expressions match whole values: the operator's reason
+    # (Throttled) and AWS's codes (those of SQS, counted as AWS answered).
+    throttling = re.compile(re.search(r'outcome=~"([^"]+)"', throttled).group(1))
+    for outcome in ("Throttled", "ThrottlingException", "RequestThrottled"):
+        assert throttling.fullmatch(outcome), outcome
+    for outcome in ("ok", "KmsAccessDenied", "AwsUnavailable"):
+        assert not throttling.fullmatch(outcome), outcome
+    assert 'outcome="failed"' in rules["SsmOperatorReconcileErrors"]["expr"]
+    assert metric_names([rule["expr"] for rule in rules.values()]) <= documented_metrics()
+
+
+def test_prometheus_rule_selects_the_series_of_the_release(helm):
+    documents = helm.template(*values_file("default"), "--set", "prometheusRule.enabled=true",
+                              namespace="platform", release="secrets")
+    # As the chart's ServiceMonitor scrapes them: job is the Service's name.
+    service = find(documents, "Service")["metadata"]["name"]
+    selector = f'{{job="{service}",namespace="platform"'
+    for name, rule in alert_rules(documents).items():
+        selectors = re.findall(r"ssm_operator_\w+(\{[^}]*)", rule["expr"])
+        assert selectors and all(found.startswith(selector) for found in selectors), name
+    custom = helm.template(*values_file("default"), "--set", "prometheusRule.enabled=true",
+                           "--set", 'prometheusRule.metricsSelector=job="ssm-operator"')
+    for name, rule in alert_rules(custom).items():
+        assert "-metrics" not in rule["expr"], name
+        assert re.findall(r"ssm_operator_\w+(\{[^}]*)", rule["expr"])[0] \
+            .startswith('{job="ssm-operator"'), name
+
+
+def test_stale_alert_is_left_out_with_no_threshold(helm):
+    rules = alert_rules(helm.template(*values_file("default"), "--set", "prometheusRule.enabled=true",
+                                      "--set", "prometheusRule.staleAfterSeconds=0"))
+    assert sorted(rules) == sorted(set(ALERTS) - {"SsmParametersStale"})
+
+
+def test_grafana_dashboard_is_a_config_map_for_the_sidecar(helm):
+    documents = helm.template(*values_file("default"), "--set", "grafanaDashboard.enabled=true")
+    config_map = find(documents, "ConfigMap", f"{FULLNAME}-dashboard", namespace=RELEASE_NAMESPACE)
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = dashboard_of(documents)
+    assert dashboard == json.loads((CHART / "dashboards" / "ssm-operator.json").read_text())
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    missing = [title for title in DASHBOARD_PANELS if title not in titles]
+    assert not missing, f"the dashboard has no panel {missing}"
+    assert len(titles) == len(set(titles))
+    assert dashboard["uid"] == "ssm-operator" and dashboard["schemaVersion"] >= 39
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert 'namespace="$namespace",job="$job"' in target["expr"], panel["title"]
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert metric_names(expressions) <= documented_metrics()
+
+
+def test_grafana_dashboard_labels_can_be_replaced(helm):
+    documents = helm.template(*values_file("default"), "--set", "grafanaDashboard.enabled=true",
+                              "--set", "grafanaDashboard.labels.grafana_dashboard=null",
+                              "--set", "grafanaDashboard.labels.dashboards=ssm")
+    labels = find(documents, "ConfigMap")["metadata"]["labels"]
+    assert labels["dashboards"] == "ssm" and "grafana_dashboard" not in labels
 
 
 def test_pod_disruption_budget_may_use_max_unavailable(helm):
@@ -751,18 +967,24 @@ class Cluster:
         return helm.run(*args, "--kubeconfig", self.kubeconfig, check=check)
 
 
-# Just enough of the Prometheus Operator's CRD for the API server to know the kind.
-SERVICE_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com", "scope": "Namespaced",
-        "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList",
-                  "plural": "servicemonitors", "singular": "servicemonitor"},
-        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
-    },
-}
+def prometheus_operator_crd(kind: str, plural: str) -> dict:
+    """Just enough of a Prometheus Operator CRD for the API server to know the kind."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com", "scope": "Namespaced",
+            "names": {"kind": kind, "listKind": f"{kind}List",
+                      "plural": plural, "singular": kind.lower()},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "openAPIV3Schema": {"type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }
+
+
+SERVICE_MONITOR_CRD = prometheus_operator_crd("ServiceMonitor", "servicemonitors")
+PROMETHEUS_RULE_CRD = prometheus_operator_crd("PrometheusRule", "prometheusrules")
 
 
 @pytest.fixture(scope="module")
@@ -785,9 +1007,11 @@ def cluster(tmp_path_factory):
         running.create_namespace(RELEASE_NAMESPACE)
         for namespace in ("payments", "orders"):
             running.create_namespace(namespace)
-        running.kubectl("apply", "-f", "-", stdin=json.dumps(SERVICE_MONITOR_CRD))
-        running.kubectl("wait", "--for=condition=Established", "--timeout=30s",
-                        "crd/servicemonitors.monitoring.coreos.com")
+        running.create_namespace("monitoring")
+        for crd in (SERVICE_MONITOR_CRD, PROMETHEUS_RULE_CRD):
+            running.kubectl("apply", "-f", "-", stdin=json.dumps(crd))
+            running.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                            f"crd/{crd['metadata']['name']}")
         yield running
     finally:
         process.stdin.close()

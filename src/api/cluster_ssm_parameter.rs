@@ -29,6 +29,7 @@ use crate::api::SsmParameterSpec;
     kind = "ClusterSsmParameter",
     plural = "clusterssmparameters",
     shortname = "cssmp",
+    category = "ssm-operator",
     status = "ClusterSsmParameterStatus",
     doc = "Writes the same Secret, from AWS Systems Manager Parameter Store, into every namespace it chooses.",
     printcolumn = r#"{"name": "Namespaces", "type": "integer", "description": "Namespaces whose Secret is ready", "jsonPath": ".status.namespaces"}"#,

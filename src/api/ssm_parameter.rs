@@ -36,6 +36,7 @@ const DISTINCT_KEYS: &str = concat!(
     kind = "SsmParameter",
     plural = "ssmparameters",
     shortname = "ssmp",
+    category = "ssm-operator",
     namespaced,
     status = "SsmParameterStatus",
     doc = "Keeps a Kubernetes Secret in sync with AWS Systems Manager Parameter Store parameters.",

@@ -155,17 +155,20 @@ pub struct RunArgs {
     #[arg(long, env = "SSM_OPERATOR_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
 
-    /// Namespace of the Lease (the operator's own).
-    #[arg(long, env = "SSM_OPERATOR_LEASE_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
+    /// Namespace of the Lease. Default: the operator's own (its Pod's, or
+    /// the kubeconfig context's).
+    #[arg(long, env = "SSM_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
 
     /// Name of the Lease.
     #[arg(long, env = "SSM_OPERATOR_LEASE_NAME", default_value = "ssm-operator")]
     pub lease_name: String,
 
-    /// This replica's name in the Lease.
-    #[arg(long, env = "POD_NAME", default_value = "ssm-operator")]
-    pub pod_name: String,
+    /// This replica's name in the Lease, unique among the replicas (the
+    /// chart sets it to the Pod's name). Needed with `--leader-elect`: a
+    /// name two replicas shared would make both believe they lead.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
 
     /// Log format.
     #[arg(long, env = "SSM_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
@@ -177,10 +180,23 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// What the runtime needs of these flags.
-    pub fn settings(self) -> Settings {
-        let lease = LeaseConfig::new(self.lease_namespace, self.lease_name, self.pod_name);
-        Settings {
+    /// What the runtime needs of these flags; refused when they cannot
+    /// work together.
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let leader_election = match (self.leader_elect, self.pod_name.filter(|n| !n.is_empty())) {
+            (false, _) => None,
+            (true, None) => anyhow::bail!(
+                "--leader-elect needs this replica's own name in the Lease: set POD_NAME (the \
+                 chart sets it from the Pod's metadata.name) or --pod-name"
+            ),
+            // An empty namespace is the operator's own, known once connected.
+            (true, Some(pod)) => Some(LeaseConfig::new(
+                self.lease_namespace.unwrap_or_default(),
+                self.lease_name,
+                pod,
+            )),
+        };
+        Ok(Settings {
             region: self.region,
             cluster_ssm_parameters: (self.cluster_ssm_parameters)
                 .unwrap_or(self.watch_namespaces.is_empty()),
@@ -209,10 +225,10 @@ impl RunArgs {
             chained_source_identity: self.chained_source_identity,
             report_key_ids: self.report_key_ids,
             http_addr: self.http_addr,
-            leader_election: self.leader_elect.then_some(lease),
+            leader_election,
             // The chart passes an empty list as an empty variable.
             change_event_queues: self.change_event_queues.into_iter().flatten().collect(),
-        }
+        })
     }
 }
 
@@ -284,7 +300,13 @@ mod tests {
             let args = ["ssm-operator", "run", "--region", "ap-northeast-1"];
             let cli = Cli::parse_from(args.iter().chain(extra));
             match cli.command {
-                Command::Run(args) => (*args).settings().tenancy.operator_identity_namespaces,
+                Command::Run(args) => {
+                    (*args)
+                        .settings()
+                        .unwrap()
+                        .tenancy
+                        .operator_identity_namespaces
+                }
                 _ => Vec::new(),
             }
         };
@@ -340,7 +362,7 @@ mod tests {
         else {
             panic!("expected run");
         };
-        let queues = args.settings().change_event_queues;
+        let queues = args.settings().unwrap().change_event_queues;
         let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(
             names,
@@ -352,5 +374,32 @@ mod tests {
             refused.to_string().contains("not an SQS queue URL"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn leader_election_needs_a_name_of_this_replica_and_leases_in_its_own_namespace() {
+        let settings = |extra: &[&str]| {
+            let args = [
+                "ssm-operator",
+                "run",
+                "--region",
+                "ap-northeast-1",
+                "--leader-elect=true",
+            ];
+            let Command::Run(args) = Cli::parse_from(args.iter().chain(extra)).command else {
+                panic!("expected run");
+            };
+            (*args).settings()
+        };
+        if std::env::var_os("POD_NAME").is_none() {
+            let refused = settings(&[]).unwrap_err().to_string();
+            assert!(refused.contains("POD_NAME"), "{refused}");
+        }
+        let lease = settings(&["--pod-name", "ssm-operator-7d9f-x2"])
+            .unwrap()
+            .leader_election
+            .unwrap();
+        assert_eq!(lease.identity, "ssm-operator-7d9f-x2");
+        assert_eq!(lease.namespace, "", "the operator's own, once connected");
     }
 }

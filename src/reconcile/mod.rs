@@ -92,6 +92,13 @@ impl Context {
     }
 }
 
+/// The SsmParameters served, counted by state from the caches.
+impl crate::telemetry::census::Census for Context {
+    fn count(&self) -> std::collections::BTreeMap<crate::telemetry::census::State, u64> {
+        crate::telemetry::census::Census::count(&self.cached)
+    }
+}
+
 /// Failures of the Kubernetes API; retried with backoff by the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -85,6 +85,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    wiring.metrics.census(ctx.clone());
     let concurrency = wiring.settings.max_concurrent_reconciles;
     // One controller per watched scope: a reflector store holds one list.
     let namespaces = &wiring.settings.watch_namespaces;
@@ -139,6 +140,8 @@ pub async fn run(
     let clusters = futures::future::OptionFuture::from(clusters);
     let change_events = futures::future::OptionFuture::from(change_events);
     futures::join!(parameters, clusters, change_events);
+    // A standby counts no objects and reads no events.
+    ctx.cached.clear();
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -65,8 +65,14 @@ pub struct Settings {
 
 /// Runs the operator until SIGTERM or Ctrl-C: the admin server at once,
 /// the controller whenever this process leads (with leader election on).
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let client = client::connect(settings.kube_api_pace).await?;
+    if let Some(lease) = &mut settings.leader_election
+        && lease.namespace.is_empty()
+    {
+        // The Pod's own namespace (its ServiceAccount's), or the context's.
+        lease.namespace = client.default_namespace().to_owned();
+    }
     let metrics = Arc::new(Metrics::new());
     let base = aws::base_config(&settings.region).await;
     let operator = aws::operator_identity(&settings.region).await;

@@ -70,6 +70,11 @@ struct SecretWriteLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ChangeEventLabels {
     outcome: &'static str,
 }
@@ -85,6 +90,7 @@ pub struct Metrics {
     change_events: Family<ChangeEventLabels, Counter>,
     queue_depth: Gauge,
     last_syncs: Arc<LastSyncs>,
+    states: Arc<super::census::States>,
 }
 
 impl Default for Metrics {
@@ -104,6 +110,7 @@ impl Metrics {
             change_events: Family::default(),
             queue_depth: Gauge::default(),
             last_syncs: Arc::default(),
+            states: Arc::default(),
         };
         metrics.registered()
     }
@@ -142,7 +149,23 @@ impl Metrics {
             self.queue_depth.clone(),
         );
         registry.register_collector(Box::new(self.last_syncs.clone()));
+        registry.register_collector(Box::new(self.states.clone()));
+        let build = Family::<BuildLabels, Gauge>::default();
+        let version = BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        build.get_or_create(&version).set(1);
+        registry.register(
+            "ssm_operator_build_info",
+            "The operator's version; always 1",
+            build,
+        );
         self
+    }
+
+    /// The SsmParameters are counted by state with `census`, at each scrape.
+    pub fn census(&self, census: Arc<dyn super::census::Census>) {
+        self.states.counted_by(census);
     }
 
     /// A reconcile ended with `outcome`; `reason` is its condition reason.
@@ -259,6 +282,40 @@ mod tests {
             .filter_map(|line| line.rsplit_once(' '))
             .find(|(name, _)| *name == series)
             .and_then(|(_, value)| value.parse().ok())
+    }
+
+    #[test]
+    fn the_version_and_the_objects_by_state_are_told() {
+        use super::super::census::{Census, State};
+        struct Two;
+        impl Census for Two {
+            fn count(&self) -> std::collections::BTreeMap<State, u64> {
+                let state = |status: &str, reason: &str| State {
+                    condition: "Ready".to_owned(),
+                    status: status.to_owned(),
+                    reason: reason.to_owned(),
+                };
+                [(state("True", "Synced"), 7), (state("False", "Stale"), 2)].into()
+            }
+        }
+        let metrics = Metrics::new();
+        let version = format!(
+            r#"ssm_operator_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(sample(&metrics.render(), &version), Some(1.0));
+        assert!(
+            !metrics.render().contains("ssm_operator_ssm_parameters{"),
+            "a standby counts nothing"
+        );
+        metrics.census(Arc::new(Two));
+        let text = metrics.render();
+        let ready =
+            r#"ssm_operator_ssm_parameters{condition="Ready",status="True",reason="Synced"}"#;
+        assert_eq!(sample(&text, ready), Some(7.0), "{text}");
+        let stale =
+            r#"ssm_operator_ssm_parameters{condition="Ready",status="False",reason="Stale"}"#;
+        assert_eq!(sample(&text, stale), Some(2.0));
     }
 
     #[test]

@@ -72,6 +72,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The PromQL label matchers of this release's series: prometheusRule.metricsSelector,
+or the labels Prometheus gives the targets of the chart's ServiceMonitor (job:
+the Service's name; namespace: the Service's).
+*/}}
+{{- define "ssm-operator.metricsSelector" -}}
+{{- $service := printf "%s-metrics" (include "ssm-operator.fullname" .) }}
+{{- default (printf "job=%q,namespace=%q" $service .Release.Namespace) .Values.prometheusRule.metricsSelector }}
+{{- end }}
+
+{{/*
 Checks across values that the schema cannot express readably; they fail the
 render with a message that says what to change.
 */}}

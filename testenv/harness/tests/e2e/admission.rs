@@ -304,3 +304,46 @@ async fn kubectl_apply_judges_cluster_ssm_parameters_by_the_same_rules() {
     assert!(deleted.status.success());
     s.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_kubectl_get_lists_every_kind_the_operator_serves() {
+    let s = Scenario::new("admission-category").await;
+    let ssm_parameter = ssm_parameter_yaml(
+        &format!("{}-one", s.id),
+        "  parameters:\n  - name: /ci/one\n",
+    );
+    let cluster = cluster_ssm_parameter_yaml(
+        &format!("{}-all", s.id),
+        &format!(
+            "  namespaces: [{}]\n  template:\n    parameters:\n    - name: /ci/all\n",
+            s.namespace
+        ),
+    );
+    for manifest in [&ssm_parameter, &cluster] {
+        let out = kubectl(
+            s.env,
+            &["apply", "-n", &s.namespace, "-f", "-"],
+            Some(manifest),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = kubectl(
+        s.env,
+        &["get", "ssm-operator", "-n", &s.namespace, "-o", "name"],
+        None,
+    );
+    let names = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        names.contains(&format!("ssmparameter.ssm-operator.io/{}-one", s.id))
+            && names.contains(&format!("clusterssmparameter.ssm-operator.io/{}-all", s.id)),
+        "{names}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let deleted = kubectl(s.env, &["delete", "cssmp", &format!("{}-all", s.id)], None);
+    assert!(deleted.status.success());
+    s.cleanup().await;
+}

@@ -71,6 +71,17 @@ async fn health_readiness_and_metrics_tell_what_happened() {
     assert!(counts["synced"] >= 1.0 && counts["denied"] >= 1.0, "{text}");
     assert!(counts["reads"] >= 1.0 && counts["refused"] >= 1.0, "{text}");
     assert!(text.contains("ssm_operator_reconcile_duration_seconds_bucket"));
+    let version = format!(
+        r#"ssm_operator_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&text, &version), 1.0, "{text}");
+    let denied = r#"ssm_operator_ssm_parameters{condition="Synced",status="False",reason="KmsAccessDenied"}"#;
+    let text = eventually("the object counted as denied", DEADLINE, || async {
+        let (_, text) = admin_get(&admin, "/metrics").await?;
+        (sample(&text, denied) == 1.0).then_some(text)
+    })
+    .await;
     assert!(text.contains("ssm_operator_oldest_sync_age_seconds"));
     assert!(
         !text.contains("counted") && !text.contains(&s.namespace),
