@@ -6,17 +6,23 @@ CACHE ?= $(or $(SSM_OPERATOR_CACHE),$(HOME)/.cache/ssm-operator)
 export SSM_OPERATOR_CACHE := $(CACHE)
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 
-.PHONY: demo test testenv floor lint unit crd bench
+# The image's binary is static (glibc, as the Dockerfile builds it): with an
+# explicit --target, RUSTFLAGS reach only the binary, not build scripts.
+HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+IMAGE_BINARY = $(CARGO_TARGET_DIR)/$(HOST_TARGET)/release/ssm-operator
+export IMAGE_ARCHIVE := $(CACHE)/images/ssm-operator.oci.tar
+
+.PHONY: demo test testenv floor lint unit crd bench image
 
 ## demo: run the seed scenario against a local control plane and AWS emulator
-demo: testenv
+demo: testenv image
 	cargo build --quiet --bin ssm-operator
 	cargo build --quiet -p ssm-operator-testenv --example demo
 	"$(CARGO_TARGET_DIR)/debug/examples/demo"
 
 ## test: lint, then every test (unit, emulator, integration), then the check
 ## that the chart's RBAC grants exactly the verbs the end-to-end suite used
-test: testenv floor lint
+test: testenv floor lint image
 	# The end-to-end tests run the operator binary, which `cargo test` builds
 	# only for tests of its own package: build it first, from this tree.
 	# With the failpoints the harness turns on, so that `cargo test` reuses it.
@@ -38,6 +44,15 @@ testenv:
 ## on which `make test` runs the admission cases again
 floor:
 	testenv/controlplane/build.sh floor >/dev/null
+
+## image: the operator's image as an OCI archive (deploy/image/build.py), from
+## a static release binary, for the test node's runtime: the Dockerfile's
+## final stage without a container engine (deploy/tests/test_image.py
+## checks that they agree)
+image:
+	RUSTFLAGS="-C target-feature=+crt-static" \
+	  cargo build --quiet --release --locked --bin ssm-operator --target $(HOST_TARGET)
+	python3 deploy/image/build.py operator --binary "$(IMAGE_BINARY)" --out "$(IMAGE_ARCHIVE)"
 
 ## unit: every unit test, in seconds, with no control plane or emulator
 unit:

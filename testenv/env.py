@@ -1,11 +1,13 @@
 """Starts the test environment of ssm-operator and keeps it up until told to stop.
 
-    python testenv/env.py --workdir DIR [--components kube,aws] [--ignore-stdin]
+    python testenv/env.py --workdir DIR [--components kube,aws[,node]] [--image ARCHIVE]
+                          [--ignore-stdin]
 
 Run it with the venv python that testenv/setup.sh prepares. It starts, on free
 loopback ports, a real control plane (etcd, kube-apiserver,
 kube-controller-manager) and the AWS emulator (testenv/aws/server.py), with a
-fresh PKI and service-account signing key in DIR. When everything answers it
+fresh PKI and service-account signing key in DIR; with `node`, also a node
+that runs Pods (testenv/node.py: containerd, kubelet, kube-scheduler). When everything answers it
 prints one JSON line on stdout:
 
     {"kubeconfig": ..., "apiserver": "https://127.0.0.1:P", "ca_file": ...,
@@ -56,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
+    import node as node_module
     import yaml
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -72,6 +75,9 @@ TESTENV_DIR = Path(__file__).resolve().parent
 AWS_SERVER = TESTENV_DIR / "aws" / "server.py"
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/12"
+# The one node's name (each environment has its own API server, so the name
+# need not differ between environments).
+NODE_NAME = "ssm-operator-node"
 # What EKS puts in the `aud` of the tokens the API server itself accepts;
 # tokens for AWS (aud sts.amazonaws.com) are requested explicitly, as on EKS.
 API_AUDIENCE = "https://kubernetes.default.svc"
@@ -225,6 +231,8 @@ class Component:
     ports: list[int] = field(default_factory=list)
     process: subprocess.Popen | None = None
     attempts: int = 0
+    # Runs once the process group is gone (the node's clean-up).
+    on_stop: Callable[[], None] | None = None
 
     def start(self) -> None:
         self.ports = [free_port() for _ in range(self.port_count)]
@@ -282,6 +290,8 @@ def stop_all(components: list[Component]) -> None:
         if _group_alive(component.process):
             _signal_group(component.process.pid, signal.SIGKILL)
         component.process.wait()
+        if component.on_stop is not None:
+            component.on_stop()
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -331,6 +341,14 @@ class Pki:
     admin_key: Path
     controller_manager_cert: Path
     controller_manager_key: Path
+    scheduler_cert: Path
+    scheduler_key: Path
+    # The node's kubelet (Node authorizer: system:node:<name> in system:nodes)
+    # and the API server's client certificate for the kubelet (exec, logs).
+    kubelet_cert: Path
+    kubelet_key: Path
+    apiserver_kubelet_client_cert: Path
+    apiserver_kubelet_client_key: Path
 
 
 def make_pki(pki: Path) -> Pki:
@@ -397,7 +415,16 @@ def make_pki(pki: Path) -> Pki:
                   ExtendedKeyUsageOID.CLIENT_AUTH)
     controller_manager = issue("kube-controller-manager", [cn("system:kube-controller-manager")],
                                ExtendedKeyUsageOID.CLIENT_AUTH)
-    return Pki(ca_cert_path, ca_key_path, *serving, *admin, *controller_manager)
+    scheduler = issue("kube-scheduler", [cn("system:kube-scheduler")],
+                      ExtendedKeyUsageOID.CLIENT_AUTH)
+    kubelet = issue("kubelet", [cn(f"system:node:{NODE_NAME}"),
+                                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes")],
+                    ExtendedKeyUsageOID.CLIENT_AUTH)
+    apiserver_kubelet_client = issue("apiserver-kubelet-client",
+                                     [cn("kube-apiserver-kubelet-client")],
+                                     ExtendedKeyUsageOID.CLIENT_AUTH)
+    return Pki(ca_cert_path, ca_key_path, *serving, *admin, *controller_manager, *scheduler,
+               *kubelet, *apiserver_kubelet_client)
 
 
 def write_kubeconfig(path: Path, server: str, pki: Pki, user: str, cert: Path, key: Path) -> None:
@@ -477,7 +504,12 @@ def apiserver_argv(bin_dir: Path, etcd_port: int, port: int, pki: Pki, sa_privat
         f"--tls-cert-file={pki.serving_cert}",
         f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_cert}",
-        "--authorization-mode=RBAC",
+        # Node: the kubelet reads only what its Pods use, as on EKS.
+        "--authorization-mode=Node,RBAC",
+        f"--kubelet-client-certificate={pki.apiserver_kubelet_client_cert}",
+        f"--kubelet-client-key={pki.apiserver_kubelet_client_key}",
+        # The node's only address is the InternalIP 127.0.0.1 (testenv/node.py).
+        "--kubelet-preferred-address-types=InternalIP",
         f"--service-account-issuer={issuer}",
         f"--service-account-signing-key-file={sa_private_key}",
         f"--service-account-key-file={sa_public_key}",
@@ -530,9 +562,9 @@ def control_plane_bin_dir(floor: bool = False) -> Path:
 
 
 def check_prerequisites(want_kube: bool, want_aws: bool, bin_dir: Path,
-                        apiserver_dir: Path) -> None:
+                        apiserver_dir: Path, more: list[str] = ()) -> None:
     if want_kube:
-        binaries = [bin_dir / "etcd", apiserver_dir / "kube-apiserver"]
+        binaries = [bin_dir / "etcd", apiserver_dir / "kube-apiserver", *(bin_dir / m for m in more)]
         if apiserver_dir == bin_dir:
             binaries.append(bin_dir / "kube-controller-manager")
         missing = [str(binary) for binary in binaries if not os.access(binary, os.X_OK)]
@@ -544,17 +576,26 @@ def check_prerequisites(want_kube: bool, want_aws: bool, bin_dir: Path,
 
 
 def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Component],
-        audit_log: Path | None = None, floor: bool = False) -> dict:
+        audit_log: Path | None = None, floor: bool = False,
+        images: list[Path] | None = None) -> dict:
     """Starts the wanted components, in parallel where they do not depend on
     each other, and returns the endpoints once all of them answer. The audit
     log goes to `audit_log` (default: DIR/logs/audit.log). With `floor`, the
     API server is the one of the chart's kubeVersion floor, and no controller
     manager runs: one newer than its API server is outside Kubernetes'
     version skew policy, and what runs there (admission) needs none."""
-    want_kube, want_aws = "kube" in wanted, "aws" in wanted
+    want_kube, want_aws, want_node = "kube" in wanted, "aws" in wanted, "node" in wanted
+    if want_node and (not want_kube or floor):
+        raise StartupError("the node needs the current control plane: --components kube,node "
+                           "without --floor")
+    if want_node and (missing := node_module.missing_prerequisites()):
+        raise StartupError(f"the node needs {', '.join(missing)}; `make testenv` installs the "
+                           "Debian packages (testenv/setup.sh)")
     bin_dir = control_plane_bin_dir()
     apiserver_dir = control_plane_bin_dir(floor=True) if floor else bin_dir
     check_prerequisites(want_kube, want_aws, bin_dir, apiserver_dir)
+    if want_node:
+        check_prerequisites(True, False, bin_dir, bin_dir, ["kube-scheduler", "kubelet"])
 
     pki_dir, logs, etcd_data = workdir / "pki", workdir / "logs", workdir / "etcd"
     for directory in (pki_dir, logs):
@@ -613,6 +654,9 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
                                      sa_private_key, stop)
         endpoints.update(kubeconfig=str(kubeconfig), apiserver=apiserver_url,
                          audit_log=str(audit_log))
+        if want_node:
+            start_node(start, bin_dir, workdir, apiserver_url, pki, as_admin, images or [], stop)
+            endpoints["node"] = NODE_NAME
 
     if want_aws:
         aws.wait_ready(stop, timeout=30)
@@ -636,6 +680,54 @@ def start_controller_manager(start, bin_dir: Path, workdir: Path, apiserver_url:
                                      timeout=30)
 
 
+def start_node(start, bin_dir: Path, workdir: Path, apiserver_url: str, pki: Pki,
+               as_admin: ssl.SSLContext, images: list[Path], stop: StopSignals) -> None:
+    """containerd, the images, the scheduler and the kubelet; returns once the
+    node is Ready at 127.0.0.1 (testenv/node.py)."""
+    node = node_module.Node(workdir, bin_dir)
+    node.make_cgroup()
+    containerd = start("containerd", 1, node.containerd_argv, lambda ports: node.containerd_ready())
+    containerd.on_stop = node.clean_up
+    containerd.wait_ready(stop, timeout=30)
+    try:
+        node.import_images(images)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        raise StartupError(f"importing the node's images failed: {error}") from error
+
+    scheduler_kubeconfig = workdir / "kube-scheduler.kubeconfig"
+    write_kubeconfig(scheduler_kubeconfig, apiserver_url, pki, "system:kube-scheduler",
+                     pki.scheduler_cert, pki.scheduler_key)
+    scheduler = start(
+        "kube-scheduler", 1,
+        lambda ports: [str(bin_dir / "kube-scheduler"), f"--kubeconfig={scheduler_kubeconfig}",
+                       f"--authentication-kubeconfig={scheduler_kubeconfig}",
+                       f"--authorization-kubeconfig={scheduler_kubeconfig}",
+                       "--leader-elect=false", "--bind-address=127.0.0.1",
+                       f"--secure-port={ports[0]}", f"--tls-cert-file={pki.serving_cert}",
+                       f"--tls-private-key-file={pki.serving_key}"],
+        lambda ports: http_ok(f"https://127.0.0.1:{ports[0]}/healthz", as_admin))
+
+    kubelet_kubeconfig = workdir / "kubelet.kubeconfig"
+    write_kubeconfig(kubelet_kubeconfig, apiserver_url, pki, f"system:node:{NODE_NAME}",
+                     pki.kubelet_cert, pki.kubelet_key)
+    kubelet = start(
+        "kubelet", 2,
+        lambda ports: node.kubelet_argv(kubelet_kubeconfig, pki.ca_cert, NODE_NAME, ports),
+        lambda ports: http_ok(f"http://127.0.0.1:{ports[1]}/healthz"))
+    scheduler.wait_ready(stop, timeout=30)
+    kubelet.wait_ready(stop, timeout=60)
+    deadline = time.monotonic() + 60
+    initialized = False
+    while not node_module.is_ready(apiserver_url, as_admin, NODE_NAME):
+        if not initialized:
+            initialized = node_module.initialize(apiserver_url, as_admin, NODE_NAME)
+        if kubelet.process.poll() is not None:
+            raise kubelet.failure("exited before its node was Ready")
+        if time.monotonic() > deadline:
+            raise kubelet.failure("did not make its node Ready within 60 s")
+        stop.wait(0.2)
+
+
 def wait_for_default_service_account(apiserver_url: str, as_admin: ssl.SSLContext,
                                      controller_manager: Component,
                                      stop: StopSignals, timeout: float) -> None:
@@ -657,18 +749,22 @@ def main() -> int:
                         help="where certificates, kubeconfig, etcd data and logs go")
     parser.add_argument("--components", default="kube,aws",
                         type=lambda value: set(value.split(",")),
-                        help="comma-separated subset of kube,aws (default: both)")
+                        help="comma-separated subset of kube,aws,node (default: kube,aws; "
+                             "node: a kubelet, kube-scheduler and containerd, testenv/node.py)")
     parser.add_argument("--audit-log", type=Path,
                         help="where the API server's audit log goes, e.g. to keep it past the "
                              "run (default: DIR/logs/audit.log)")
     parser.add_argument("--floor", action="store_true",
                         help="run the API server of the chart's kubeVersion floor "
                              "(testenv/controlplane/floor), without a controller manager")
+    parser.add_argument("--image", type=Path, action="append", default=[],
+                        help="an OCI archive to import into the node's runtime (repeatable), "
+                             "e.g. the operator's from `make image`")
     parser.add_argument("--ignore-stdin", action="store_true",
                         help="stay up until a signal even if stdin is closed (for scripts and demos)")
     args = parser.parse_args()
-    if not args.components or not args.components <= {"kube", "aws"}:
-        parser.error("--components takes a comma-separated subset of kube,aws")
+    if not args.components or not args.components <= {"kube", "aws", "node"}:
+        parser.error("--components takes a comma-separated subset of kube,aws,node")
 
     if sys.stdin is None and not args.ignore_stdin:
         parser.error("stdin is closed, so its EOF cannot tell when to stop: pass --ignore-stdin")
@@ -679,7 +775,7 @@ def main() -> int:
         try:
             endpoints = run(args.workdir.resolve(), args.components, stop, components,
                             args.audit_log.resolve() if args.audit_log else None,
-                            floor=args.floor)
+                            floor=args.floor, images=[image.resolve() for image in args.image])
         except StartupError as error:
             print(json.dumps({"error": str(error)}), flush=True)
             return 1

@@ -4,7 +4,8 @@
 #   - the Python venv of the AWS emulator and of the testenv's own tests, at
 #     $CACHE/venv/<hash of its requirement files>, so a change of pins makes a
 #     new venv instead of mutating one in use;
-#   - the control-plane binaries (controlplane/build.sh, ~10 min cold).
+#   - the control-plane binaries (controlplane/build.sh, ~10 min cold);
+#   - Debian's containerd, runc, CNI plugins and busybox-static for the node.
 # Prints `export` lines on stdout and writes them to $CACHE/env.sh; progress
 # and errors go to stderr, so `eval "$(testenv/setup.sh)"` works.
 set -euo pipefail
@@ -26,6 +27,19 @@ if ! command -v make >/dev/null || ! command -v cc >/dev/null; then
   echo "installing make and gcc (Debian), which the operator's build needs" >&2
   command -v apt-get >/dev/null || fail "'make' and 'cc' are not installed and there is no apt-get to install them"
   { apt-get update && apt-get install -y make gcc; } >&2 || fail "apt-get install make gcc failed"
+fi
+# The node of the test environment (testenv/node.py): its container runtime,
+# the loopback CNI plugin, and the busybox of the workload and sandbox images.
+node_packages=()
+command -v containerd >/dev/null || node_packages+=(containerd)
+command -v runc >/dev/null || node_packages+=(runc)
+[ -x /usr/lib/cni/loopback ] || node_packages+=(containernetworking-plugins)
+[ -x /usr/bin/busybox ] || node_packages+=(busybox-static)
+if [ "${#node_packages[@]}" -gt 0 ]; then
+  echo "installing ${node_packages[*]} (Debian), which the test environment's node needs" >&2
+  command -v apt-get >/dev/null || fail "${node_packages[*]} not installed and there is no apt-get to install them"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${node_packages[@]}"; } >&2 \
+    || fail "apt-get install ${node_packages[*]} failed"
 fi
 command -v kubectl >/dev/null || echo "testenv/setup.sh: warning: kubectl is not installed; the tests that drive the cluster need it" >&2
 

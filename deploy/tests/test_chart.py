@@ -536,6 +536,27 @@ def test_irsa_role_is_an_annotation_of_the_service_account(helm):
     assert pod["serviceAccountName"] == account["metadata"]["name"]
 
 
+def test_extra_env_replaces_the_charts_own_entry_of_that_name(helm):
+    documents = helm.template(*values_file("default"), "--set",
+                              "extraEnv[0].name=SSM_OPERATOR_LOG_LEVEL,extraEnv[0].value=debug",
+                              "--set", "extraEnv[1].name=HTTPS_PROXY,extraEnv[1].value=http://proxy:3128")
+    env = operator_container(documents)["env"]
+    names = [entry["name"] for entry in env]
+    assert names.count("SSM_OPERATOR_LOG_LEVEL") == 1, "two entries of one name: an upgrade's merge keeps the first"
+    assert environment_of(documents)["SSM_OPERATOR_LOG_LEVEL"] == "debug"
+    assert names[-2:] == ["SSM_OPERATOR_LOG_LEVEL", "HTTPS_PROXY"]
+    assert "SSM_OPERATOR_LOG_FORMAT" in names
+
+
+def test_host_network_is_off_by_default_and_resolves_cluster_names_when_on(helm, default_render):
+    pod = find(default_render, "Deployment")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in pod and "dnsPolicy" not in pod
+    documents = helm.template(*values_file("default"), "--set", "hostNetwork=true")
+    pod = find(documents, "Deployment")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
 def test_existing_service_account_is_used_when_not_created(helm):
     documents = helm.template(*values_file("default"), "--set", "serviceAccount.create=false",
                               "--set", "serviceAccount.name=platform-operator")

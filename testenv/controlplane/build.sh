@@ -2,15 +2,16 @@
 # Builds the control plane from Go modules into the cache outside the work
 # tree, and prints the directory of the binaries. Idempotent: a complete cache
 # is reused.
-#   build.sh        kube-apiserver, kube-controller-manager and etcd of the
-#                   version the tests and the demo run on (go.mod here)
+#   build.sh        kube-apiserver, kube-controller-manager, etcd, and the
+#                   node: kube-scheduler and kubelet, of the version the
+#                   tests and the demo run on (go.mod here)
 #   build.sh floor  the kube-apiserver of the chart's kubeVersion floor
 #                   (floor/go.mod), on which the CRD's admission cases run too
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 case "${1:-}" in
-  "") module=$here; commands=(kube-apiserver kube-controller-manager); etcd=yes ;;
+  "") module=$here; commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet); etcd=yes ;;
   floor) module=$here/floor; commands=(kube-apiserver); etcd=no ;;
   *) echo "usage: $0 [floor]" >&2; exit 2 ;;
 esac

@@ -1,12 +1,17 @@
-//! The seed scenario, narrated, on a local control plane and AWS emulator:
-//! `make demo`.
+//! The seed scenario, narrated, on a local control plane with a node and
+//! the AWS emulator: `make demo`. The operator runs from its image, installed
+//! by Helm; the demo ends inside a running Pod that mounts the Secret.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kube::ResourceExt as _;
 use serde_json::json;
 use ssm_operator_testenv::aws::allow;
-use ssm_operator_testenv::env::EnvInfo;
+use ssm_operator_testenv::chart::{Install, RELEASE, adopt_crds, succeeded};
+use ssm_operator_testenv::env::{self, EnvInfo};
 use ssm_operator_testenv::manifest::ssm_parameter_yaml;
-use ssm_operator_testenv::{Scenario, kubectl};
+use ssm_operator_testenv::operator::free_port;
+use ssm_operator_testenv::pods::{self, MOUNT};
+use ssm_operator_testenv::{DEADLINE, Scenario, eventually, kubectl};
 
 fn say(text: &str) {
     println!("\n\x1b[1m▶ {text}\x1b[0m");
@@ -25,9 +30,10 @@ fn show(env: &EnvInfo, args: &[&str]) {
 #[tokio::main]
 async fn main() {
     say(
-        "Starting a real kube-apiserver, etcd and controller manager, and the AWS emulator (SSM, KMS, STS, IAM)",
+        "Starting a real kube-apiserver, etcd, controller manager and scheduler, a node (kubelet, containerd, runc), and the AWS emulator (SSM, KMS, STS, IAM)",
     );
-    let mut s = Scenario::new("demo").await;
+    env::shared_with_node().await;
+    let s = Scenario::new("demo").await;
     let ns = s.namespace.clone();
 
     say(
@@ -52,7 +58,30 @@ async fn main() {
         "role: {role}\n{}",
         serde_json::to_string_pretty(&policy).unwrap()
     );
-    s.start_operator(&role).await;
+
+    say("helm install: the operator runs as a Pod of its image, with IRSA's projected token");
+    let install = Install {
+        env: s.env,
+        namespace: &ns,
+        role_arn: &role,
+        api_server: &s.env.apiserver,
+        http_port: free_port(),
+    };
+    let values = tempfile::tempdir().unwrap();
+    adopt_crds(&s.kube, &ns).await;
+    println!(
+        "$ helm upgrade --install {RELEASE} deploy/ssm-operator -n {ns} --set image.repository={},image.tag={} ...",
+        env::OPERATOR_IMAGE.0,
+        env::OPERATOR_IMAGE.1
+    );
+    succeeded(
+        "helm install",
+        &install
+            .upgrade(values.path(), &install.values(&[]), &[])
+            .await,
+    );
+    pods::rolled_out(&s.kube, &ns, RELEASE).await;
+    show(s.env, &["get", "pods", "-n", &ns, "-o", "wide"]);
 
     say("A user applies an SsmParameter");
     let manifest = ssm_parameter_yaml(
@@ -134,19 +163,25 @@ async fn main() {
         .await;
     show(s.env, &["get", "ssmp", "-n", &ns]);
 
-    say("Deleting the SsmParameter deletes its Secret (ownerReference, garbage collection)");
-    show(s.env, &["delete", "ssmp", "db-credentials", "-n", &ns]);
-    s.wait_for_secret_collected("db-credentials").await;
-    show(
-        s.env,
-        &[
-            "get",
-            "secrets",
-            "-n",
-            &ns,
-            "-l",
-            "app.kubernetes.io/managed-by=ssm-operator",
-        ],
-    );
+    say("A workload mounts the Secret; the password, read inside its running Pod");
+    pods::create_reader(&s.kube, &ns, "app", "db-credentials", "password").await;
+    let pod = pods::rolled_out(&s.kube, &ns, "app").await.name_any();
+    show(s.env, &["get", "pods", "-n", &ns, "-l", "app=app"]);
+    let file = format!("{MOUNT}/password");
+    let cat = ["cat", file.as_str()];
+    println!("$ kubectl exec -n {ns} {pod} -- cat {file}");
+    println!("{}", pods::exec(s.env, &ns, &pod, &cat));
+
+    say("The password is rotated in Parameter Store; the file in the running Pod follows");
+    s.put_secure_string("prd-db-pass", "ROTATED-PASSWORD", &key)
+        .await;
+    s.force_sync("db-credentials").await;
+    eventually("the Pod to see the rotated value", DEADLINE, || async {
+        (pods::exec(s.env, &ns, &pod, &cat) == "ROTATED-PASSWORD").then_some(())
+    })
+    .await;
+    println!("$ kubectl exec -n {ns} {pod} -- cat {file}");
+    println!("{}", pods::exec(s.env, &ns, &pod, &cat));
+    println!("(the same Pod, never restarted: the kubelet updated the mounted file)");
     say("Done. Everything started here stops with this process.");
 }

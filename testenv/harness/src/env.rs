@@ -34,6 +34,10 @@ pub struct EnvInfo {
     /// Certificates, kubeconfigs, etcd's data and logs: every process of
     /// the environment names it on its command line.
     pub workdir: PathBuf,
+    /// The node's name, in an environment started with one
+    /// ([`shared_with_node`]).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,11 +53,37 @@ static SUPERVISOR: Mutex<Option<Child>> = Mutex::new(None);
 
 /// The environment, started on first use.
 pub async fn shared() -> &'static EnvInfo {
-    match ENV.get_or_try_init(start).await {
+    match ENV.get_or_try_init(|| start(false)).await {
         Ok(env) => env,
         Err(error) => panic!("the test environment could not start: {error:#}"),
     }
 }
+
+/// The environment with a node that runs Pods (`testenv/node.py`), its
+/// runtime holding the operator's image (`make image`). Call it before
+/// anything else of the process starts the environment.
+pub async fn shared_with_node() -> &'static EnvInfo {
+    let env = match ENV.get_or_try_init(|| start(true)).await {
+        Ok(env) => env,
+        Err(error) => panic!("the test environment could not start: {error:#}"),
+    };
+    assert!(
+        env.node.is_some(),
+        "this process's test environment was started without a node"
+    );
+    env
+}
+
+/// The OCI archive of the operator's image that `make image` builds.
+pub fn operator_image_archive() -> PathBuf {
+    cache().join("images/ssm-operator.oci.tar")
+}
+
+/// The reference of the operator's image in the node's runtime.
+pub const OPERATOR_IMAGE: (&str, &str) = ("ssm-operator.local/ssm-operator", "dev");
+
+/// The workload image in the node's runtime (Debian's busybox-static).
+pub const WORKLOAD_IMAGE: &str = "ssm-operator.local/busybox:1";
 
 /// The repository: this crate lives in `testenv/harness/`.
 fn repo() -> PathBuf {
@@ -89,8 +119,8 @@ fn python() -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{} names no SSM_OPERATOR_TESTENV_PYTHON", env_sh.display()))
 }
 
-async fn start() -> anyhow::Result<EnvInfo> {
-    let info = tokio::task::spawn_blocking(start_supervisor).await??;
+async fn start(node: bool) -> anyhow::Result<EnvInfo> {
+    let info = tokio::task::spawn_blocking(move || start_supervisor(node)).await??;
     let client = admin_client(&info).await?;
     install_crd(&client).await?;
     register_oidc_provider(&info).await?;
@@ -170,7 +200,7 @@ pub fn kubernetes_version() -> String {
         .unwrap_or_else(|| panic!("{module} requires no k8s.io/kubernetes"))
 }
 
-fn start_supervisor() -> anyhow::Result<EnvInfo> {
+fn start_supervisor(node: bool) -> anyhow::Result<EnvInfo> {
     let workdir = tempfile::Builder::new()
         .prefix("ssm-operator-e2e-")
         .tempdir()?
@@ -182,6 +212,18 @@ fn start_supervisor() -> anyhow::Result<EnvInfo> {
         .arg(&workdir);
     if floor() {
         supervisor.arg("--floor");
+    }
+    if node {
+        let image = operator_image_archive();
+        if !image.exists() {
+            bail!(
+                "{} is missing: `make image` builds the operator's image (`make test` does it first)",
+                image.display()
+            );
+        }
+        supervisor
+            .args(["--components", "kube,aws,node", "--image"])
+            .arg(image);
     }
     if let Some(run) = audit_run() {
         // One file per environment: a run may start several (one per test binary).

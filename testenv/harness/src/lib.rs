@@ -15,16 +15,20 @@
 //!   on it or on a watch;
 //! - [`manifest`]: the SsmParameter manifests the tests apply;
 //! - [`proxy`]: a fault proxy in front of the API server, with a request log;
+//! - [`chart`]: the operator installed by Helm, as a Pod on the node;
+//! - [`pods`]: workloads on the node that mount Secrets, and `kubectl exec`;
 //!
 //! and [`Scenario`], one test's world, which ties them together.
 // Test support: a failed set-up step fails the test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod aws;
+pub mod chart;
 pub mod cluster;
 pub mod env;
 pub mod manifest;
 pub mod operator;
+pub mod pods;
 pub mod proxy;
 pub mod scenario;
 pub mod wait;
