@@ -20,7 +20,8 @@ cache=${SSM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ssm-operator}
 bin="$cache/testenv/$version/bin"
 inputs=("$module/go.mod" "$module/go.sum" "$here/build.sh")
 [ "$etcd" = yes ] && inputs+=("$here/etcd/main.go")
-stamp="$bin/.complete-$(sha256sum "${inputs[@]}" | sha256sum | cut -c1-16)"
+# Of the inputs' contents, not their paths: a clone elsewhere reuses the cache.
+stamp="$bin/.complete-$(cat "${inputs[@]}" | sha256sum | cut -c1-16)"
 
 if [ -f "$stamp" ]; then
   echo "$bin"
