@@ -22,6 +22,12 @@ How it fits this machine (see ../shared/design/testenv.md):
   says hostIP 127.0.0.1.
 - Root here lacks CAP_SYS_RESOURCE: containerd keeps OOM scores at least
   its own (`restrict_oom_score_adj`), as for rootless runtimes.
+- Stopping (`Node.clean_up`, once containerd has stopped) kills the
+  containers' shims and processes, which outlive containerd by design,
+  unmounts the kubelet's mounts and removes the environment's cgroups in
+  every hierarchy (v2's `unified` too, where runc makes its own). A
+  supervisor killed with SIGKILL cannot do this: its containers stay until
+  killed by hand (`pkill -f <its work directory>`).
 - The runtime must report a network for the node to be Ready: a CNI config
   with the loopback plugin only. Pods that do not use the host network get
   no address: the tests use none.
@@ -167,6 +173,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         """The cgroup the kubelet's cgroupRoot names must exist in every
         hierarchy; cpuset's needs its parent's CPUs and memory nodes."""
         for hierarchy in self._hierarchies():
+            if hierarchy.name == "unified":  # cgroup v2's: runc makes its own
+                continue
             path = hierarchy / self.cgroup.lstrip("/")
             path.mkdir(exist_ok=True)
             if hierarchy.name == "cpuset":
@@ -271,8 +279,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     @staticmethod
     def _hierarchies() -> list[Path]:
+        """Every mounted hierarchy, cgroup v2's (`unified`, in hybrid mode) too."""
         return [path for path in CGROUP_ROOT.iterdir()
-                if path.is_dir() and (path / "cgroup.procs").exists() and path.name != "unified"]
+                if path.is_dir() and (path / "cgroup.procs").exists()]
 
 
 def _pids() -> list[int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import yaml
 
 TESTENV = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTENV))
@@ -325,3 +326,36 @@ def test_component_that_loses_a_port_race_restarts_on_a_fresh_port(tmp_path, mon
     finally:
         supervisor.stop_all([server])
         taken.close()
+
+
+def test_the_node_runs_pods_at_127_0_0_1_and_leaves_nothing_once_stopped(tmp_path):
+    running = start_environment(tmp_path, components="kube,aws,node")
+    node = json.loads(running.kubectl("get", "node", running.endpoints["node"], "-o", "json").stdout)
+    assert node["status"]["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    assert {"type": "Ready", "status": "True"}.items() <= next(
+        c for c in node["status"]["conditions"] if c["type"] == "Ready").items()
+    assert not node["spec"].get("taints")
+    running.kubectl("run", "probe", "--image=ssm-operator.local/busybox:1", "--image-pull-policy=Never",
+                    "--overrides", json.dumps({"spec": {"hostNetwork": True}}),
+                    "--command", "--", "/bin/sleep", "3600")
+    running.kubectl("wait", "--for=condition=Ready", "pod/probe", "--timeout=60s")
+    pod = json.loads(running.kubectl("get", "pod", "probe", "-o", "json").stdout)
+    assert pod["status"]["hostIP"] == pod["status"]["podIP"] == "127.0.0.1"
+    assert running.kubectl("exec", "probe", "--", "echo", "inside").stdout == "inside\n"
+    cgroup = yaml.safe_load((tmp_path / "node" / "kubelet.yaml").read_text())["cgroupRoot"]
+    node_dir = str(tmp_path / "node")
+
+    stop_environment(running)
+    leftovers = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cgroups = (entry / "cgroup").read_text()
+        except (OSError, ValueError):
+            continue
+        if node_dir in command or cgroup + "/" in cgroups:
+            leftovers.append(command)
+    assert not leftovers, f"processes outlived the environment: {leftovers}"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith(node_dir)], "mounts outlived the environment"
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup.lstrip('/')}")), "its cgroups are left"
