@@ -562,9 +562,10 @@ def control_plane_bin_dir(floor: bool = False) -> Path:
 
 
 def check_prerequisites(want_kube: bool, want_aws: bool, bin_dir: Path,
-                        apiserver_dir: Path, more: list[str] = ()) -> None:
+                        apiserver_dir: Path, node_binaries: list[str]) -> None:
     if want_kube:
-        binaries = [bin_dir / "etcd", apiserver_dir / "kube-apiserver", *(bin_dir / m for m in more)]
+        binaries = [bin_dir / "etcd", apiserver_dir / "kube-apiserver",
+                    *(bin_dir / name for name in node_binaries)]
         if apiserver_dir == bin_dir:
             binaries.append(bin_dir / "kube-controller-manager")
         missing = [str(binary) for binary in binaries if not os.access(binary, os.X_OK)]
@@ -593,9 +594,8 @@ def run(workdir: Path, wanted: set[str], stop: StopSignals, components: list[Com
                            "Debian packages (testenv/setup.sh)")
     bin_dir = control_plane_bin_dir()
     apiserver_dir = control_plane_bin_dir(floor=True) if floor else bin_dir
-    check_prerequisites(want_kube, want_aws, bin_dir, apiserver_dir)
-    if want_node:
-        check_prerequisites(True, False, bin_dir, bin_dir, ["kube-scheduler", "kubelet"])
+    check_prerequisites(want_kube, want_aws, bin_dir, apiserver_dir,
+                        ["kube-scheduler", "kubelet"] if want_node else [])
 
     pki_dir, logs, etcd_data = workdir / "pki", workdir / "logs", workdir / "etcd"
     for directory in (pki_dir, logs):

@@ -53,25 +53,27 @@ static SUPERVISOR: Mutex<Option<Child>> = Mutex::new(None);
 
 /// The environment, started on first use.
 pub async fn shared() -> &'static EnvInfo {
-    match ENV.get_or_try_init(|| start(false)).await {
-        Ok(env) => env,
-        Err(error) => panic!("the test environment could not start: {error:#}"),
-    }
+    started(false).await
 }
 
 /// The environment with a node that runs Pods (`testenv/node.py`), its
 /// runtime holding the operator's image (`make image`). Call it before
 /// anything else of the process starts the environment.
 pub async fn shared_with_node() -> &'static EnvInfo {
-    let env = match ENV.get_or_try_init(|| start(true)).await {
-        Ok(env) => env,
-        Err(error) => panic!("the test environment could not start: {error:#}"),
-    };
+    let env = started(true).await;
     assert!(
         env.node.is_some(),
         "this process's test environment was started without a node"
     );
     env
+}
+
+/// The process's environment, started (with a node or not) on first use.
+async fn started(node: bool) -> &'static EnvInfo {
+    match ENV.get_or_try_init(|| start(node)).await {
+        Ok(env) => env,
+        Err(error) => panic!("the test environment could not start: {error:#}"),
+    }
 }
 
 /// The OCI archive of the operator's image that `make image` builds.
