@@ -346,16 +346,23 @@ def test_the_node_runs_pods_at_127_0_0_1_and_leaves_nothing_once_stopped(tmp_pat
     node_dir = str(tmp_path / "node")
 
     stop_environment(running)
-    leftovers = []
-    for entry in Path("/proc").iterdir():
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            cgroups = (entry / "cgroup").read_text()
-        except (OSError, ValueError):
-            continue
-        if node_dir in command or cgroup + "/" in cgroups:
-            leftovers.append(command)
-    assert not leftovers, f"processes outlived the environment: {leftovers}"
+    def leftovers() -> list[str]:
+        """Processes of the node still running (a zombie waits for init to
+        reap it: it no longer runs)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if "\nState:\tZ" in (entry / "status").read_text():
+                    continue
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cgroups = (entry / "cgroup").read_text()
+            except (OSError, ValueError):
+                continue
+            if node_dir in command or cgroup + "/" in cgroups:
+                found.append(command)
+        return found
+
+    assert not leftovers(), f"processes outlived the environment: {leftovers()}"
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     assert not [m for m in mounts if m.startswith(node_dir)], "mounts outlived the environment"
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup.lstrip('/')}")), "its cgroups are left"
