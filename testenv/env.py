@@ -796,6 +796,9 @@ def main() -> int:
         return 0
     finally:
         stop_all(components)
+        # The stopped cluster's data (tens of MB a run) goes; the logs,
+        # certificates and kubeconfigs stay for reading a failed run.
+        shutil.rmtree(args.workdir.resolve() / "etcd", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import subprocess
@@ -276,6 +277,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                         if time.monotonic() > deadline:
                             break
                         time.sleep(0.05)
+        # The runtime's state (images, snapshots, the Pods' volumes) is the
+        # bulk of a run, about 70 MB; the Pods' logs stay for reading. Not
+        # while anything is still mounted below it: a hostPath volume's
+        # bind mount would take the host's files with it.
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        if not any(mount.startswith(str(self.dir) + "/") for mount in mounts):
+            for state in ("containerd", "kubelet", "images"):
+                shutil.rmtree(self.dir / state, ignore_errors=True)
 
     @staticmethod
     def _hierarchies() -> list[Path]:

@@ -281,10 +281,12 @@ pub fn print(r: &Report) {
         });
         rows.extend(machine_share(phase, &p));
     }
-    for (figure, mib) in [
-        ("peak RSS", r.peak_rss_mib),
-        ("steady RSS", r.steady_rss_mib),
-    ] {
+    let memory = [
+        ("peak RSS", Some(r.peak_rss_mib)),
+        ("steady RSS", Some(r.steady_rss_mib)),
+        ("restart: peak RSS", r.restart_peak_rss_mib),
+    ];
+    for (figure, mib) in memory.into_iter().filter_map(|(f, m)| Some((f, m?))) {
         rows.push(Row {
             figure: figure.to_owned(),
             measured: format!("{mib:.0} MiB"),

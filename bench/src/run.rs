@@ -53,8 +53,12 @@ pub struct Report {
     pub objects: usize,
     pub unrelated: usize,
     pub phases: Vec<Phase>,
+    /// The first process's high-water mark, over every phase it ran.
     pub peak_rss_mib: f64,
     pub steady_rss_mib: f64,
+    /// The restarted process's high-water mark (its start lists everything
+    /// again, with each object's status).
+    pub restart_peak_rss_mib: Option<f64>,
     /// The SsmParameters the set-up created, and how long that took: what
     /// the API server takes when nothing else runs.
     pub api_server_creates: (usize, Duration),
@@ -115,8 +119,7 @@ pub async fn run(
         ..cold
     });
     check_secrets(&s, &w).await;
-    let peak_rss_mib = s.operator().peak_rss_mib().unwrap_or_default();
-    let report = move |phases, steady_rss_mib| Report {
+    let report = move |phases, (peak_rss_mib, steady_rss_mib), restart_peak_rss_mib| Report {
         variant,
         parameters,
         objects,
@@ -124,16 +127,24 @@ pub async fn run(
         phases,
         peak_rss_mib,
         steady_rss_mib,
+        restart_peak_rss_mib,
         api_server_creates,
     };
+    let rss = |s: &Scenario| {
+        let operator = s.operator();
+        (
+            operator.peak_rss_mib().unwrap_or_default(),
+            operator.rss_mib().unwrap_or_default(),
+        )
+    };
     if cold_only {
-        let steady_rss_mib = s.operator().rss_mib().unwrap_or_default();
+        let first = rss(&s);
         if let Some(mut operator) = s.operators().pop() {
             operator.terminate().await;
             eprintln!("[{}] the operator's log: {}", s.id, operator.log.display());
         }
         s.cleanup().await;
-        return report(phases, steady_rss_mib);
+        return report(phases, first, None);
     }
 
     // An unchanged full refresh: every object once more, nothing changed.
@@ -178,7 +189,7 @@ pub async fn run(
     });
 
     // A restart: a new process finds every Secret current.
-    let steady_rss_mib = s.operator().rss_mib().unwrap_or_default();
+    let first = rss(&s);
     let last = s.operators().pop();
     if let Some(mut old) = last {
         old.terminate().await;
@@ -200,8 +211,9 @@ pub async fn run(
         probes_applied: 0,
         cpu_seconds: cpu(&s),
     });
+    let restart_peak = s.operator().peak_rss_mib();
     s.cleanup().await;
-    report(phases, steady_rss_mib)
+    report(phases, first, restart_peak)
 }
 
 async fn start_operator(s: &mut Scenario, role: &str, args: &[String]) {

@@ -366,3 +366,7 @@ def test_the_node_runs_pods_at_127_0_0_1_and_leaves_nothing_once_stopped(tmp_pat
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     assert not [m for m in mounts if m.startswith(node_dir)], "mounts outlived the environment"
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup.lstrip('/')}")), "its cgroups are left"
+    data = [tmp_path / "etcd", *(tmp_path / "node" / d for d in ("containerd", "kubelet", "images"))]
+    left = [str(path.relative_to(tmp_path)) for path in data if path.exists()]
+    assert not left, f"the stopped cluster's data is left: {left}"
+    assert (tmp_path / "logs" / "kube-apiserver.log").exists(), "the logs are kept for reading"

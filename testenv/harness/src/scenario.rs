@@ -224,6 +224,11 @@ impl Scenario {
         operator::writes(self.env, &self.namespace)
     }
 
+    /// The request URIs of the operator's lists of `resource`, in order.
+    pub fn operator_lists(&self, resource: &str) -> Vec<String> {
+        operator::audited_lists(self.env, &self.namespace, resource)
+    }
+
     /// The Secret writes of the operator in this namespace, in order.
     pub fn operator_secret_writes(&self) -> Vec<operator::SecretWrite> {
         operator::secret_writes(self.env, &self.namespace)

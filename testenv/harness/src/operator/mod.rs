@@ -333,6 +333,19 @@ pub fn audited_writes(env: &EnvInfo, ns: &str) -> Vec<Audited> {
         .collect()
 }
 
+/// The request URIs of the lists (not watches) of `resource` the operator
+/// of namespace `ns` made so far, in order, by the audit log.
+pub fn audited_lists(env: &EnvInfo, ns: &str, resource: &str) -> Vec<String> {
+    let user = subject(ns, SERVICE_ACCOUNT);
+    let log = std::fs::read_to_string(&env.audit_log).unwrap_or_default();
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user.as_str() && e["verb"] == "list")
+        .filter(|e| e["objectRef"]["resource"] == resource)
+        .map(|e| e["requestURI"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// How many write requests the operator of namespace `ns` made so far.
 pub fn writes(env: &EnvInfo, ns: &str) -> usize {
     audited_writes(env, ns).len()

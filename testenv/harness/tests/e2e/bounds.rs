@@ -1,7 +1,7 @@
 //! One tenant cannot take the operator down: a template that would render
 //! gigabytes and a path of 5,000 parameters are refused at their bounds,
 //! while other objects applied next to them become Ready in seconds and the
-//! operator's memory stays small.
+//! operator's memory stays small; a start lists the SsmParameters in pages.
 
 use std::time::{Duration, Instant};
 
@@ -219,6 +219,49 @@ async fn a_drift_fight_is_repaired_at_a_limited_rate_and_told_as_secret_conflict
     assert!(
         repairs >= 6,
         "the fight went on past the burst: {repairs} repairs"
+    );
+    s.cleanup().await;
+}
+
+/// A page of the operator's lists.
+const LIST_PAGE: usize = ssm_operator::runtime::client::LIST_PAGE as usize;
+
+/// A start lists the SsmParameters in pages, so that no one answer holds
+/// them all. The list may take any version, but not as `resourceVersion=0`
+/// beside the limit: the API server serves that whole from its watch cache
+/// and ignores the limit (kube leaves the `0` out of a paged list).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_lists_ssm_parameters_in_pages_not_in_one_answer() {
+    let mut s = Scenario::new("paged-list").await;
+    stream::iter(0..=LIST_PAGE)
+        .for_each_concurrent(16, |i| {
+            let s = &s;
+            async move {
+                let name = format!("/{}/p{i}", s.id);
+                s.apply(&ssm_parameter(
+                    &format!("p{i}"),
+                    json!({"parameters": [{"name": name}]}),
+                ))
+                .await;
+            }
+        })
+        .await;
+    s.with_operator().await;
+    let last = format!("p{LIST_PAGE}");
+    s.wait_for_condition(&last, "Synced", "False", "ParameterNotFound")
+        .await;
+
+    let lists = s.operator_lists("ssmparameters");
+    assert!(!lists.is_empty(), "no list of SsmParameters was audited");
+    let first = &lists[0];
+    assert!(
+        first.contains(&format!("limit={LIST_PAGE}")) && !first.contains("resourceVersion=0"),
+        "the first list is not a page: {first}"
+    );
+    assert!(
+        lists.iter().any(|uri| uri.contains("continue=")),
+        "{} SsmParameters came in one answer: {lists:?}",
+        LIST_PAGE + 1
     );
     s.cleanup().await;
 }
